@@ -1,0 +1,107 @@
+#pragma once
+// The domain model shared by the HTTP layer, the actors and the store. Plain structs: the
+// actors pass them in messages, the store maps them to rows, the codecs map them to JSON.
+#include "common/time.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mts {
+
+using test_id = std::int64_t;
+using batch_id = std::int64_t;
+
+// A validated test-request (one element of a batch-request). surveyDate is already resolved:
+// when surveyDays > 0 it always holds the first survey day.
+struct test_request {
+  std::optional<std::string> request_reference;
+  bool immediate = false;
+  std::string meter_type;
+  std::string remote_address;
+  std::optional<std::string> coms_settings;
+  std::optional<std::string> outstation_address;
+  std::optional<std::string> serial_number;
+  std::optional<std::string> password;
+  std::int64_t survey_days = 0;
+  std::optional<std::string> survey_date; // yyyy-MM-dd
+};
+
+// Where a test is in its life. Running tests still report resultSummary PENDING.
+enum class test_state { pending, running, completed };
+
+const char* to_string(test_state s);
+std::optional<test_state> test_state_from_string(const std::string& s);
+
+// What one run of a test produced: written once, when the test ends.
+struct test_outcome {
+  test_id id = 0;
+  std::string result; // "SUCCESS", "PARTIAL SUCCESS" or "ERROR: <details>"
+  unix_seconds test_end_time = 0;
+  std::optional<unix_seconds> connection_start_time;
+  std::optional<unix_seconds> connection_end_time;
+  // JSON object text with what the meter gave: serialNumber, meterTime, statusEvents,
+  // registerValues, surveyData (each only when read). Empty when nothing was read.
+  std::string readings_json;
+};
+
+// A stored test as test-status, batch-status and test-search see it.
+struct test_record {
+  test_id id = 0;
+  std::optional<batch_id> batch;
+  unix_seconds received_time = 0;
+  test_request request;
+  test_state state = test_state::pending;
+  std::string result = "PENDING";
+  std::int64_t attempts = 0;
+  std::optional<unix_seconds> test_start_time;
+  std::optional<unix_seconds> test_end_time;
+  std::optional<unix_seconds> connection_start_time;
+  std::optional<unix_seconds> connection_end_time;
+  std::optional<unix_seconds> completed_time;
+  std::string readings_json; // see test_outcome; not loaded for summaries
+};
+
+enum class status_filter { all, completed, pending };
+
+// A validated test-search.
+struct search_query {
+  unix_seconds from_time = 0;
+  unix_seconds to_time = 0; // inclusive
+  std::optional<std::string> request_reference; // exact
+  std::optional<std::string> meter_type;        // exact
+  std::optional<std::string> remote_address;    // substring
+  status_filter status = status_filter::all;
+  std::int64_t limit = 0;
+  std::int64_t offset = 0;
+  bool reverse_order = false;
+};
+
+struct search_page {
+  std::int64_t total_count = 0;
+  std::vector<test_record> results; // summaries: readings_json is empty
+};
+
+// What batch-cancel did.
+struct batch_cancel_result {
+  bool found = false;
+  std::int64_t cancelled_count = 0;
+  std::vector<test_id> removed; // ids deleted, so the scheduler can drop them from its queue
+};
+
+enum class token_scope { full, read_only };
+
+const char* to_string(token_scope s); // "MTS API" / "MTS API read-only"
+std::optional<token_scope> token_scope_from_string(const std::string& s);
+
+struct token_info {
+  std::int64_t id = 0;
+  std::string name;
+  token_scope scope = token_scope::full;
+  unix_seconds created_time = 0;
+  unix_seconds expires_time = 0;
+  std::optional<unix_seconds> last_used_time;
+};
+
+} // namespace mts

@@ -1,0 +1,99 @@
+#include "common/time.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace mts {
+namespace {
+
+bool is_digits(std::string_view s) {
+  for (char c : s)
+    if (c < '0' || c > '9')
+      return false;
+  return !s.empty();
+}
+
+int to_int(std::string_view s) {
+  int v = 0;
+  for (char c : s)
+    v = v * 10 + (c - '0');
+  return v;
+}
+
+bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int days_in_month(int y, int m) {
+  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && leap(y) ? 29 : days[m - 1];
+}
+
+// Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant's formula).
+std::int64_t days_from_civil(int y, int m, int d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+std::optional<std::int64_t> parse_ymd(std::string_view s) {
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-')
+    return std::nullopt;
+  auto ys = s.substr(0, 4), ms = s.substr(5, 2), ds = s.substr(8, 2);
+  if (!is_digits(ys) || !is_digits(ms) || !is_digits(ds))
+    return std::nullopt;
+  int y = to_int(ys), m = to_int(ms), d = to_int(ds);
+  if (y < 1970 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+    return std::nullopt;
+  return days_from_civil(y, m, d);
+}
+
+} // namespace
+
+unix_seconds now_utc() {
+  using namespace std::chrono;
+  return duration_cast<seconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string format_utc(unix_seconds t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::string format_date(unix_seconds t) { return format_utc(t).substr(0, 10); }
+
+std::optional<unix_seconds> parse_utc(std::string_view s) {
+  if (s.size() != 20 || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+    return std::nullopt;
+  auto days = parse_ymd(s.substr(0, 10));
+  auto hs = s.substr(11, 2), ms = s.substr(14, 2), ss = s.substr(17, 2);
+  if (!days || !is_digits(hs) || !is_digits(ms) || !is_digits(ss))
+    return std::nullopt;
+  int h = to_int(hs), m = to_int(ms), sec = to_int(ss);
+  if (h > 23 || m > 59 || sec > 59)
+    return std::nullopt;
+  return *days * seconds_per_day + h * 3600 + m * 60 + sec;
+}
+
+std::optional<unix_seconds> parse_date(std::string_view s) {
+  auto days = parse_ymd(s);
+  if (!days)
+    return std::nullopt;
+  return *days * seconds_per_day;
+}
+
+int seconds_of_day(unix_seconds t) {
+  auto r = t % seconds_per_day;
+  if (r < 0)
+    r += seconds_per_day;
+  return static_cast<int>(r);
+}
+
+} // namespace mts

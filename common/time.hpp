@@ -1,0 +1,32 @@
+#pragma once
+// UTC time helpers. The whole product keeps times as Unix seconds (UTC) and writes them in the
+// API's one format, YYYY-MM-DDTHH:mm:ssZ.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mts {
+
+using unix_seconds = std::int64_t;
+
+unix_seconds now_utc();
+
+// "2019-01-02T04:00:00Z".
+std::string format_utc(unix_seconds t);
+
+// "2019-01-02".
+std::string format_date(unix_seconds t);
+
+// Strict "YYYY-MM-DDTHH:mm:ssZ" with a real calendar date; nullopt otherwise.
+std::optional<unix_seconds> parse_utc(std::string_view text);
+
+// Strict "yyyy-MM-dd" with a real calendar date; the result is that day's 00:00 UTC.
+std::optional<unix_seconds> parse_date(std::string_view text);
+
+// Seconds since 00:00 UTC of the day holding t (0 .. 86399).
+int seconds_of_day(unix_seconds t);
+
+constexpr unix_seconds seconds_per_day = 86400;
+
+} // namespace mts

@@ -1,0 +1,100 @@
+#pragma once
+// The server's configuration: one struct per section, every key with its embedded default.
+// docs/configuration.md and config/mts.example.toml describe each key; keep all three in step.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mts {
+
+struct http_settings {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8443;
+  std::string prefix = "/MTS";
+  std::int64_t threads = 128;
+  std::int64_t max_body_bytes = 1048576;
+  std::int64_t read_timeout_seconds = 5;
+  std::int64_t write_timeout_seconds = 5;
+  std::int64_t keep_alive_timeout_seconds = 30;
+  std::int64_t keep_alive_max_requests = 10000;
+  std::int64_t listen_backlog = 1024;
+  std::int64_t actor_timeout_seconds = 10; // longest an HTTP thread waits for an actor's reply
+};
+
+struct tls_settings {
+  std::string cert_file; // empty: generated in the storage directory on first start
+  std::string key_file;
+};
+
+struct storage_settings {
+  std::string path = "data/mts.db";
+  std::int64_t busy_timeout_ms = 5000;
+  std::int64_t reader_count = 2; // read-only connections serving queries
+};
+
+struct rate_limit_settings {
+  std::int64_t requests = 600;
+  std::int64_t window_seconds = 60;
+};
+
+struct limits_settings {
+  std::int64_t max_batch_size = 1000;
+  std::int64_t max_survey_days = 90;
+  std::int64_t max_search_days = 366;
+  std::int64_t max_search_limit = 1000;
+  std::int64_t default_search_limit = 100;
+};
+
+struct scheduler_settings {
+  std::string overnight_window = "00:00-06:00"; // UTC, may wrap midnight
+  std::int64_t max_concurrent_tests = 16;
+  std::int64_t test_deadline_seconds = 1800;
+};
+
+struct api_settings {
+  bool mask_passwords = false;
+};
+
+struct log_settings {
+  std::string level = "info"; // trace, debug, info, warn, error, critical, off
+};
+
+struct settings {
+  http_settings http;
+  tls_settings tls;
+  storage_settings storage;
+  rate_limit_settings rate_limit;
+  limits_settings limits;
+  scheduler_settings scheduler;
+  api_settings api;
+  log_settings log;
+};
+
+// A configuration problem; what() names the key (and the file) it is about.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Loads the embedded defaults, then the TOML file (if given), then the overrides, each of the
+// form "section.key=value" (the leading "--" already removed). Unknown keys, values of the
+// wrong type or out of range, and a missing or malformed file throw config_error.
+settings load_settings(const std::optional<std::string>& file,
+                       const std::vector<std::string>& overrides);
+
+// The effective value of one key as text (for `mts config get KEY`); throws config_error for
+// an unknown key.
+std::string setting_value(const settings& s, const std::string& key);
+
+// "HH:MM-HH:MM" -> start and end as seconds of the day; nullopt when malformed.
+struct daily_window {
+  int start_second = 0;
+  int end_second = 0;
+  // Whether a second of the day lies inside [start, end), wrapping midnight when end < start.
+  // start == end means the window is empty.
+  bool contains(int second_of_day) const;
+};
+std::optional<daily_window> parse_daily_window(const std::string& text);
+
+} // namespace mts

@@ -1,0 +1,27 @@
+#pragma once
+// Strict JSON in and plain JSON out. Parsing never throws: it accepts exactly one UTF-8 JSON
+// value, rejects duplicate keys, nesting deeper than max_depth, invalid UTF-8, and numbers
+// that do not fit a double or an int64 exactly. Serialising writes numbers as plain integers
+// or decimals (Boost.JSON alone would write 1.5 as 1.5E0).
+#include <boost/json/value.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mts::json {
+
+// Deep enough for every request shape (a batch is an array of flat objects: depth 2).
+constexpr std::size_t max_depth = 16;
+
+// On failure returns nullopt and sets error to a short human-readable reason, e.g.
+// "malformed JSON at byte 17", "duplicate key \"testId\"", "invalid UTF-8 at byte 4",
+// "nesting deeper than 16 levels", "number out of range at byte 9".
+std::optional<boost::json::value> parse_strict(std::string_view text, std::string& error);
+
+// Compact JSON. Doubles use the shortest decimal that round-trips, never an exponent
+// (1.5 -> 1.5, 2.0 -> 2, 1e-7 -> 0.0000001); non-finite doubles become null.
+std::string serialize(const boost::json::value& v);
+
+} // namespace mts::json

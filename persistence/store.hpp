@@ -1,0 +1,103 @@
+#pragma once
+// The SQLite store: schema, migrations and every statement the product runs. A store object
+// owns one connection and is used from one thread at a time. The server's only writer is the
+// persistence actor's store; queries run on read-only stores; the `mts token` commands open a
+// writer store of their own in another process and rely on SQLite's locking (busy timeout).
+#include "common/model.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace SQLite {
+class Database;
+}
+
+namespace mts {
+
+// A storage failure; what() says what failed, never a value from a request.
+struct store_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class store_mode { read_write, read_only };
+
+// A test waiting in (or recovered into) the scheduler's queue.
+struct queued_test {
+  test_record record; // full request; readings_json empty
+};
+
+class store {
+public:
+  // read_write: creates the file and its directory if needed, sets WAL, synchronous=FULL,
+  // foreign_keys=ON, the busy timeout, applies pending migrations in one transaction each, and
+  // runs PRAGMA integrity_check (throws store_error if it does not answer "ok").
+  // read_only: opens an existing database read-only with the same busy timeout.
+  store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms);
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // The schema version after migrations (the highest migration applied).
+  int schema_version();
+  // The version this build's migrations bring the schema to.
+  static int latest_schema_version();
+  // "ok" or the first problem PRAGMA quick_check reports.
+  std::string quick_check();
+
+  // ---- tests (writer) ----
+  // Inserts one test in its own transaction (state PENDING); returns its id once committed.
+  test_id insert_test(const test_request& request, unix_seconds received_time);
+  // Inserts a batch and all its tests in one transaction; returns the batch id and the test
+  // ids in request order.
+  std::pair<batch_id, std::vector<test_id>> insert_batch(const std::vector<test_request>& requests,
+                                                         unix_seconds received_time);
+  // Deletes a test only if it is still PENDING (not running, not completed). True if deleted.
+  bool delete_pending_test(test_id id);
+  // Whether a test with this id exists (any state).
+  bool test_exists(test_id id);
+  // batch-cancel: deletes the batch's PENDING tests, and its COMPLETED ones too when
+  // delete_completed; RUNNING tests are never touched. found=false for an unknown batch.
+  batch_cancel_result cancel_batch(batch_id id, bool delete_completed);
+  // Marks a test RUNNING, increments attempts and sets test_start_time if it is not set yet
+  // (the first attempt's start survives restarts). False if the test is not PENDING.
+  bool mark_running(test_id id, unix_seconds start_time);
+  // Writes a finished test: state COMPLETED, result, end and connection times, readings,
+  // completed_time = outcome.test_end_time. Only a RUNNING test is written (exactly once);
+  // false otherwise.
+  bool complete_test(const test_outcome& outcome);
+  // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
+  // attempts); returns all PENDING tests in id order.
+  std::vector<queued_test> recover_queue();
+
+  // ---- tests (queries; any mode) ----
+  std::optional<test_record> find_test(test_id id);                 // with readings_json
+  std::optional<std::vector<test_record>> batch_tests(batch_id id); // summaries, id order
+  search_page search(const search_query& query);                    // summaries
+
+  // ---- tokens ----
+  // Stores a token's SHA-256 hash (32 bytes) with its metadata; throws store_error if the
+  // name is taken. Returns the new token's id.
+  std::int64_t insert_token(const std::string& name, token_scope scope,
+                            const std::string& token_hash, unix_seconds created_time,
+                            unix_seconds expires_time);
+  std::vector<token_info> list_tokens();
+  // Deletes by name; false when there is no such token.
+  bool delete_token(const std::string& name);
+  // Looks up a token by its hash; the caller compares the returned hash in constant time.
+  struct token_match {
+    token_info info;
+    std::string token_hash;
+  };
+  std::optional<token_match> find_token_by_hash(const std::string& token_hash);
+  void touch_token(std::int64_t id, unix_seconds last_used_time);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace mts

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up and builds the server, creates a fresh API token and starts the server on its
+# embedded defaults (data/ for the database and the self-signed certificate).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+mts=build/bin/mts
+token=$("$mts" token create --name "quickstart-$(date -u +%Y%m%dT%H%M%S)" --days 30)
+port=$("$mts" config get http.port)
+prefix=$("$mts" config get http.prefix)
+cat <<MSG
+
+A new API token (shown once, stored only as a hash):
+  $token
+
+Try it, while the server runs:
+  curl -k -H "Authorization: Bearer $token" "https://127.0.0.1:$port$prefix/test-search?fromTime=2020-01-01T00:00:00Z"
+
+MSG
+exec "$mts" serve
