@@ -87,6 +87,18 @@ settings load_settings(const std::optional<std::string>& file,
 // an unknown key.
 std::string setting_value(const settings& s, const std::string& key);
 
+// One configuration key as documented: for `mts config list`, and for the tests that keep the
+// example file and docs/configuration.md in step with the key table.
+struct setting_description {
+  std::string key;           // "section.key"
+  std::string type;          // "string", "integer" or "boolean"
+  std::string default_value; // as setting_value() prints it
+  std::string range;         // the allowed values, e.g. "1..65535"
+  std::string doc;           // one line
+};
+// Every key, in the order of the sections and members above.
+std::vector<setting_description> describe_settings();
+
 // "HH:MM-HH:MM" -> start and end as seconds of the day; nullopt when malformed.
 struct daily_window {
   int start_second = 0;

@@ -1,0 +1,510 @@
+#include "config/settings.hpp"
+
+// Debian's toml++ is a compiled shared library: the declarations must match its build, or the
+// header compiles its own inline copy of the parser. CMake's tomlplusplus::tomlplusplus target
+// passes the same two macros; the guards keep a manual g++ build equivalent.
+#ifndef TOML_HEADER_ONLY
+#define TOML_HEADER_ONLY 0
+#endif
+#ifndef TOML_SHARED_LIB
+#define TOML_SHARED_LIB 1
+#endif
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <fcntl.h>
+#include <iterator>
+#include <string_view>
+#include <system_error>
+#include <tuple>
+#include <unistd.h>
+#include <variant>
+
+namespace mts {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The key table. Every key is declared once here; loading, overrides, setting_value,
+// validation and describe_settings all walk it.
+
+using field_ptr = std::variant<std::string*, std::int64_t*, std::uint16_t*, bool*>;
+
+// The member `Member` of the section `Section` of a settings object.
+template <auto Section, auto Member>
+field_ptr field(settings& s) {
+  return &(s.*Section.*Member);
+}
+
+// An extra rule beyond the integer range; returns the problem, or "" when the value is fine.
+using check_fn = std::string (*)(const settings&);
+
+struct key_descriptor {
+  const char* key;                // "section.key"
+  field_ptr (*get)(settings&);    // the member it sets
+  std::int64_t min;               // integers only: the allowed range
+  std::int64_t max;
+  const char* range;              // the allowed values as text; nullptr: "min..max"
+  check_fn check;                 // may be nullptr
+  const char* doc;                // one line
+};
+
+constexpr std::int64_t mebibyte = 1024 * 1024;
+
+key_descriptor integer(const char* key, field_ptr (*get)(settings&), std::int64_t min,
+                       std::int64_t max, const char* doc, const char* range = nullptr,
+                       check_fn check = nullptr) {
+  return {key, get, min, max, range, check, doc};
+}
+
+key_descriptor text(const char* key, field_ptr (*get)(settings&), const char* range,
+                    check_fn check, const char* doc) {
+  return {key, get, 0, 0, range, check, doc};
+}
+
+key_descriptor boolean(const char* key, field_ptr (*get)(settings&), const char* doc) {
+  return {key, get, 0, 0, "true or false", nullptr, doc};
+}
+
+// --- the extra rules ---
+
+std::string check_address(const settings& s) {
+  return s.http.address.empty() ? "must not be empty" : "";
+}
+
+std::string check_prefix(const settings& s) {
+  const std::string& p = s.http.prefix;
+  const char* rule = "must be empty, or start with '/', not end with '/', have no empty segment "
+                     "(\"//\") and use only A-Z a-z 0-9 / _ . -";
+  if (p.empty()) return "";
+  if (p.front() != '/' || p.back() == '/' || p.find("//") != std::string::npos) return rule;
+  for (char c : p) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '/' || c == '_' || c == '.' || c == '-';
+    if (!ok) return rule;
+  }
+  return "";
+}
+
+std::string check_cert_file(const settings& s) {
+  if (s.tls.cert_file.empty() && !s.tls.key_file.empty())
+    return "must be set when tls.key_file is set (set both or neither)";
+  return "";
+}
+
+std::string check_key_file(const settings& s) {
+  if (s.tls.key_file.empty() && !s.tls.cert_file.empty())
+    return "must be set when tls.cert_file is set (set both or neither)";
+  return "";
+}
+
+std::string check_storage_path(const settings& s) {
+  return s.storage.path.empty() ? "must not be empty" : "";
+}
+
+std::string check_default_search_limit(const settings& s) {
+  if (s.limits.default_search_limit > s.limits.max_search_limit)
+    return std::to_string(s.limits.default_search_limit) +
+           " is out of range 1..limits.max_search_limit (" +
+           std::to_string(s.limits.max_search_limit) + ")";
+  return "";
+}
+
+std::string check_overnight_window(const settings& s) {
+  auto w = parse_daily_window(s.scheduler.overnight_window);
+  if (!w) return "must be HH:MM-HH:MM with times 00:00..23:59, e.g. 00:00-06:00";
+  if (w->start_second == w->end_second)
+    return "start and end are equal, which would make the window empty; use two different "
+           "times HH:MM-HH:MM";
+  return "";
+}
+
+const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+
+std::string check_log_level(const settings& s) {
+  for (const char* level : log_levels)
+    if (s.log.level == level) return "";
+  return "must be one of trace, debug, info, warn, error, critical, off";
+}
+
+using S = settings;
+
+const key_descriptor keys[] = {
+    text("http.address", field<&S::http, &http_settings::address>, "a non-empty address",
+         check_address, "Address the HTTPS listener binds to."),
+    integer("http.port", field<&S::http, &http_settings::port>, 1, 65535,
+            "TCP port of the HTTPS listener."),
+    text("http.prefix", field<&S::http, &http_settings::prefix>,
+         "empty, or /segment[/segment...] of A-Z a-z 0-9 _ . - (no trailing /)", check_prefix,
+         "URL prefix of every API method."),
+    integer("http.threads", field<&S::http, &http_settings::threads>, 1, 4096,
+            "HTTP worker threads = maximum concurrent connections."),
+    integer("http.max_body_bytes", field<&S::http, &http_settings::max_body_bytes>, 64,
+            64 * mebibyte, "Largest request body; larger bodies get 413."),
+    integer("http.read_timeout_seconds", field<&S::http, &http_settings::read_timeout_seconds>,
+            1, 3600, "Timeout of each socket read."),
+    integer("http.write_timeout_seconds", field<&S::http, &http_settings::write_timeout_seconds>,
+            1, 3600, "Timeout of each socket write."),
+    integer("http.keep_alive_timeout_seconds",
+            field<&S::http, &http_settings::keep_alive_timeout_seconds>, 1, 3600,
+            "How long an idle keep-alive connection stays open."),
+    integer("http.keep_alive_max_requests",
+            field<&S::http, &http_settings::keep_alive_max_requests>, 1, 1000000,
+            "Requests served on one keep-alive connection before it is closed."),
+    integer("http.listen_backlog", field<&S::http, &http_settings::listen_backlog>, 16, 65535,
+            "Backlog of the listening socket."),
+    integer("http.actor_timeout_seconds", field<&S::http, &http_settings::actor_timeout_seconds>,
+            1, 300, "Longest an HTTP request waits for the server's actors, then 503."),
+
+    text("tls.cert_file", field<&S::tls, &tls_settings::cert_file>,
+         "a PEM file, or empty together with tls.key_file", check_cert_file,
+         "Server certificate (PEM); empty: self-signed, generated next to storage.path."),
+    text("tls.key_file", field<&S::tls, &tls_settings::key_file>,
+         "a PEM file, or empty together with tls.cert_file", check_key_file,
+         "Private key of the certificate (PEM); empty: generated with the certificate."),
+
+    text("storage.path", field<&S::storage, &storage_settings::path>, "a non-empty path",
+         check_storage_path, "SQLite database file; its directory holds a generated certificate."),
+    integer("storage.busy_timeout_ms", field<&S::storage, &storage_settings::busy_timeout_ms>, 0,
+            600000, "How long SQLite waits for a lock before failing."),
+    integer("storage.reader_count", field<&S::storage, &storage_settings::reader_count>, 1, 64,
+            "Read-only database connections serving queries."),
+
+    integer("rate_limit.requests", field<&S::rate_limit, &rate_limit_settings::requests>, 1,
+            1000000, "Requests allowed per token (or client IP) per window; then 429."),
+    integer("rate_limit.window_seconds",
+            field<&S::rate_limit, &rate_limit_settings::window_seconds>, 1, 86400,
+            "Length of the fixed rate-limit window."),
+
+    integer("limits.max_batch_size", field<&S::limits, &limits_settings::max_batch_size>, 1,
+            100000, "Most items in one batch request."),
+    integer("limits.max_survey_days", field<&S::limits, &limits_settings::max_survey_days>, 1,
+            3660, "Longest survey period in days."),
+    integer("limits.max_search_days", field<&S::limits, &limits_settings::max_search_days>, 1,
+            3660, "Longest search period in days."),
+    integer("limits.max_search_limit", field<&S::limits, &limits_settings::max_search_limit>, 1,
+            100000, "Largest page size a search may ask for."),
+    integer("limits.default_search_limit",
+            field<&S::limits, &limits_settings::default_search_limit>, 1, 100000,
+            "Page size of a search that asks for none.", "1..limits.max_search_limit",
+            check_default_search_limit),
+
+    text("scheduler.overnight_window", field<&S::scheduler, &scheduler_settings::overnight_window>,
+         "HH:MM-HH:MM, times 00:00..23:59, start != end", check_overnight_window,
+         "Daily window (UTC) for overnight tests; may wrap midnight."),
+    integer("scheduler.max_concurrent_tests",
+            field<&S::scheduler, &scheduler_settings::max_concurrent_tests>, 1, 100000,
+            "Most tests running at the same time."),
+    integer("scheduler.test_deadline_seconds",
+            field<&S::scheduler, &scheduler_settings::test_deadline_seconds>, 10, 86400,
+            "Deadline of a whole test."),
+
+    boolean("api.mask_passwords", field<&S::api, &api_settings::mask_passwords>,
+            "Test status shows \"********\" instead of the meter password."),
+
+    text("log.level", field<&S::log, &log_settings::level>,
+         "trace, debug, info, warn, error, critical or off", check_log_level,
+         "Least severe log level written."),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+const key_descriptor* find_key(std::string_view key) {
+  for (const auto& k : keys)
+    if (key == k.key) return &k;
+  return nullptr;
+}
+
+bool known_section(std::string_view section) {
+  for (const auto& k : keys) {
+    std::string_view name = k.key;
+    if (name.substr(0, name.find('.')) == section) return true;
+  }
+  return false;
+}
+
+// Text from the configuration or the command line, safe to put in a message: at most 64
+// characters, control characters replaced.
+std::string shorten(std::string_view text) {
+  constexpr std::size_t limit = 64;
+  std::string out;
+  for (char c : text.substr(0, limit))
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  if (text.size() > limit) out += "...";
+  return out;
+}
+
+const char* type_name(const field_ptr& f) {
+  if (std::holds_alternative<std::string*>(f)) return "string";
+  if (std::holds_alternative<bool*>(f)) return "boolean";
+  return "integer";
+}
+
+bool is_integer(const field_ptr& f) {
+  return std::holds_alternative<std::int64_t*>(f) || std::holds_alternative<std::uint16_t*>(f);
+}
+
+std::string range_text(const key_descriptor& k) {
+  if (k.range) return k.range;
+  return std::to_string(k.min) + ".." + std::to_string(k.max);
+}
+
+std::string out_of_range(std::int64_t value, const key_descriptor& k) {
+  return std::to_string(value) + " is out of range " + range_text(k);
+}
+
+// Stores an integer; "" or the problem (a value the member's type cannot hold).
+std::string store_integer(const field_ptr& f, std::int64_t value, const key_descriptor& k) {
+  if (auto p = std::get_if<std::int64_t*>(&f)) {
+    **p = value;
+  } else if (auto p16 = std::get_if<std::uint16_t*>(&f)) {
+    if (value < 0 || value > 65535) return out_of_range(value, k);
+    **p16 = static_cast<std::uint16_t>(value);
+  }
+  return "";
+}
+
+std::string value_text(const field_ptr& f) {
+  if (auto p = std::get_if<std::string*>(&f)) return **p;
+  if (auto p = std::get_if<std::int64_t*>(&f)) return std::to_string(**p);
+  if (auto p = std::get_if<std::uint16_t*>(&f)) return std::to_string(**p);
+  return *std::get<bool*>(f) ? "true" : "false";
+}
+
+const char* toml_type_name(toml::node_type t) {
+  switch (t) {
+  case toml::node_type::table: return "a table";
+  case toml::node_type::array: return "an array";
+  case toml::node_type::string: return "a string";
+  case toml::node_type::integer: return "an integer";
+  case toml::node_type::floating_point: return "a floating-point number";
+  case toml::node_type::boolean: return "a boolean";
+  case toml::node_type::date: return "a date";
+  case toml::node_type::time: return "a time";
+  case toml::node_type::date_time: return "a date-time";
+  case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+std::string read_file(const std::string& path) {
+  auto fail = [&](int error) {
+    return config_error("cannot read configuration file " + path + ": " +
+                        std::generic_category().message(error));
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw fail(errno);
+  std::string content;
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      content.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      int error = errno;
+      ::close(fd);
+      throw fail(error);
+    }
+  }
+  ::close(fd);
+  return content;
+}
+
+// A problem found in the file, kept so that the first one in file order is reported.
+struct file_problem {
+  std::uint32_t line;
+  std::uint32_t column;
+  std::string message; // "section.key: problem"
+};
+
+file_problem problem_at(const toml::source_region& where, std::string message) {
+  return {where.begin.line, where.begin.column, std::move(message)};
+}
+
+// Applies one value from the file; returns the problem, or "".
+std::string apply_toml_value(const key_descriptor& k, settings& s, const toml::node& value) {
+  field_ptr f = k.get(s);
+  auto wrong_type = [&](const char* expected) {
+    return std::string("expected ") + expected + ", got " + toml_type_name(value.type());
+  };
+  if (auto p = std::get_if<std::string*>(&f)) {
+    auto v = value.as_string();
+    if (!v) return wrong_type("a string");
+    **p = v->get();
+    return "";
+  }
+  if (auto p = std::get_if<bool*>(&f)) {
+    auto v = value.as_boolean();
+    if (!v) return wrong_type("a boolean");
+    **p = v->get();
+    return "";
+  }
+  auto v = value.as_integer();
+  if (!v) return wrong_type("an integer");
+  return store_integer(f, v->get(), k);
+}
+
+void apply_file(const std::string& path, settings& s, std::vector<std::string>& origin) {
+  std::string content = read_file(path);
+  toml::table root;
+  try {
+    root = toml::parse(content, path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    throw config_error(path + ":" + std::to_string(where.line) + ":" +
+                       std::to_string(where.column) + ": " + std::string(e.description()));
+  }
+
+  std::vector<file_problem> problems;
+  for (auto&& [section_key, section_node] : root) {
+    std::string section(section_key.str());
+    auto* table = section_node.as_table();
+    if (!table) {
+      problems.push_back(problem_at(section_key.source(),
+                                    shorten(section) + ": key outside a [section] table"));
+      continue;
+    }
+    if (!known_section(section)) {
+      problems.push_back(
+          problem_at(section_key.source(), shorten(section) + ": unknown configuration section"));
+      continue;
+    }
+    for (auto&& [key, value] : *table) {
+      std::string name = section + "." + std::string(key.str());
+      const key_descriptor* k = find_key(name);
+      if (!k) {
+        const char* what = value.is_table() ? ": unknown configuration key (nested tables are "
+                                              "not allowed)"
+                                            : ": unknown configuration key";
+        problems.push_back(problem_at(key.source(), shorten(name) + what));
+        continue;
+      }
+      std::string problem = apply_toml_value(*k, s, value);
+      if (!problem.empty()) {
+        problems.push_back(problem_at(key.source(), name + ": " + problem));
+        continue;
+      }
+      origin[static_cast<std::size_t>(k - keys)] =
+          path + ":" + std::to_string(key.source().begin.line);
+    }
+  }
+  if (problems.empty()) return;
+  const auto& first = *std::min_element(
+      problems.begin(), problems.end(), [](const file_problem& a, const file_problem& b) {
+        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+      });
+  throw config_error(path + ":" + std::to_string(first.line) + ": " + first.message);
+}
+
+void apply_override(const std::string& text, settings& s, std::vector<std::string>& origin) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos)
+    throw config_error("invalid configuration override \"" + shorten(text) +
+                       "\": expected section.key=value");
+  std::string_view name = std::string_view(text).substr(0, eq);
+  std::string_view value = std::string_view(text).substr(eq + 1);
+  const key_descriptor* k = find_key(name);
+  if (!k) throw config_error("unknown configuration key \"" + shorten(name) + "\"");
+  auto fail = [&](const std::string& problem) {
+    return config_error(std::string(k->key) + ": " + problem + " (command-line override)");
+  };
+
+  field_ptr f = k->get(s);
+  if (auto p = std::get_if<std::string*>(&f)) {
+    **p = std::string(value);
+  } else if (auto p = std::get_if<bool*>(&f)) {
+    if (value == "true") **p = true;
+    else if (value == "false") **p = false;
+    else throw fail("\"" + shorten(value) + "\" is not true or false");
+  } else {
+    std::int64_t number = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+    if (value.empty() || error != std::errc() || end != value.data() + value.size())
+      throw fail("\"" + shorten(value) + "\" is not a decimal integer in range " +
+                 range_text(*k));
+    std::string problem = store_integer(f, number, *k);
+    if (!problem.empty()) throw fail(problem);
+  }
+  origin[static_cast<std::size_t>(k - keys)].clear();
+}
+
+void validate(settings& s, const std::vector<std::string>& origin) {
+  for (const auto& k : keys) {
+    const std::string& from = origin[static_cast<std::size_t>(&k - keys)];
+    auto fail = [&](const std::string& problem) {
+      return config_error((from.empty() ? "" : from + ": ") + k.key + ": " + problem);
+    };
+    field_ptr f = k.get(s);
+    if (is_integer(f)) {
+      std::int64_t value = std::holds_alternative<std::int64_t*>(f)
+                               ? *std::get<std::int64_t*>(f)
+                               : *std::get<std::uint16_t*>(f);
+      if (value < k.min || value > k.max) throw fail(out_of_range(value, k));
+    }
+    if (k.check) {
+      std::string problem = k.check(s);
+      if (!problem.empty()) throw fail(problem);
+    }
+  }
+}
+
+} // namespace
+
+settings load_settings(const std::optional<std::string>& file,
+                       const std::vector<std::string>& overrides) {
+  settings s;
+  // Where each key's value came from: "FILE:LINE", or empty for defaults and overrides.
+  std::vector<std::string> origin(std::size(keys));
+  if (file) apply_file(*file, s, origin);
+  for (const auto& o : overrides) apply_override(o, s, origin);
+  validate(s, origin);
+  return s;
+}
+
+std::string setting_value(const settings& s, const std::string& key) {
+  const key_descriptor* k = find_key(key);
+  if (!k) throw config_error("unknown configuration key \"" + shorten(key) + "\"");
+  // The accessor only hands out a pointer; nothing is written through it here.
+  return value_text(k->get(const_cast<settings&>(s)));
+}
+
+std::vector<setting_description> describe_settings() {
+  settings defaults;
+  std::vector<setting_description> out;
+  for (const auto& k : keys) {
+    field_ptr f = k.get(defaults);
+    out.push_back({k.key, type_name(f), value_text(f), range_text(k), k.doc});
+  }
+  return out;
+}
+
+bool daily_window::contains(int second_of_day) const {
+  if (start_second == end_second) return false;
+  if (start_second < end_second)
+    return second_of_day >= start_second && second_of_day < end_second;
+  return second_of_day >= start_second || second_of_day < end_second;
+}
+
+std::optional<daily_window> parse_daily_window(const std::string& text) {
+  // Exactly "HH:MM-HH:MM".
+  if (text.size() != 11 || text[2] != ':' || text[5] != '-' || text[8] != ':') return std::nullopt;
+  auto digits = [&](std::size_t at) -> int {
+    char a = text[at], b = text[at + 1];
+    if (a < '0' || a > '9' || b < '0' || b > '9') return -1;
+    return (a - '0') * 10 + (b - '0');
+  };
+  auto time_at = [&](std::size_t at) -> int {
+    int hours = digits(at), minutes = digits(at + 3);
+    if (hours < 0 || hours > 23 || minutes < 0 || minutes > 59) return -1;
+    return hours * 3600 + minutes * 60;
+  };
+  int start = time_at(0), end = time_at(6);
+  if (start < 0 || end < 0) return std::nullopt;
+  return daily_window{start, end};
+}
+
+} // namespace mts

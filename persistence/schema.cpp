@@ -1,0 +1,82 @@
+#include "persistence/schema.hpp"
+
+namespace mts::schema {
+
+const char* const bootstrap_sql =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "  version    INTEGER PRIMARY KEY,"
+    "  applied_at INTEGER NOT NULL"
+    ")";
+
+namespace {
+
+// Version 1: tokens, batches, tests.
+//
+// Ids of tokens, batches and tests use AUTOINCREMENT so an id is never handed out again after
+// its row is deleted: a cancelled test's id must stay unknown (DECISIONS "test-cancel"), and a
+// deleted token's id must not be inherited by a new token (caches and rate limits key on it).
+//
+// Batches: a batch row is never deleted by the product. batch-cancel deletes tests, not the
+// batch, so batch-status of a fully cancelled batch still finds the batch and answers
+// totalCount 0 (an unknown batch is a 400, a known empty one is not). tests.batch_id uses
+// ON DELETE SET NULL only so that removing a batch row by hand (maintenance) cannot fail or
+// silently delete tests; the tests then simply stop belonging to a batch.
+const char* const migration_1 = R"SQL(
+CREATE TABLE tokens (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  name           TEXT    NOT NULL UNIQUE,
+  scope          TEXT    NOT NULL CHECK (scope IN ('MTS API', 'MTS API read-only')),
+  token_hash     BLOB    NOT NULL UNIQUE,
+  created_time   INTEGER NOT NULL,
+  expires_time   INTEGER NOT NULL,
+  last_used_time INTEGER
+);
+
+CREATE TABLE batches (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  received_time INTEGER NOT NULL
+);
+
+CREATE TABLE tests (
+  id                    INTEGER PRIMARY KEY AUTOINCREMENT,
+  batch_id              INTEGER REFERENCES batches(id) ON DELETE SET NULL,
+  received_time         INTEGER NOT NULL,
+  request_reference     TEXT,
+  immediate             INTEGER NOT NULL CHECK (immediate IN (0, 1)),
+  meter_type            TEXT    NOT NULL,
+  remote_address        TEXT    NOT NULL,
+  coms_settings         TEXT,
+  outstation_address    TEXT,
+  serial_number         TEXT,
+  password              TEXT,
+  survey_days           INTEGER NOT NULL,
+  survey_date           TEXT,
+  state                 TEXT    NOT NULL CHECK (state IN ('PENDING', 'RUNNING', 'COMPLETED')),
+  result                TEXT    NOT NULL DEFAULT 'PENDING',
+  attempts              INTEGER NOT NULL DEFAULT 0,
+  test_start_time       INTEGER,
+  test_end_time         INTEGER,
+  connection_start_time INTEGER,
+  connection_end_time   INTEGER,
+  completed_time        INTEGER,
+  readings_json         TEXT
+);
+
+CREATE INDEX tests_received_time ON tests (received_time);
+CREATE INDEX tests_batch_id ON tests (batch_id);
+CREATE INDEX tests_state ON tests (state);
+CREATE INDEX tests_meter_type_received_time ON tests (meter_type, received_time);
+CREATE INDEX tests_request_reference_received_time ON tests (request_reference, received_time);
+)SQL";
+
+const char* const all_migrations[] = {
+    migration_1,
+};
+
+} // namespace
+
+const char* const* migrations() { return all_migrations; }
+
+std::size_t migration_count() { return sizeof(all_migrations) / sizeof(all_migrations[0]); }
+
+} // namespace mts::schema

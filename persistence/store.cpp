@@ -1,0 +1,632 @@
+#include "persistence/store.hpp"
+
+#include "persistence/schema.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace mts {
+
+namespace {
+
+// ---- error wrapping ----
+// Every public operation runs inside guarded(): an SQLite::Exception becomes a store_error
+// naming the operation. SQLite's messages name tables and columns, never bound values, so no
+// request value (a password, say) can reach the message.
+template <class F>
+auto guarded(std::string_view operation, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const SQLite::Exception& e) {
+    throw store_error(std::string(operation) + ": " + e.what());
+  }
+}
+
+// ---- binding and reading ----
+void bind_text(SQLite::Statement& st, int index, const std::string& value) {
+  st.bind(index, value); // sqlite3_bind_text with the explicit length: embedded NULs survive
+}
+
+void bind_opt_text(SQLite::Statement& st, int index, const std::optional<std::string>& value) {
+  if (value) {
+    st.bind(index, *value);
+  } else {
+    st.bind(index);
+  }
+}
+
+void bind_int(SQLite::Statement& st, int index, std::int64_t value) {
+  st.bind(index, static_cast<std::int64_t>(value));
+}
+
+void bind_opt_int(SQLite::Statement& st, int index, const std::optional<std::int64_t>& value) {
+  if (value) {
+    st.bind(index, static_cast<std::int64_t>(*value));
+  } else {
+    st.bind(index);
+  }
+}
+
+void bind_blob(SQLite::Statement& st, int index, const std::string& bytes) {
+  st.bind(index, static_cast<const void*>(bytes.data()), static_cast<int>(bytes.size()));
+}
+
+// Text or blob column as bytes, with the stored length (never strlen). NULL reads as "".
+std::string column_bytes(const SQLite::Column& c) {
+  const void* data = c.getBlob(); // for TEXT this is the text itself; call before getBytes()
+  const int size = c.getBytes();
+  if (data == nullptr || size <= 0) return std::string();
+  return std::string(static_cast<const char*>(data), static_cast<std::size_t>(size));
+}
+
+std::optional<std::string> column_opt_text(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return column_bytes(c);
+}
+
+std::optional<std::int64_t> column_opt_int(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+// Resets a (cached) statement and clears its bindings when it is taken into use and again
+// when the use ends, even by an exception. Resetting at the end matters: a statement left
+// mid-result keeps its read transaction open, and a read-only store would then keep seeing an
+// old snapshot. Clearing matters because the insert statement's bindings hold passwords.
+class statement_use {
+public:
+  explicit statement_use(SQLite::Statement& st) : st_(st) { clean(); }
+  ~statement_use() { clean(); }
+  statement_use(const statement_use&) = delete;
+  statement_use& operator=(const statement_use&) = delete;
+  SQLite::Statement& operator*() const { return st_; }
+  SQLite::Statement* operator->() const { return &st_; }
+
+private:
+  void clean() noexcept {
+    st_.tryReset();
+    try {
+      st_.clearBindings();
+    } catch (...) {
+      // sqlite3_clear_bindings cannot fail on a valid statement; nothing to do if it did.
+    }
+  }
+  SQLite::Statement& st_;
+};
+
+// ---- test rows ----
+// Columns of a test summary, in the order read_test_row() expects; the full record adds
+// readings_json as the last column.
+#define MTS_TEST_SUMMARY_COLUMNS                                                              \
+  "id, batch_id, received_time, request_reference, immediate, meter_type, remote_address, "   \
+  "coms_settings, outstation_address, serial_number, password, survey_days, survey_date, "    \
+  "state, result, attempts, test_start_time, test_end_time, connection_start_time, "          \
+  "connection_end_time, completed_time"
+constexpr int summary_column_count = 21;
+
+test_record read_test_row(SQLite::Statement& st, bool with_readings) {
+  test_record r;
+  r.id = st.getColumn(0).getInt64();
+  r.batch = column_opt_int(st.getColumn(1));
+  r.received_time = st.getColumn(2).getInt64();
+  r.request.request_reference = column_opt_text(st.getColumn(3));
+  r.request.immediate = st.getColumn(4).getInt64() != 0;
+  r.request.meter_type = column_bytes(st.getColumn(5));
+  r.request.remote_address = column_bytes(st.getColumn(6));
+  r.request.coms_settings = column_opt_text(st.getColumn(7));
+  r.request.outstation_address = column_opt_text(st.getColumn(8));
+  r.request.serial_number = column_opt_text(st.getColumn(9));
+  r.request.password = column_opt_text(st.getColumn(10));
+  r.request.survey_days = st.getColumn(11).getInt64();
+  r.request.survey_date = column_opt_text(st.getColumn(12));
+  const std::string state = column_bytes(st.getColumn(13));
+  const auto parsed = test_state_from_string(state);
+  if (!parsed) throw store_error("read test: unknown state in the database");
+  r.state = *parsed;
+  r.result = column_bytes(st.getColumn(14));
+  r.attempts = st.getColumn(15).getInt64();
+  r.test_start_time = column_opt_int(st.getColumn(16));
+  r.test_end_time = column_opt_int(st.getColumn(17));
+  r.connection_start_time = column_opt_int(st.getColumn(18));
+  r.connection_end_time = column_opt_int(st.getColumn(19));
+  r.completed_time = column_opt_int(st.getColumn(20));
+  if (with_readings) r.readings_json = column_bytes(st.getColumn(summary_column_count));
+  return r;
+}
+
+// ---- token rows ----
+constexpr const char* token_columns =
+    "id, name, scope, created_time, expires_time, last_used_time";
+
+token_info read_token_row(SQLite::Statement& st) {
+  token_info t;
+  t.id = st.getColumn(0).getInt64();
+  t.name = column_bytes(st.getColumn(1));
+  const auto scope = token_scope_from_string(column_bytes(st.getColumn(2)));
+  if (!scope) throw store_error("read token: unknown scope in the database");
+  t.scope = *scope;
+  t.created_time = st.getColumn(3).getInt64();
+  t.expires_time = st.getColumn(4).getInt64();
+  t.last_used_time = column_opt_int(st.getColumn(5));
+  return t;
+}
+
+constexpr std::size_t token_hash_size = 32;
+
+std::string schema_too_new(int found) {
+  return "database schema version " + std::to_string(found) +
+         " is newer than this build supports (" + std::to_string(store::latest_schema_version()) +
+         ")";
+}
+
+} // namespace
+
+struct store::impl {
+  // Declared first so it is destroyed last: the statements below must be finalized before
+  // the connection closes.
+  SQLite::Database db;
+  store_mode mode;
+
+  std::unique_ptr<SQLite::Statement> insert_test_st;
+  std::unique_ptr<SQLite::Statement> find_test_st;
+  std::unique_ptr<SQLite::Statement> find_token_st;
+  std::unique_ptr<SQLite::Statement> touch_token_st;
+  std::unique_ptr<SQLite::Statement> mark_running_st;
+  std::unique_ptr<SQLite::Statement> complete_test_st;
+
+  impl(const std::string& path, store_mode m, int flags, std::int64_t busy_timeout_ms)
+      : db(path, flags, clamp_timeout(busy_timeout_ms)), mode(m) {}
+
+  static int clamp_timeout(std::int64_t ms) {
+    if (ms < 0) return 0;
+    if (ms > 0x7fffffff) return 0x7fffffff;
+    return static_cast<int>(ms);
+  }
+
+  SQLite::Statement& cached(std::unique_ptr<SQLite::Statement>& slot, const char* sql) {
+    if (!slot) slot = std::make_unique<SQLite::Statement>(db, sql);
+    return *slot;
+  }
+
+  // Highest applied migration; 0 for a database that has none (or no schema_migrations).
+  int read_version() {
+    if (!db.tableExists("schema_migrations")) return 0;
+    SQLite::Statement st(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    st.executeStep();
+    const std::int64_t v = st.getColumn(0).getInt64();
+    return v > 0x7fffffff ? 0x7fffffff : static_cast<int>(v);
+  }
+
+  // Applies the migrations this database lacks. Another process (the `mts token` CLI, or a
+  // second server by mistake) may be doing the same at the same moment, so every step takes
+  // the write lock first (BEGIN IMMEDIATE) and only then reads the version it starts from.
+  void migrate() {
+    const int latest = store::latest_schema_version();
+    {
+      const int v = read_version(); // cheap pre-check without the write lock
+      if (v > latest) throw store_error(schema_too_new(v));
+      if (v == latest) return;
+    }
+    for (;;) {
+      SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+      db.exec(schema::bootstrap_sql);
+      const int v = read_version();
+      if (v > latest) throw store_error(schema_too_new(v));
+      if (v == latest) {
+        tx.commit();
+        return;
+      }
+      db.exec(schema::migrations()[v]);
+      SQLite::Statement rec(db, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+      rec.bind(1, static_cast<std::int64_t>(v + 1));
+      rec.bind(2, static_cast<std::int64_t>(now_utc()));
+      rec.exec();
+      tx.commit();
+    }
+  }
+
+  void check_integrity() {
+    SQLite::Statement st(db, "PRAGMA integrity_check");
+    if (!st.executeStep()) throw store_error("database integrity check returned nothing");
+    const std::string first = column_bytes(st.getColumn(0));
+    if (first != "ok") throw store_error("database integrity check failed: " + first);
+  }
+
+  // One INSERT of a test row (used inside the caller's transaction).
+  test_id insert_test_row(const test_request& r, std::optional<batch_id> batch,
+                          unix_seconds received_time) {
+    statement_use st(cached(insert_test_st,
+                            "INSERT INTO tests (batch_id, received_time, request_reference, "
+                            "immediate, meter_type, remote_address, coms_settings, "
+                            "outstation_address, serial_number, password, survey_days, "
+                            "survey_date, state, result, attempts) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'PENDING', 'PENDING', 0)"));
+    bind_opt_int(*st, 1, batch);
+    bind_int(*st, 2, received_time);
+    bind_opt_text(*st, 3, r.request_reference);
+    bind_int(*st, 4, r.immediate ? 1 : 0);
+    bind_text(*st, 5, r.meter_type);
+    bind_text(*st, 6, r.remote_address);
+    bind_opt_text(*st, 7, r.coms_settings);
+    bind_opt_text(*st, 8, r.outstation_address);
+    bind_opt_text(*st, 9, r.serial_number);
+    bind_opt_text(*st, 10, r.password);
+    bind_int(*st, 11, r.survey_days);
+    bind_opt_text(*st, 12, r.survey_date);
+    st->exec();
+    return db.getLastInsertRowid();
+  }
+
+  bool batch_exists(batch_id id) {
+    SQLite::Statement st(db, "SELECT 1 FROM batches WHERE id = ?");
+    st.bind(1, static_cast<std::int64_t>(id));
+    return st.executeStep();
+  }
+};
+
+store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (mode == store_mode::read_only) {
+    std::error_code ec;
+    if (!fs::exists(p, ec)) {
+      throw store_error("database file " + path +
+                        " does not exist; start the server or run a token command once to "
+                        "create it");
+    }
+    impl_ = guarded("open database " + path, [&] {
+      return std::make_unique<impl>(path, mode, SQLite::OPEN_READONLY, busy_timeout_ms);
+    });
+  } else {
+    if (p.has_parent_path()) {
+      std::error_code ec;
+      fs::create_directories(p.parent_path(), ec);
+      if (ec) {
+        throw store_error("create directory " + p.parent_path().string() + ": " + ec.message());
+      }
+    }
+    impl_ = guarded("open database " + path, [&] {
+      return std::make_unique<impl>(path, mode, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+                                    busy_timeout_ms);
+    });
+  }
+
+  guarded("open database " + path, [&] {
+    SQLite::Database& db = impl_->db;
+    db.exec("PRAGMA foreign_keys=ON");
+    if (mode == store_mode::read_write) {
+      const std::string journal = db.execAndGet("PRAGMA journal_mode=WAL").getString();
+      if (journal != "wal") {
+        throw store_error("could not switch database " + path + " to WAL mode (journal_mode is " +
+                          journal + ")");
+      }
+      db.exec("PRAGMA synchronous=FULL");
+      impl_->migrate();
+      impl_->check_integrity();
+    } else {
+      // A reader cannot migrate: it refuses a schema it does not know, newer or older.
+      const int v = impl_->read_version();
+      const int latest = latest_schema_version();
+      if (v > latest) throw store_error(schema_too_new(v));
+      if (v < latest) {
+        throw store_error("database schema version " + std::to_string(v) +
+                          " is older than this build expects (" + std::to_string(latest) +
+                          "); start the server once to upgrade it");
+      }
+    }
+  });
+}
+
+store::~store() = default;
+
+int store::latest_schema_version() { return static_cast<int>(schema::migration_count()); }
+
+int store::schema_version() {
+  return guarded("read schema version", [&] { return impl_->read_version(); });
+}
+
+std::string store::quick_check() {
+  return guarded("quick check", [&] {
+    SQLite::Statement st(impl_->db, "PRAGMA quick_check");
+    if (!st.executeStep()) return std::string("quick_check returned nothing");
+    return column_bytes(st.getColumn(0));
+  });
+}
+
+// ---- tests (writer) ----
+
+test_id store::insert_test(const test_request& request, unix_seconds received_time) {
+  return guarded("insert test", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    const test_id id = impl_->insert_test_row(request, std::nullopt, received_time);
+    tx.commit();
+    return id;
+  });
+}
+
+std::pair<batch_id, std::vector<test_id>>
+store::insert_batch(const std::vector<test_request>& requests, unix_seconds received_time) {
+  return guarded("insert batch", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement ins(impl_->db, "INSERT INTO batches (received_time) VALUES (?)");
+    ins.bind(1, static_cast<std::int64_t>(received_time));
+    ins.exec();
+    const batch_id batch = impl_->db.getLastInsertRowid();
+    std::vector<test_id> ids;
+    ids.reserve(requests.size());
+    for (const auto& r : requests) ids.push_back(impl_->insert_test_row(r, batch, received_time));
+    tx.commit();
+    return std::make_pair(batch, std::move(ids));
+  });
+}
+
+bool store::delete_pending_test(test_id id) {
+  return guarded("delete pending test", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement st(impl_->db, "DELETE FROM tests WHERE id = ? AND state = 'PENDING'");
+    st.bind(1, static_cast<std::int64_t>(id));
+    const int changed = st.exec();
+    tx.commit();
+    return changed == 1;
+  });
+}
+
+bool store::test_exists(test_id id) {
+  return guarded("find test", [&] {
+    SQLite::Statement st(impl_->db, "SELECT 1 FROM tests WHERE id = ?");
+    st.bind(1, static_cast<std::int64_t>(id));
+    return st.executeStep();
+  });
+}
+
+batch_cancel_result store::cancel_batch(batch_id id, bool delete_completed) {
+  return guarded("cancel batch", [&] {
+    batch_cancel_result out;
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    if (!impl_->batch_exists(id)) {
+      tx.commit();
+      return out;
+    }
+    out.found = true;
+    // The same predicate selects and deletes, inside one write transaction, so the ids
+    // reported are exactly the rows deleted. RUNNING never matches.
+    const char* predicate =
+        " WHERE batch_id = ?1 AND (state = 'PENDING' OR (?2 <> 0 AND state = 'COMPLETED'))";
+    SQLite::Statement sel(impl_->db, std::string("SELECT id FROM tests") + predicate +
+                                         " ORDER BY id");
+    sel.bind(1, static_cast<std::int64_t>(id));
+    sel.bind(2, delete_completed ? 1 : 0);
+    while (sel.executeStep()) out.removed.push_back(sel.getColumn(0).getInt64());
+    SQLite::Statement del(impl_->db, std::string("DELETE FROM tests") + predicate);
+    del.bind(1, static_cast<std::int64_t>(id));
+    del.bind(2, delete_completed ? 1 : 0);
+    const int deleted = del.exec();
+    if (static_cast<std::size_t>(deleted) != out.removed.size()) {
+      throw store_error("cancel batch: deleted row count does not match the selected tests");
+    }
+    out.cancelled_count = deleted;
+    tx.commit();
+    return out;
+  });
+}
+
+bool store::mark_running(test_id id, unix_seconds start_time) {
+  return guarded("mark test running", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    int changed = 0;
+    {
+      statement_use st(impl_->cached(impl_->mark_running_st,
+                                     "UPDATE tests SET state = 'RUNNING', attempts = attempts + 1, "
+                                     "test_start_time = COALESCE(test_start_time, ?) "
+                                     "WHERE id = ? AND state = 'PENDING'"));
+      bind_int(*st, 1, start_time);
+      bind_int(*st, 2, id);
+      changed = st->exec();
+    }
+    tx.commit();
+    return changed == 1;
+  });
+}
+
+bool store::complete_test(const test_outcome& outcome) {
+  return guarded("complete test", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    int changed = 0;
+    {
+      statement_use st(impl_->cached(
+          impl_->complete_test_st,
+          "UPDATE tests SET state = 'COMPLETED', result = ?, test_end_time = ?, "
+          "connection_start_time = ?, connection_end_time = ?, completed_time = ?, "
+          "readings_json = ? WHERE id = ? AND state = 'RUNNING'"));
+      bind_text(*st, 1, outcome.result);
+      bind_int(*st, 2, outcome.test_end_time);
+      bind_opt_int(*st, 3, outcome.connection_start_time);
+      bind_opt_int(*st, 4, outcome.connection_end_time);
+      bind_int(*st, 5, outcome.test_end_time);
+      if (outcome.readings_json.empty()) {
+        st->bind(6);
+      } else {
+        bind_text(*st, 6, outcome.readings_json);
+      }
+      bind_int(*st, 7, outcome.id);
+      changed = st->exec();
+    }
+    tx.commit();
+    return changed == 1;
+  });
+}
+
+std::vector<queued_test> store::recover_queue() {
+  return guarded("recover queue", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    impl_->db.exec("UPDATE tests SET state = 'PENDING' WHERE state = 'RUNNING'");
+    SQLite::Statement st(impl_->db, "SELECT " MTS_TEST_SUMMARY_COLUMNS
+                                    " FROM tests WHERE state = 'PENDING' ORDER BY id");
+    std::vector<queued_test> out;
+    while (st.executeStep()) out.push_back(queued_test{read_test_row(st, false)});
+    tx.commit();
+    return out;
+  });
+}
+
+// ---- tests (queries) ----
+
+std::optional<test_record> store::find_test(test_id id) {
+  return guarded("find test", [&]() -> std::optional<test_record> {
+    statement_use st(impl_->cached(impl_->find_test_st, "SELECT " MTS_TEST_SUMMARY_COLUMNS
+                                                        ", readings_json FROM tests WHERE id = ?"));
+    bind_int(*st, 1, id);
+    if (!st->executeStep()) return std::nullopt;
+    return read_test_row(*st, true);
+  });
+}
+
+std::optional<std::vector<test_record>> store::batch_tests(batch_id id) {
+  return guarded("read batch", [&]() -> std::optional<std::vector<test_record>> {
+    // One read transaction so the batch check and its tests come from the same snapshot.
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    if (!impl_->batch_exists(id)) return std::nullopt;
+    SQLite::Statement st(impl_->db, "SELECT " MTS_TEST_SUMMARY_COLUMNS
+                                    " FROM tests WHERE batch_id = ? ORDER BY id");
+    st.bind(1, static_cast<std::int64_t>(id));
+    std::vector<test_record> out;
+    while (st.executeStep()) out.push_back(read_test_row(st, false));
+    tx.commit();
+    return out;
+  });
+}
+
+search_page store::search(const search_query& q) {
+  return guarded("search tests", [&] {
+    std::string where = " WHERE received_time BETWEEN ? AND ?";
+    if (q.request_reference) where += " AND request_reference = ?";
+    if (q.meter_type) where += " AND meter_type = ?";
+    // instr() is a plain substring test: '%' and '_' in the filter are literal characters.
+    if (q.remote_address) where += " AND instr(remote_address, ?) > 0";
+    switch (q.status) {
+      case status_filter::all: break;
+      case status_filter::completed: where += " AND state = 'COMPLETED'"; break;
+      case status_filter::pending: where += " AND state IN ('PENDING', 'RUNNING')"; break;
+    }
+    auto bind_filters = [&](SQLite::Statement& st) {
+      int i = 1;
+      bind_int(st, i++, q.from_time);
+      bind_int(st, i++, q.to_time);
+      if (q.request_reference) bind_text(st, i++, *q.request_reference);
+      if (q.meter_type) bind_text(st, i++, *q.meter_type);
+      if (q.remote_address) bind_text(st, i++, *q.remote_address);
+      return i;
+    };
+
+    search_page page;
+    // Count and page from one snapshot.
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    {
+      SQLite::Statement count(impl_->db, "SELECT COUNT(*) FROM tests" + where);
+      bind_filters(count);
+      count.executeStep();
+      page.total_count = count.getColumn(0).getInt64();
+    }
+    if (q.limit > 0 && page.total_count > 0) {
+      SQLite::Statement st(impl_->db, "SELECT " MTS_TEST_SUMMARY_COLUMNS " FROM tests" + where +
+                                          (q.reverse_order ? " ORDER BY id DESC" : " ORDER BY id ASC") +
+                                          " LIMIT ? OFFSET ?");
+      int i = bind_filters(st);
+      bind_int(st, i++, q.limit);
+      bind_int(st, i++, q.offset > 0 ? q.offset : 0);
+      while (st.executeStep()) page.results.push_back(read_test_row(st, false));
+    }
+    tx.commit();
+    return page;
+  });
+}
+
+// ---- tokens ----
+
+std::int64_t store::insert_token(const std::string& name, token_scope scope,
+                                 const std::string& token_hash, unix_seconds created_time,
+                                 unix_seconds expires_time) {
+  if (token_hash.size() != token_hash_size) {
+    throw store_error("insert token: the token hash must be " + std::to_string(token_hash_size) +
+                      " bytes");
+  }
+  return guarded("insert token", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    {
+      SQLite::Statement exists(impl_->db, "SELECT 1 FROM tokens WHERE name = ?");
+      bind_text(exists, 1, name);
+      if (exists.executeStep()) throw store_error("a token named " + name + " already exists");
+    }
+    SQLite::Statement st(impl_->db,
+                         "INSERT INTO tokens (name, scope, token_hash, created_time, expires_time) "
+                         "VALUES (?, ?, ?, ?, ?)");
+    bind_text(st, 1, name);
+    st.bind(2, to_string(scope));
+    bind_blob(st, 3, token_hash);
+    bind_int(st, 4, created_time);
+    bind_int(st, 5, expires_time);
+    st.exec();
+    const std::int64_t id = impl_->db.getLastInsertRowid();
+    tx.commit();
+    return id;
+  });
+}
+
+std::vector<token_info> store::list_tokens() {
+  return guarded("list tokens", [&] {
+    SQLite::Statement st(impl_->db,
+                         std::string("SELECT ") + token_columns + " FROM tokens ORDER BY name");
+    std::vector<token_info> out;
+    while (st.executeStep()) out.push_back(read_token_row(st));
+    return out;
+  });
+}
+
+bool store::delete_token(const std::string& name) {
+  return guarded("delete token", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement st(impl_->db, "DELETE FROM tokens WHERE name = ?");
+    bind_text(st, 1, name);
+    const int changed = st.exec();
+    tx.commit();
+    return changed == 1;
+  });
+}
+
+std::optional<store::token_match> store::find_token_by_hash(const std::string& token_hash) {
+  return guarded("find token", [&]() -> std::optional<token_match> {
+    statement_use st(impl_->cached(
+        impl_->find_token_st,
+        "SELECT id, name, scope, created_time, expires_time, last_used_time, token_hash "
+        "FROM tokens WHERE token_hash = ?"));
+    bind_blob(*st, 1, token_hash);
+    if (!st->executeStep()) return std::nullopt;
+    token_match m;
+    m.info = read_token_row(*st);
+    m.token_hash = column_bytes(st->getColumn(6));
+    return m;
+  });
+}
+
+void store::touch_token(std::int64_t id, unix_seconds last_used_time) {
+  guarded("touch token", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    {
+      // Never moves last_used_time backwards (a clock step back, or callers racing).
+      statement_use st(impl_->cached(
+          impl_->touch_token_st,
+          "UPDATE tokens SET last_used_time = ?1 "
+          "WHERE id = ?2 AND (last_used_time IS NULL OR last_used_time < ?1)"));
+      bind_int(*st, 1, last_used_time);
+      bind_int(*st, 2, id);
+      st->exec();
+    }
+    tx.commit();
+  });
+}
+
+} // namespace mts

@@ -1,0 +1,336 @@
+#include "config/settings.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+
+#ifndef MTS_SOURCE_DIR
+#define MTS_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using mts::config_error;
+using mts::load_settings;
+using mts::settings;
+
+const std::string example_file = std::string(MTS_SOURCE_DIR) + "/config/mts.example.toml";
+const std::string docs_file = std::string(MTS_SOURCE_DIR) + "/docs/configuration.md";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// A configuration file with the given content, removed again at the end of the test.
+struct temp_config {
+  std::string path;
+  explicit temp_config(const std::string& content) {
+    char name[] = "/tmp/mts_config_test_XXXXXX";
+    int fd = ::mkstemp(name);
+    REQUIRE(fd >= 0);
+    path = name;
+    REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+    ::close(fd);
+  }
+  ~temp_config() { std::remove(path.c_str()); }
+  temp_config(const temp_config&) = delete;
+  temp_config& operator=(const temp_config&) = delete;
+};
+
+// Every field, compared one by one.
+bool same(const settings& a, const settings& b) {
+  return a.http.address == b.http.address && a.http.port == b.http.port &&
+         a.http.prefix == b.http.prefix && a.http.threads == b.http.threads &&
+         a.http.max_body_bytes == b.http.max_body_bytes &&
+         a.http.read_timeout_seconds == b.http.read_timeout_seconds &&
+         a.http.write_timeout_seconds == b.http.write_timeout_seconds &&
+         a.http.keep_alive_timeout_seconds == b.http.keep_alive_timeout_seconds &&
+         a.http.keep_alive_max_requests == b.http.keep_alive_max_requests &&
+         a.http.listen_backlog == b.http.listen_backlog &&
+         a.http.actor_timeout_seconds == b.http.actor_timeout_seconds &&
+         a.tls.cert_file == b.tls.cert_file && a.tls.key_file == b.tls.key_file &&
+         a.storage.path == b.storage.path &&
+         a.storage.busy_timeout_ms == b.storage.busy_timeout_ms &&
+         a.storage.reader_count == b.storage.reader_count &&
+         a.rate_limit.requests == b.rate_limit.requests &&
+         a.rate_limit.window_seconds == b.rate_limit.window_seconds &&
+         a.limits.max_batch_size == b.limits.max_batch_size &&
+         a.limits.max_survey_days == b.limits.max_survey_days &&
+         a.limits.max_search_days == b.limits.max_search_days &&
+         a.limits.max_search_limit == b.limits.max_search_limit &&
+         a.limits.default_search_limit == b.limits.default_search_limit &&
+         a.scheduler.overnight_window == b.scheduler.overnight_window &&
+         a.scheduler.max_concurrent_tests == b.scheduler.max_concurrent_tests &&
+         a.scheduler.test_deadline_seconds == b.scheduler.test_deadline_seconds &&
+         a.api.mask_passwords == b.api.mask_passwords && a.log.level == b.log.level;
+}
+
+// The message of the config_error that loading throws ("" when it loads).
+std::string load_error(const std::optional<std::string>& file,
+                       const std::vector<std::string>& overrides) {
+  try {
+    load_settings(file, overrides);
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string override_error(const std::string& override_text) {
+  return load_error(std::nullopt, {override_text});
+}
+
+std::string file_error(const std::string& content) {
+  temp_config f(content);
+  std::string message = load_error(f.path, {});
+  // Every file problem starts with the file's name.
+  if (!message.empty()) CHECK(message.rfind(f.path + ":", 0) == 0);
+  return message;
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("config: defaults without a file or overrides", "[config]") {
+  CHECK(same(load_settings(std::nullopt, {}), settings{}));
+}
+
+TEST_CASE("config: the example file loads to exactly the defaults", "[config]") {
+  settings s = load_settings(example_file, {});
+  CHECK(same(s, settings{}));
+  for (const auto& d : mts::describe_settings())
+    CHECK(mts::setting_value(s, d.key) == d.default_value);
+}
+
+TEST_CASE("config: the example file and the docs mention every key", "[config]") {
+  std::string example = read_text(example_file);
+  std::string docs = read_text(docs_file);
+  for (const auto& d : mts::describe_settings()) {
+    INFO(d.key);
+    std::string section = d.key.substr(0, d.key.find('.'));
+    std::string name = d.key.substr(d.key.find('.') + 1);
+    CHECK(has(example, "[" + section + "]"));
+    CHECK(has(example, "\n" + name + " = "));
+    CHECK(has(docs, "`" + d.key + "`"));
+  }
+}
+
+TEST_CASE("config: the key table", "[config]") {
+  auto keys = mts::describe_settings();
+  CHECK(keys.size() == 28);
+  for (const auto& d : keys) {
+    INFO(d.key);
+    CHECK(d.key.find('.') != std::string::npos);
+    CHECK((d.type == "string" || d.type == "integer" || d.type == "boolean"));
+    CHECK(!d.range.empty());
+    CHECK(!d.doc.empty());
+  }
+  CHECK(keys.front().key == "http.address");
+  CHECK(keys.back().key == "log.level");
+}
+
+TEST_CASE("config: the file sets values and overrides beat it", "[config]") {
+  temp_config f("[http]\nport = 9000\nprefix = \"/api/v1\"\n"
+                "[api]\nmask_passwords = true\n"
+                "[log]\nlevel = \"debug\"\n");
+  settings s = load_settings(f.path, {});
+  CHECK(s.http.port == 9000);
+  CHECK(s.http.prefix == "/api/v1");
+  CHECK(s.api.mask_passwords);
+  CHECK(s.log.level == "debug");
+  CHECK(s.http.threads == settings{}.http.threads);
+
+  s = load_settings(f.path, {"http.port=9100", "api.mask_passwords=false", "http.prefix=",
+                             "log.level=warn", "log.level=error"});
+  CHECK(s.http.port == 9100);
+  CHECK(!s.api.mask_passwords);
+  CHECK(s.http.prefix.empty());
+  CHECK(s.log.level == "error"); // the last override wins
+  CHECK(load_settings(std::nullopt, {"tls.cert_file=a=b.pem", "tls.key_file=k.pem"})
+            .tls.cert_file == "a=b.pem"); // split at the first '='
+}
+
+TEST_CASE("config: unknown keys", "[config]") {
+  CHECK(has(file_error("[http]\nport = 9000\nbogus = 1\n"), ":3: http.bogus: unknown"));
+  CHECK(has(file_error("\n[nosuch]\nport = 1\n"), ":2: nosuch: unknown configuration section"));
+  CHECK(has(file_error("port = 1\n"), ":1: port: key outside a [section] table"));
+  CHECK(has(file_error("[http]\n[http.extra]\nx = 1\n"), ":2: http.extra: unknown"));
+  CHECK(has(file_error("[[http]]\nport = 1\n"), "http: key outside a [section] table"));
+  // The first problem in file order is reported.
+  CHECK(has(file_error("[log]\nzzz = 1\n[api]\naaa = 1\n"), ":2: log.zzz: unknown"));
+
+  CHECK(override_error("http.bogus=1") == "unknown configuration key \"http.bogus\"");
+  CHECK(override_error("nosuch.port=1") == "unknown configuration key \"nosuch.port\"");
+  std::string long_key(500, 'k');
+  std::string message = override_error(long_key + "=1");
+  CHECK(has(message, "unknown configuration key \"" + std::string(64, 'k')));
+  CHECK(!has(message, std::string(65, 'k')));
+  CHECK(has(override_error("http.port"), "\"http.port\""));
+  CHECK(has(override_error("http.port"), "section.key=value"));
+  CHECK_THROWS_AS(mts::setting_value(settings{}, "http.bogus"), config_error);
+}
+
+TEST_CASE("config: values of the wrong type", "[config]") {
+  CHECK(has(file_error("[http]\n\nport = \"8443\"\n"),
+            ":3: http.port: expected an integer, got a string"));
+  CHECK(has(file_error("[http]\nthreads = 1.5\n"), ":2: http.threads: expected an integer"));
+  CHECK(has(file_error("[api]\nmask_passwords = 1\n"),
+            ":2: api.mask_passwords: expected a boolean, got an integer"));
+  CHECK(has(file_error("[log]\nlevel = true\n"), ":2: log.level: expected a string"));
+  CHECK(has(file_error("[log]\nlevel = [\"info\"]\n"), ":2: log.level: expected a string, got an array"));
+  CHECK(has(file_error("[http]\nport = { a = 1 }\n"), ":2: http.port: expected an integer, got a table"));
+
+  CHECK(has(override_error("http.port=abc"), "http.port: \"abc\" is not a decimal integer"));
+  CHECK(has(override_error("http.threads=12x"), "http.threads:"));
+  CHECK(has(override_error("http.threads="), "http.threads:"));
+  CHECK(has(override_error("http.threads=0x10"), "http.threads:"));
+  CHECK(has(override_error("http.threads=99999999999999999999999"), "http.threads:"));
+  CHECK(has(override_error("api.mask_passwords=yes"), "api.mask_passwords: \"yes\" is not true or false"));
+  CHECK(has(override_error("api.mask_passwords=True"), "api.mask_passwords:"));
+}
+
+TEST_CASE("config: malformed and missing files", "[config]") {
+  std::string message = file_error("[http]\nport = = 1\n");
+  CHECK(has(message, ":2:"));
+  message = load_error(std::string("/nonexistent/mts.toml"), {});
+  CHECK(message == "cannot read configuration file /nonexistent/mts.toml: No such file or directory");
+  message = load_error(std::string("/tmp"), {});
+  CHECK(has(message, "cannot read configuration file /tmp: "));
+}
+
+TEST_CASE("config: every integer range error names the key and the range", "[config]") {
+  for (const auto& d : mts::describe_settings()) {
+    if (d.type != "integer") continue;
+    auto dots = d.range.find("..");
+    REQUIRE(dots != std::string::npos);
+    std::string max_text = d.range.substr(dots + 2);
+    if (max_text.find_first_not_of("0123456789") != std::string::npos) continue; // dynamic
+    long long min = std::stoll(d.range.substr(0, dots));
+    long long max = std::stoll(max_text);
+    INFO(d.key);
+    for (long long bad : {min - 1, max + 1}) {
+      std::string message = override_error(d.key + "=" + std::to_string(bad));
+      CHECK(has(message, d.key + ": "));
+      CHECK(has(message, d.range));
+    }
+    // The bounds themselves are allowed (a small default_search_limit keeps
+    // limits.max_search_limit=1 valid).
+    for (long long good : {min, max})
+      CHECK(load_error(std::nullopt, {"limits.default_search_limit=1",
+                                      d.key + "=" + std::to_string(good)})
+                .empty());
+  }
+  // A few spelled out.
+  CHECK(has(override_error("http.port=0"), "http.port: 0 is out of range 1..65535"));
+  CHECK(has(override_error("http.port=70000"), "http.port: 70000 is out of range 1..65535"));
+  CHECK(has(override_error("http.max_body_bytes=63"), "http.max_body_bytes: 63 is out of range 64..67108864"));
+  CHECK(has(override_error("scheduler.test_deadline_seconds=9"), "10..86400"));
+  // The file's line is named for a value from the file.
+  CHECK(has(file_error("[storage]\n\nreader_count = 65\n"),
+            ":3: storage.reader_count: 65 is out of range 1..64"));
+  CHECK(has(file_error("[http]\nport = 70000\n"), ":2: http.port: 70000 is out of range 1..65535"));
+}
+
+TEST_CASE("config: default_search_limit is bounded by max_search_limit", "[config]") {
+  std::string message = override_error("limits.default_search_limit=1001");
+  CHECK(has(message, "limits.default_search_limit: 1001 is out of range 1..limits.max_search_limit"));
+  CHECK(has(override_error("limits.default_search_limit=0"), "limits.default_search_limit:"));
+  CHECK(load_error(std::nullopt, {"limits.max_search_limit=50", "limits.default_search_limit=50"})
+            .empty());
+  CHECK(has(load_error(std::nullopt, {"limits.max_search_limit=50"}),
+            "limits.default_search_limit: 100 is out of range"));
+}
+
+TEST_CASE("config: string rules", "[config]") {
+  for (const char* good : {"", "/MTS", "/a/b-c_d.e", "/x1"})
+    CHECK(override_error(std::string("http.prefix=") + good).empty());
+  for (const char* bad : {"/", "MTS", "/MTS/", "/a//b", "/a b", "/a?b", "/ä"}) {
+    INFO(bad);
+    CHECK(has(override_error(std::string("http.prefix=") + bad), "http.prefix: must be empty"));
+  }
+  CHECK(has(override_error("storage.path="), "storage.path: must not be empty"));
+  CHECK(has(override_error("http.address="), "http.address: must not be empty"));
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"})
+    CHECK(override_error(std::string("log.level=") + level).empty());
+  CHECK(has(override_error("log.level=verbose"),
+            "log.level: must be one of trace, debug, info, warn, error, critical, off"));
+  CHECK(has(override_error("log.level=INFO"), "log.level:"));
+}
+
+TEST_CASE("config: tls certificate and key are set both or neither", "[config]") {
+  CHECK(load_error(std::nullopt, {}).empty());
+  CHECK(load_error(std::nullopt, {"tls.cert_file=c.pem", "tls.key_file=k.pem"}).empty());
+  CHECK(has(override_error("tls.cert_file=c.pem"), "tls.key_file: must be set when tls.cert_file is set"));
+  CHECK(has(override_error("tls.key_file=k.pem"), "tls.cert_file: must be set when tls.key_file is set"));
+}
+
+TEST_CASE("config: overnight window", "[config]") {
+  auto w = mts::parse_daily_window("22:00-06:00");
+  REQUIRE(w);
+  CHECK(w->start_second == 22 * 3600);
+  CHECK(w->end_second == 6 * 3600);
+  CHECK(w->contains(23 * 3600));
+  CHECK(w->contains(22 * 3600));
+  CHECK(w->contains(0));
+  CHECK(w->contains(5 * 3600 + 59 * 60));
+  CHECK(w->contains(6 * 3600 - 1));
+  CHECK(!w->contains(6 * 3600));
+  CHECK(!w->contains(21 * 3600 + 59 * 60));
+  CHECK(!w->contains(12 * 3600));
+
+  auto day = mts::parse_daily_window("00:00-06:00");
+  REQUIRE(day);
+  CHECK(day->contains(0));
+  CHECK(day->contains(6 * 3600 - 1));
+  CHECK(!day->contains(6 * 3600));
+  CHECK(!day->contains(86399));
+
+  auto late = mts::parse_daily_window("23:59-00:00");
+  REQUIRE(late);
+  CHECK(late->contains(86399));
+  CHECK(!late->contains(0));
+
+  auto empty = mts::parse_daily_window("05:00-05:00");
+  REQUIRE(empty);
+  CHECK(!empty->contains(5 * 3600));
+  CHECK(!empty->contains(0));
+
+  for (const char* bad : {"", "22:00", "22:00-6:00", "24:00-06:00", "22:60-06:00", "22:00-06:0x",
+                          "22:00 06:00", "22:00-06:00 ", "2200-0600xx", "-1:00-06:00"}) {
+    INFO(bad);
+    CHECK(!mts::parse_daily_window(bad));
+  }
+
+  CHECK(load_error(std::nullopt, {"scheduler.overnight_window=22:00-06:00"}).empty());
+  CHECK(has(override_error("scheduler.overnight_window=22:00"),
+            "scheduler.overnight_window: must be HH:MM-HH:MM"));
+  CHECK(has(override_error("scheduler.overnight_window=05:00-05:00"),
+            "scheduler.overnight_window: start and end are equal"));
+}
+
+TEST_CASE("config: setting_value", "[config]") {
+  settings s;
+  CHECK(mts::setting_value(s, "http.port") == "8443");
+  CHECK(mts::setting_value(s, "http.prefix") == "/MTS");
+  CHECK(mts::setting_value(s, "tls.cert_file").empty());
+  CHECK(mts::setting_value(s, "api.mask_passwords") == "false");
+  CHECK(mts::setting_value(s, "http.max_body_bytes") == "1048576");
+  CHECK(mts::setting_value(s, "scheduler.overnight_window") == "00:00-06:00");
+  s = load_settings(std::nullopt, {"api.mask_passwords=true", "storage.busy_timeout_ms=0",
+                                   "storage.path=/var/lib/mts/db.sqlite"});
+  CHECK(mts::setting_value(s, "api.mask_passwords") == "true");
+  CHECK(mts::setting_value(s, "storage.busy_timeout_ms") == "0");
+  CHECK(mts::setting_value(s, "storage.path") == "/var/lib/mts/db.sqlite");
+}

@@ -1,0 +1,774 @@
+// Unit tests for persistence/store: schema and migrations, every statement's semantics, and
+// the reader/writer split. Each test works in its own temporary directory.
+#include "persistence/store.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace mts;
+
+namespace {
+
+// A fresh directory under the system temp directory, removed with everything in it at the end.
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    path = fs::temp_directory_path() /
+           ("mts_store_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) +
+            "_" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  // In a subdirectory that does not exist yet: the writer must create it.
+  std::string db() const { return (path / "data" / "mts.db").string(); }
+};
+
+constexpr std::int64_t busy_ms = 5000;
+
+test_request simple_request(const std::string& meter_type = "ELSTER_A1700",
+                            const std::string& remote_address = "+441234567890") {
+  test_request r;
+  r.meter_type = meter_type;
+  r.remote_address = remote_address;
+  return r;
+}
+
+test_request full_request() {
+  test_request r;
+  r.request_reference = std::string("ref-\0-7", 7); // embedded NUL
+  r.immediate = true;
+  r.meter_type = "LANDIS_ZMD";
+  r.remote_address = "+441234567890";
+  r.coms_settings = "7E1";
+  r.outstation_address = "001";
+  r.serial_number = "SN12345";
+  r.password = std::string("pa\0ss", 5); // embedded NUL
+  r.survey_days = 3;
+  r.survey_date = "2019-01-02";
+  return r;
+}
+
+std::vector<test_id> ids_of(const std::vector<test_record>& v) {
+  std::vector<test_id> out;
+  for (const auto& r : v) out.push_back(r.id);
+  return out;
+}
+
+std::vector<test_id> ids_of(const std::vector<queued_test>& v) {
+  std::vector<test_id> out;
+  for (const auto& q : v) out.push_back(q.record.id);
+  return out;
+}
+
+std::string hash_of(unsigned char seed) {
+  std::string h(32, '\0');
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    h[i] = static_cast<char>((i % 3 == 0) ? 0 : static_cast<unsigned char>(seed + i));
+  }
+  return h;
+}
+
+std::int64_t count_rows(const std::string& path, const std::string& sql) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY, 5000);
+  return db.execAndGet(sql).getInt64();
+}
+
+test_outcome outcome_for(test_id id, const std::string& result, unix_seconds end) {
+  test_outcome o;
+  o.id = id;
+  o.result = result;
+  o.test_end_time = end;
+  return o;
+}
+
+search_query all_query(std::int64_t limit = 100) {
+  search_query q;
+  q.from_time = 0;
+  q.to_time = 100000;
+  q.limit = limit;
+  return q;
+}
+
+} // namespace
+
+TEST_CASE("a fresh database is created with the latest schema, WAL and integrity ok", "[store]") {
+  temp_dir dir;
+  {
+    store s(dir.db(), store_mode::read_write, busy_ms);
+    CHECK(store::latest_schema_version() == 1);
+    CHECK(s.schema_version() == 1);
+    CHECK(s.quick_check() == "ok");
+    CHECK(fs::exists(dir.path / "data" / "mts.db"));
+  }
+  SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
+  CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 1);
+  CHECK(raw.execAndGet("SELECT version FROM schema_migrations").getInt64() == 1);
+  CHECK(raw.tableExists("tokens"));
+  CHECK(raw.tableExists("batches"));
+  CHECK(raw.tableExists("tests"));
+}
+
+TEST_CASE("reopening a database keeps its data and does not re-run migrations", "[store]") {
+  temp_dir dir;
+  {
+    store s(dir.db(), store_mode::read_write, busy_ms);
+    CHECK(s.insert_test(simple_request(), 1000) == 1);
+  }
+  {
+    store s(dir.db(), store_mode::read_write, busy_ms);
+    CHECK(s.schema_version() == 1);
+    auto t = s.find_test(1);
+    REQUIRE(t);
+    CHECK(t->received_time == 1000);
+    CHECK(t->request.meter_type == "ELSTER_A1700");
+    CHECK(s.insert_test(simple_request(), 1001) == 2);
+  }
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 1);
+}
+
+TEST_CASE("a database with a newer schema version is refused", "[store]") {
+  temp_dir dir;
+  { store s(dir.db(), store_mode::read_write, busy_ms); }
+  {
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (2, 0)");
+  }
+  REQUIRE_THROWS_MATCHES(
+      store(dir.db(), store_mode::read_write, busy_ms), store_error,
+      Catch::Message("database schema version 2 is newer than this build supports (1)"));
+  REQUIRE_THROWS_MATCHES(
+      store(dir.db(), store_mode::read_only, busy_ms), store_error,
+      Catch::Message("database schema version 2 is newer than this build supports (1)"));
+}
+
+TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
+  temp_dir dir;
+  const std::string path = dir.db();
+  std::atomic<int> ok{0};
+  std::vector<std::string> errors(6);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        store s(path, store_mode::read_write, busy_ms);
+        if (s.schema_version() == 1) ++ok;
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(i)] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) CHECK(e == "");
+  CHECK(ok == 6);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 1);
+}
+
+TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
+  temp_dir dir;
+  const std::string path = (dir.path / "nothing-here.db").string();
+  REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
+                         Catch::Message("database file " + path +
+                                        " does not exist; start the server or run a token "
+                                        "command once to create it"));
+  CHECK_FALSE(fs::exists(path));
+}
+
+TEST_CASE("read-only open of a database that was never migrated is refused", "[store]") {
+  temp_dir dir;
+  const std::string path = (dir.path / "empty.db").string();
+  { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
+  REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
+                         Catch::Message("database schema version 0 is older than this build "
+                                        "expects (1); start the server once to upgrade it"));
+}
+
+TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+
+  const test_id id = s.insert_test(full_request(), 1546401600);
+  CHECK(id == 1);
+  auto t = s.find_test(1);
+  REQUIRE(t);
+  CHECK(t->id == 1);
+  CHECK_FALSE(t->batch.has_value());
+  CHECK(t->received_time == 1546401600);
+  CHECK(t->request.request_reference == std::string("ref-\0-7", 7));
+  CHECK(t->request.request_reference->size() == 7);
+  CHECK(t->request.immediate == true);
+  CHECK(t->request.meter_type == "LANDIS_ZMD");
+  CHECK(t->request.remote_address == "+441234567890");
+  CHECK(t->request.coms_settings == std::string("7E1"));
+  CHECK(t->request.outstation_address == std::string("001"));
+  CHECK(t->request.serial_number == std::string("SN12345"));
+  CHECK(t->request.password == std::string("pa\0ss", 5));
+  CHECK(t->request.password->size() == 5);
+  CHECK(t->request.survey_days == 3);
+  CHECK(t->request.survey_date == std::string("2019-01-02"));
+  CHECK(t->state == test_state::pending);
+  CHECK(t->result == "PENDING");
+  CHECK(t->attempts == 0);
+  CHECK_FALSE(t->test_start_time.has_value());
+  CHECK_FALSE(t->test_end_time.has_value());
+  CHECK_FALSE(t->connection_start_time.has_value());
+  CHECK_FALSE(t->connection_end_time.has_value());
+  CHECK_FALSE(t->completed_time.has_value());
+  CHECK(t->readings_json == "");
+
+  // Optional fields left out stay absent (NULL, not "").
+  CHECK(s.insert_test(simple_request("ELSTER_A1700", "10.0.0.1:4001"), 1546401601) == 2);
+  auto m = s.find_test(2);
+  REQUIRE(m);
+  CHECK_FALSE(m->request.request_reference.has_value());
+  CHECK(m->request.immediate == false);
+  CHECK(m->request.meter_type == "ELSTER_A1700");
+  CHECK(m->request.remote_address == "10.0.0.1:4001");
+  CHECK_FALSE(m->request.coms_settings.has_value());
+  CHECK_FALSE(m->request.outstation_address.has_value());
+  CHECK_FALSE(m->request.serial_number.has_value());
+  CHECK_FALSE(m->request.password.has_value());
+  CHECK(m->request.survey_days == 0);
+  CHECK_FALSE(m->request.survey_date.has_value());
+
+  // An empty optional string is kept as "" (present), distinct from absent.
+  test_request e = simple_request();
+  e.password = std::string();
+  CHECK(s.insert_test(e, 1546401602) == 3);
+  auto er = s.find_test(3);
+  REQUIRE(er);
+  CHECK(er->request.password == std::string());
+
+  CHECK_FALSE(s.find_test(4).has_value());
+  CHECK(s.test_exists(1));
+  CHECK_FALSE(s.test_exists(4));
+}
+
+TEST_CASE("test ids are never reused after a deletion", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  CHECK(s.insert_test(simple_request(), 10) == 1);
+  CHECK(s.insert_test(simple_request(), 10) == 2);
+  CHECK(s.delete_pending_test(2));
+  CHECK(s.insert_test(simple_request(), 11) == 3);
+  CHECK_FALSE(s.test_exists(2));
+}
+
+TEST_CASE("insert_batch returns the batch id and every test id in request order", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  CHECK(s.insert_test(simple_request(), 500) == 1); // a standalone test before the batch
+
+  std::vector<test_request> reqs{simple_request("A", "+1"), simple_request("B", "+2"),
+                                 simple_request("C", "+3")};
+  auto [batch, ids] = s.insert_batch(reqs, 600);
+  CHECK(batch == 1);
+  CHECK(ids == std::vector<test_id>{2, 3, 4});
+
+  auto tests = s.batch_tests(1);
+  REQUIRE(tests);
+  REQUIRE(tests->size() == 3);
+  CHECK(ids_of(*tests) == std::vector<test_id>{2, 3, 4});
+  CHECK((*tests)[0].request.meter_type == "A");
+  CHECK((*tests)[1].request.meter_type == "B");
+  CHECK((*tests)[2].request.meter_type == "C");
+  CHECK((*tests)[2].request.remote_address == "+3");
+  for (const auto& t : *tests) {
+    CHECK(t.batch == batch_id{1});
+    CHECK(t.received_time == 600);
+    CHECK(t.state == test_state::pending);
+  }
+  auto lone = s.find_test(1);
+  REQUIRE(lone);
+  CHECK_FALSE(lone->batch.has_value());
+
+  auto [batch2, ids2] = s.insert_batch({simple_request(), simple_request()}, 700);
+  CHECK(batch2 == 2);
+  CHECK(ids2 == std::vector<test_id>{5, 6});
+  CHECK_FALSE(s.batch_tests(3).has_value());
+}
+
+TEST_CASE("a batch is stored in one transaction: a failing element stores nothing", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  CHECK(s.insert_batch({simple_request()}, 100).first == 1);
+  {
+    // Test-only trigger that makes the insert of one element fail mid-batch.
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE, 5000);
+    raw.exec("CREATE TRIGGER boom BEFORE INSERT ON tests WHEN NEW.meter_type = 'BOOM' "
+             "BEGIN SELECT RAISE(ABORT, 'boom'); END");
+  }
+  test_request secret = simple_request();
+  secret.password = "s3cret-pw";
+  std::vector<test_request> reqs{secret, simple_request(), simple_request("BOOM"),
+                                 simple_request()};
+  try {
+    s.insert_batch(reqs, 200);
+    FAIL("insert_batch should have thrown");
+  } catch (const store_error& e) {
+    const std::string what = e.what();
+    CHECK(what == "insert batch: boom");
+    CHECK(what.find("s3cret-pw") == std::string::npos);
+  }
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests") == 1);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM batches") == 1);
+  CHECK_FALSE(s.batch_tests(2).has_value());
+
+  // The store is still usable, and the rolled-back ids were not consumed.
+  auto [batch, ids] = s.insert_batch({simple_request(), simple_request()}, 300);
+  CHECK(batch == 2);
+  CHECK(ids == std::vector<test_id>{2, 3});
+}
+
+TEST_CASE("delete_pending_test deletes only a pending test", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  s.insert_test(simple_request(), 10); // 1 pending
+  s.insert_test(simple_request(), 10); // 2 running
+  s.insert_test(simple_request(), 10); // 3 completed
+  REQUIRE(s.mark_running(2, 20));
+  REQUIRE(s.mark_running(3, 20));
+  REQUIRE(s.complete_test(outcome_for(3, "SUCCESS", 30)));
+
+  CHECK(s.delete_pending_test(1));
+  CHECK_FALSE(s.test_exists(1));
+  CHECK_FALSE(s.find_test(1).has_value());
+  CHECK_FALSE(s.delete_pending_test(1)); // already gone
+  CHECK_FALSE(s.delete_pending_test(2));
+  CHECK(s.test_exists(2));
+  CHECK_FALSE(s.delete_pending_test(3));
+  CHECK(s.test_exists(3));
+  CHECK_FALSE(s.delete_pending_test(99));
+}
+
+TEST_CASE("mark_running keeps the first attempt's start time across recovery", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  s.insert_test(simple_request(), 10);
+
+  CHECK(s.mark_running(1, 1000));
+  auto t = s.find_test(1);
+  REQUIRE(t);
+  CHECK(t->state == test_state::running);
+  CHECK(t->attempts == 1);
+  CHECK(t->test_start_time == unix_seconds{1000});
+  CHECK(t->result == "PENDING");
+
+  CHECK_FALSE(s.mark_running(1, 1500)); // already running
+  CHECK(s.find_test(1)->attempts == 1);
+
+  auto q = s.recover_queue(); // the process "restarted" mid-test
+  CHECK(ids_of(q) == std::vector<test_id>{1});
+  t = s.find_test(1);
+  CHECK(t->state == test_state::pending);
+  CHECK(t->attempts == 1);
+  CHECK(t->test_start_time == unix_seconds{1000});
+
+  CHECK(s.mark_running(1, 2000));
+  t = s.find_test(1);
+  CHECK(t->state == test_state::running);
+  CHECK(t->attempts == 2);
+  CHECK(t->test_start_time == unix_seconds{1000});
+
+  REQUIRE(s.complete_test(outcome_for(1, "SUCCESS", 2100)));
+  CHECK_FALSE(s.mark_running(1, 3000)); // completed
+  CHECK_FALSE(s.mark_running(42, 3000)); // unknown
+}
+
+TEST_CASE("complete_test writes a running test exactly once", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  s.insert_test(full_request(), 10);
+
+  test_outcome o;
+  o.id = 1;
+  o.result = "PARTIAL SUCCESS";
+  o.test_end_time = 1200;
+  o.connection_start_time = 1010;
+  o.connection_end_time = 1190;
+  o.readings_json = R"({"serialNumber":"SN12345","meterTime":"2019-01-02T04:00:00Z +0s"})";
+
+  CHECK_FALSE(s.complete_test(o)); // still pending
+  REQUIRE(s.mark_running(1, 1000));
+  CHECK(s.complete_test(o));
+
+  auto t = s.find_test(1);
+  REQUIRE(t);
+  CHECK(t->state == test_state::completed);
+  CHECK(t->result == "PARTIAL SUCCESS");
+  CHECK(t->attempts == 1);
+  CHECK(t->test_start_time == unix_seconds{1000});
+  CHECK(t->test_end_time == unix_seconds{1200});
+  CHECK(t->connection_start_time == unix_seconds{1010});
+  CHECK(t->connection_end_time == unix_seconds{1190});
+  CHECK(t->completed_time == unix_seconds{1200});
+  CHECK(t->readings_json ==
+        R"({"serialNumber":"SN12345","meterTime":"2019-01-02T04:00:00Z +0s"})");
+  CHECK(t->request.password == std::string("pa\0ss", 5));
+
+  test_outcome again = outcome_for(1, "ERROR: late duplicate", 5000);
+  CHECK_FALSE(s.complete_test(again));
+  t = s.find_test(1);
+  CHECK(t->result == "PARTIAL SUCCESS");
+  CHECK(t->test_end_time == unix_seconds{1200});
+
+  CHECK_FALSE(s.complete_test(outcome_for(77, "SUCCESS", 1))); // unknown id
+
+  // An outcome without readings or connection times stores them as absent.
+  s.insert_test(simple_request(), 20);
+  REQUIRE(s.mark_running(2, 2000));
+  CHECK(s.complete_test(outcome_for(2, "ERROR: No answer", 2060)));
+  auto e = s.find_test(2);
+  REQUIRE(e);
+  CHECK(e->result == "ERROR: No answer");
+  CHECK(e->readings_json == "");
+  CHECK_FALSE(e->connection_start_time.has_value());
+  CHECK_FALSE(e->connection_end_time.has_value());
+  CHECK(e->completed_time == unix_seconds{2060});
+}
+
+TEST_CASE("recover_queue requeues running tests and returns every pending test", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  CHECK(s.recover_queue().empty());
+
+  s.insert_test(simple_request(), 10);    // 1 pending
+  s.insert_test(full_request(), 11);      // 2 running
+  s.insert_test(simple_request(), 12);    // 3 completed
+  s.insert_batch({simple_request(), simple_request()}, 13); // 4 pending, 5 running
+  REQUIRE(s.mark_running(2, 100));
+  REQUIRE(s.mark_running(3, 100));
+  REQUIRE(s.complete_test(outcome_for(3, "SUCCESS", 150)));
+  REQUIRE(s.mark_running(5, 200));
+
+  auto q = s.recover_queue();
+  CHECK(ids_of(q) == std::vector<test_id>{1, 2, 4, 5});
+  for (const auto& item : q) CHECK(item.record.state == test_state::pending);
+  // Full records: the request is there, and the attempt bookkeeping survived.
+  const test_record& r2 = q[1].record;
+  CHECK(r2.request.meter_type == "LANDIS_ZMD");
+  CHECK(r2.request.password == std::string("pa\0ss", 5));
+  CHECK(r2.request.survey_date == std::string("2019-01-02"));
+  CHECK(r2.received_time == 11);
+  CHECK(r2.attempts == 1);
+  CHECK(r2.test_start_time == unix_seconds{100});
+  CHECK(r2.readings_json == "");
+  CHECK(q[3].record.batch == batch_id{1});
+  CHECK(q[3].record.test_start_time == unix_seconds{200});
+
+  CHECK(s.find_test(2)->state == test_state::pending);
+  CHECK(s.find_test(3)->state == test_state::completed);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE state = 'RUNNING'") == 0);
+}
+
+TEST_CASE("cancel_batch removes pending tests, completed ones on request, never running ones",
+          "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  s.insert_test(simple_request(), 5); // 1: standalone, untouched throughout
+  auto [b, ids] = s.insert_batch(
+      {simple_request(), simple_request(), simple_request(), simple_request()}, 10);
+  REQUIRE(b == 1);
+  REQUIRE(ids == std::vector<test_id>{2, 3, 4, 5});
+  auto [other, other_ids] = s.insert_batch({simple_request()}, 11); // 2: test 6
+  REQUIRE(other == 2);
+  REQUIRE(other_ids == std::vector<test_id>{6});
+  // 2 pending, 3 running, 4 completed, 5 pending
+  REQUIRE(s.mark_running(3, 20));
+  REQUIRE(s.mark_running(4, 20));
+  REQUIRE(s.complete_test(outcome_for(4, "SUCCESS", 30)));
+
+  SECTION("unknown batch") {
+    auto r = s.cancel_batch(99, true);
+    CHECK_FALSE(r.found);
+    CHECK(r.cancelled_count == 0);
+    CHECK(r.removed.empty());
+  }
+
+  SECTION("pending only, then completed too, then the finished running test") {
+    auto r = s.cancel_batch(1, false);
+    CHECK(r.found);
+    CHECK(r.cancelled_count == 2);
+    CHECK(r.removed == std::vector<test_id>{2, 5});
+    CHECK(ids_of(*s.batch_tests(1)) == std::vector<test_id>{3, 4});
+
+    r = s.cancel_batch(1, false); // nothing left that may go
+    CHECK(r.found);
+    CHECK(r.cancelled_count == 0);
+    CHECK(r.removed.empty());
+
+    r = s.cancel_batch(1, true);
+    CHECK(r.found);
+    CHECK(r.cancelled_count == 1);
+    CHECK(r.removed == std::vector<test_id>{4});
+    CHECK(ids_of(*s.batch_tests(1)) == std::vector<test_id>{3}); // running stays
+
+    REQUIRE(s.complete_test(outcome_for(3, "SUCCESS", 40)));
+    r = s.cancel_batch(1, true);
+    CHECK(r.cancelled_count == 1);
+    CHECK(r.removed == std::vector<test_id>{3});
+
+    // The batch itself remains: known, with no tests (batch-status answers totalCount 0).
+    auto left = s.batch_tests(1);
+    REQUIRE(left.has_value());
+    CHECK(left->empty());
+    CHECK(s.cancel_batch(1, true).found);
+  }
+
+  SECTION("delete_completed at once") {
+    auto r = s.cancel_batch(1, true);
+    CHECK(r.found);
+    CHECK(r.cancelled_count == 3);
+    CHECK(r.removed == std::vector<test_id>{2, 4, 5});
+    CHECK(ids_of(*s.batch_tests(1)) == std::vector<test_id>{3});
+  }
+
+  // Tests outside the batch are never touched.
+  CHECK(s.test_exists(1));
+  CHECK(s.test_exists(6));
+  CHECK(ids_of(*s.batch_tests(2)) == std::vector<test_id>{6});
+}
+
+TEST_CASE("search filters, counts, pages and orders", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+
+  auto req = [](std::optional<std::string> ref, const std::string& type, const std::string& addr) {
+    test_request r;
+    r.request_reference = std::move(ref);
+    r.meter_type = type;
+    r.remote_address = addr;
+    return r;
+  };
+  REQUIRE(s.insert_test(req("A", "ELSTER_A1700", "+441234567"), 1000) == 1);
+  REQUIRE(s.insert_test(req("B", "LANDIS_ZMD", "10.0.0.1:4001"), 2000) == 2);
+  REQUIRE(s.insert_test(req("A", "ELSTER_A1700", "50%_off:80"), 3000) == 3);
+  REQUIRE(s.insert_test(req(std::nullopt, "ELSTER_A1700", "a1b:80"), 4000) == 4);
+  REQUIRE(s.insert_test(req("A", "LANDIS_ZMD", "+449999"), 5000) == 5);
+  REQUIRE(s.mark_running(2, 2100));
+  REQUIRE(s.mark_running(3, 3100));
+  test_outcome o = outcome_for(3, "SUCCESS", 3200);
+  o.readings_json = R"({"serialNumber":"X"})";
+  REQUIRE(s.complete_test(o));
+
+  auto run = [&](const search_query& q) { return s.search(q); };
+
+  SECTION("everything") {
+    auto p = run(all_query());
+    CHECK(p.total_count == 5);
+    CHECK(ids_of(p.results) == std::vector<test_id>{1, 2, 3, 4, 5});
+    // Summaries carry the state but never the readings.
+    CHECK(p.results[2].state == test_state::completed);
+    CHECK(p.results[2].result == "SUCCESS");
+    CHECK(p.results[2].readings_json == "");
+    CHECK(p.results[1].state == test_state::running);
+  }
+  SECTION("time range is inclusive at both ends") {
+    search_query q = all_query();
+    q.from_time = 2000;
+    q.to_time = 4000;
+    auto p = run(q);
+    CHECK(p.total_count == 3);
+    CHECK(ids_of(p.results) == std::vector<test_id>{2, 3, 4});
+    q.from_time = 5001;
+    q.to_time = 9000;
+    p = run(q);
+    CHECK(p.total_count == 0);
+    CHECK(p.results.empty());
+  }
+  SECTION("request reference and meter type match exactly") {
+    search_query q = all_query();
+    q.request_reference = "A";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1, 3, 5});
+    q.request_reference = "a";
+    CHECK(run(q).total_count == 0);
+    q = all_query();
+    q.meter_type = "LANDIS_ZMD";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{2, 5});
+    q.meter_type = "LANDIS";
+    CHECK(run(q).total_count == 0);
+  }
+  SECTION("remote address is a literal substring") {
+    search_query q = all_query();
+    q.remote_address = "+44";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1, 5});
+    q.remote_address = "%";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3});
+    q.remote_address = "_";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3});
+    q.remote_address = "a_b"; // would match "a1b" as a LIKE pattern
+    CHECK(run(q).total_count == 0);
+    q.remote_address = "0%_o";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3});
+    q.remote_address = ":80";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3, 4});
+  }
+  SECTION("status") {
+    search_query q = all_query();
+    q.status = status_filter::completed;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3});
+    q.status = status_filter::pending; // queued or running
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1, 2, 4, 5});
+    q.request_reference = "A";
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1, 5});
+    q.status = status_filter::all;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1, 3, 5});
+  }
+  SECTION("paging") {
+    search_query q = all_query(2);
+    auto p = run(q);
+    CHECK(p.total_count == 5);
+    CHECK(ids_of(p.results) == std::vector<test_id>{1, 2});
+    q.offset = 2;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3, 4});
+    q.offset = 4;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{5});
+    q.offset = 10;
+    p = run(q);
+    CHECK(p.total_count == 5);
+    CHECK(p.results.empty());
+  }
+  SECTION("reverse order") {
+    search_query q = all_query(2);
+    q.reverse_order = true;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{5, 4});
+    q.offset = 2;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{3, 2});
+    q.offset = 4;
+    CHECK(ids_of(run(q).results) == std::vector<test_id>{1});
+  }
+  SECTION("limit 0 gives only the count") {
+    search_query q = all_query(0);
+    q.meter_type = "ELSTER_A1700";
+    auto p = run(q);
+    CHECK(p.total_count == 3);
+    CHECK(p.results.empty());
+  }
+}
+
+TEST_CASE("tokens: insert, list, find by hash, touch, delete", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  const std::string hz = hash_of(1), ha = hash_of(2), hm = hash_of(3);
+  REQUIRE(hz.size() == 32);
+  REQUIRE(hz[0] == '\0');
+
+  CHECK(s.insert_token("zeta", token_scope::full, hz, 1000, 2000) == 1);
+  CHECK(s.insert_token("alpha", token_scope::read_only, ha, 1100, 2100) == 2);
+  CHECK(s.insert_token("mid", token_scope::full, hm, 1200, 2200) == 3);
+
+  auto list = s.list_tokens();
+  REQUIRE(list.size() == 3);
+  CHECK(list[0].name == "alpha");
+  CHECK(list[0].id == 2);
+  CHECK(list[0].scope == token_scope::read_only);
+  CHECK(list[0].created_time == 1100);
+  CHECK(list[0].expires_time == 2100);
+  CHECK_FALSE(list[0].last_used_time.has_value());
+  CHECK(list[1].name == "mid");
+  CHECK(list[2].name == "zeta");
+  CHECK(list[2].scope == token_scope::full);
+
+  auto m = s.find_token_by_hash(ha);
+  REQUIRE(m);
+  CHECK(m->info.id == 2);
+  CHECK(m->info.name == "alpha");
+  CHECK(m->info.scope == token_scope::read_only);
+  CHECK(m->info.created_time == 1100);
+  CHECK(m->info.expires_time == 2100);
+  CHECK(m->token_hash == ha);
+  CHECK(m->token_hash.size() == 32);
+
+  // Compared as 32-byte blobs: a hash differing only after a NUL byte is another hash.
+  std::string near = ha;
+  near[31] = static_cast<char>(near[31] ^ 0x01);
+  CHECK_FALSE(s.find_token_by_hash(near).has_value());
+  CHECK_FALSE(s.find_token_by_hash(hash_of(9)).has_value());
+  CHECK_FALSE(s.find_token_by_hash("").has_value());
+
+  REQUIRE_THROWS_MATCHES(s.insert_token("alpha", token_scope::full, hash_of(4), 1, 2),
+                         store_error, Catch::Message("a token named alpha already exists"));
+  REQUIRE_THROWS_WITH(s.insert_token("other", token_scope::full, ha, 1, 2),
+                      Catch::StartsWith("insert token: "));
+  REQUIRE_THROWS_MATCHES(s.insert_token("short", token_scope::full, "abc", 1, 2), store_error,
+                         Catch::Message("insert token: the token hash must be 32 bytes"));
+  CHECK(s.list_tokens().size() == 3);
+
+  s.touch_token(2, 1500);
+  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1500});
+  s.touch_token(2, 1400); // never moves backwards
+  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1500});
+  s.touch_token(2, 1600);
+  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1600});
+  CHECK_FALSE(s.find_token_by_hash(hz)->info.last_used_time.has_value());
+
+  CHECK(s.delete_token("mid"));
+  CHECK_FALSE(s.delete_token("mid"));
+  CHECK_FALSE(s.delete_token("nobody"));
+  CHECK_FALSE(s.find_token_by_hash(hm).has_value());
+  CHECK(s.list_tokens().size() == 2);
+  // The deleted token's id is not handed out again.
+  CHECK(s.insert_token("mid", token_scope::full, hm, 1300, 2300) == 4);
+}
+
+TEST_CASE("a read-only store sees the writer's commits and cannot write", "[store]") {
+  temp_dir dir;
+  store w(dir.db(), store_mode::read_write, busy_ms);
+  store r(dir.db(), store_mode::read_only, busy_ms);
+  CHECK(r.schema_version() == 1);
+
+  CHECK_FALSE(r.find_test(1).has_value());
+  CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
+  CHECK(r.search(all_query()).total_count == 0);
+
+  w.insert_test(full_request(), 100);
+  w.insert_token("t", token_scope::full, hash_of(1), 1, 2);
+  auto t = r.find_test(1);
+  REQUIRE(t);
+  CHECK(t->request.password == std::string("pa\0ss", 5));
+  CHECK(r.find_token_by_hash(hash_of(1)).has_value());
+  CHECK(r.search(all_query()).total_count == 1);
+
+  REQUIRE(w.mark_running(1, 200));
+  CHECK(r.find_test(1)->state == test_state::running);
+  w.touch_token(1, 50);
+  CHECK(r.find_token_by_hash(hash_of(1))->info.last_used_time == unix_seconds{50});
+  CHECK(w.delete_token("t"));
+  CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
+
+  REQUIRE_THROWS_WITH(r.insert_test(simple_request(), 1), Catch::StartsWith("insert test: "));
+  REQUIRE_THROWS_WITH(r.delete_token("t"), Catch::StartsWith("delete token: "));
+  CHECK(r.quick_check() == "ok");
+}
+
+TEST_CASE("a read-only store opens a database whose writer has closed", "[store]") {
+  temp_dir dir;
+  {
+    store w(dir.db(), store_mode::read_write, busy_ms);
+    w.insert_batch({simple_request(), simple_request()}, 100);
+  }
+  store r(dir.db(), store_mode::read_only, busy_ms);
+  auto b = r.batch_tests(1);
+  REQUIRE(b);
+  CHECK(ids_of(*b) == std::vector<test_id>{1, 2});
+  CHECK_FALSE(r.batch_tests(2).has_value());
+}
