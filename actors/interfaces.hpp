@@ -1,0 +1,126 @@
+#pragma once
+// Every typed actor interface of the server, its atoms and its error codes, in one place.
+// Messages never leave the process, so the model structs travel as unsafe (unserialised)
+// message types instead of carrying inspect() boilerplate.
+#include "common/model.hpp"
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/make_message.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mts {
+
+// ---- atoms (at most 10 characters, letters, digits and '_') ----
+using insert_atom = caf::atom_constant<caf::atom("insert")>;
+using delete_atom = caf::atom_constant<caf::atom("delete")>;
+using exists_atom = caf::atom_constant<caf::atom("exists")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using finish_atom = caf::atom_constant<caf::atom("finish")>;
+using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using touch_atom = caf::atom_constant<caf::atom("touch")>;
+using get_atom = caf::atom_constant<caf::atom("get")>;
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+using search_atom = caf::atom_constant<caf::atom("search")>;
+using health_atom = caf::atom_constant<caf::atom("health")>;
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using run_atom = caf::atom_constant<caf::atom("run")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+
+// ---- errors the actors answer with ----
+enum class app_errc : std::uint8_t {
+  unknown_test = 1,    // no test with that id (HTTP 400)
+  unknown_batch,       // no batch with that id (HTTP 400)
+  storage_failure,     // SQLite failed (HTTP 500; details logged, not sent)
+};
+caf::error make_error(app_errc code);
+caf::error make_error(app_errc code, std::string context);
+inline const caf::atom_value app_error_category = caf::atom("mts");
+
+// ---- message payloads beyond the model ----
+struct batch_inserted {
+  batch_id batch = 0;
+  std::vector<test_id> tests;
+};
+
+struct scheduler_stats {
+  std::int64_t queued_immediate = 0;
+  std::int64_t queued_overnight = 0;
+  std::int64_t running = 0;
+};
+
+// ---- interfaces ----
+
+// The PERSISTENCE actor: the server's only writer to SQLite. Every reply is sent after the
+// change is committed.
+using persistence_actor = caf::typed_actor<
+  // Store one test; answers its id.
+  caf::replies_to<insert_atom, test_request, unix_seconds>::with<test_id>,
+  // Store a batch in one transaction; answers the batch id and test ids in request order.
+  caf::replies_to<insert_atom, std::vector<test_request>, unix_seconds>::with<batch_inserted>,
+  // Delete a test if it is still pending; answers whether it was deleted.
+  caf::replies_to<delete_atom, test_id>::with<bool>,
+  // Whether a test exists in any state.
+  caf::replies_to<exists_atom, test_id>::with<bool>,
+  // batch-cancel: delete pending (and, if asked, completed) tests of a batch.
+  caf::replies_to<cancel_atom, batch_id, bool>::with<batch_cancel_result>,
+  // Mark a pending test running at the given time; answers false if it is no longer pending.
+  caf::replies_to<start_atom, test_id, unix_seconds>::with<bool>,
+  // Record a running test's outcome, exactly once; answers whether it was written.
+  caf::replies_to<finish_atom, test_outcome>::with<bool>,
+  // Start-up recovery: running tests back to pending; answers the whole pending queue.
+  caf::replies_to<recover_atom>::with<std::vector<test_record>>,
+  // Note that a token was used (sent at most once a minute per token).
+  caf::reacts_to<touch_atom, std::int64_t, unix_seconds>>;
+
+// A READER actor: answers queries on its own read-only connection. The server runs a few.
+using reader_actor = caf::typed_actor<
+  // test-status: the full record (error unknown_test).
+  caf::replies_to<get_atom, test_id>::with<test_record>,
+  // batch-status: the batch's tests as summaries (error unknown_batch).
+  caf::replies_to<get_atom, batch_atom, batch_id>::with<std::vector<test_record>>,
+  // test-search.
+  caf::replies_to<search_atom, search_query>::with<search_page>,
+  // service-status: whether the database answers.
+  caf::replies_to<health_atom>::with<bool>>;
+
+// The EXECUTOR runs one test to its end (all attempts) and answers the outcome. The next
+// issue fills it in with test actors; the server runs without one until then.
+using executor_actor = caf::typed_actor<
+  caf::replies_to<run_atom, test_record>::with<test_outcome>>;
+
+// The SCHEDULER owns the queue and decides what runs when.
+using scheduler_actor = caf::typed_actor<
+  // test-request: store the test, queue it; answers its id once it is durable.
+  caf::replies_to<submit_atom, test_request, unix_seconds>::with<test_id>,
+  // batch-request: store all tests in one transaction, queue them; answers the batch id.
+  caf::replies_to<submit_atom, std::vector<test_request>, unix_seconds>::with<batch_id>,
+  // test-cancel: remove the test if it has not started; answers its id (error unknown_test).
+  caf::replies_to<cancel_atom, test_id>::with<test_id>,
+  // batch-cancel: answers how many tests were removed (error unknown_batch).
+  caf::replies_to<cancel_atom, batch_atom, batch_id, bool>::with<std::int64_t>,
+  // Re-evaluate the queue (the overnight window may have opened).
+  caf::reacts_to<tick_atom>,
+  // Queue sizes for service-status and the logs.
+  caf::replies_to<stats_atom>::with<scheduler_stats>>;
+
+} // namespace mts
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::test_request>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_record)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::test_record>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_outcome)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_query)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_page)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_cancel_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)

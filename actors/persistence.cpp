@@ -1,0 +1,112 @@
+#include "actors/persistence.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace mts {
+namespace {
+
+// Runs one store call; a store failure becomes a storage_failure error for the requester and
+// a log line for the operator (store errors never carry request values).
+template <class F>
+auto guarded(const char* what, F&& f) -> caf::result<decltype(f())> {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    spdlog::error("storage: {} failed: {}", what, e.what());
+    return make_error(app_errc::storage_failure, what);
+  }
+}
+
+} // namespace
+
+persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer<persistence_state> self,
+                                             std::shared_ptr<store> db) {
+  self->state.db = std::move(db);
+  store* st = self->state.db.get(); // owned by the state, which outlives the behavior
+  return {
+    [st](insert_atom, const test_request& req, unix_seconds received) -> caf::result<test_id> {
+      return guarded("insert test", [&] { return st->insert_test(req, received); });
+    },
+    [st](insert_atom, const std::vector<test_request>& reqs,
+         unix_seconds received) -> caf::result<batch_inserted> {
+      return guarded("insert batch", [&] {
+        auto [batch, ids] = st->insert_batch(reqs, received);
+        return batch_inserted{batch, std::move(ids)};
+      });
+    },
+    [st](delete_atom, test_id id) -> caf::result<bool> {
+      return guarded("delete test", [&] { return st->delete_pending_test(id); });
+    },
+    [st](exists_atom, test_id id) -> caf::result<bool> {
+      return guarded("find test", [&] { return st->test_exists(id); });
+    },
+    [st](cancel_atom, batch_id id, bool delete_completed) -> caf::result<batch_cancel_result> {
+      return guarded("cancel batch", [&] { return st->cancel_batch(id, delete_completed); });
+    },
+    [st](start_atom, test_id id, unix_seconds at) -> caf::result<bool> {
+      return guarded("mark test running", [&] { return st->mark_running(id, at); });
+    },
+    [st](finish_atom, const test_outcome& outcome) -> caf::result<bool> {
+      return guarded("complete test", [&] { return st->complete_test(outcome); });
+    },
+    [st](recover_atom) -> caf::result<std::vector<test_record>> {
+      return guarded("recover queue", [&] {
+        std::vector<test_record> out;
+        for (auto& q : st->recover_queue())
+          out.push_back(std::move(q.record));
+        return out;
+      });
+    },
+    [st](touch_atom, std::int64_t token, unix_seconds at) {
+      try {
+        st->touch_token(token, at);
+      } catch (const std::exception& e) {
+        spdlog::warn("storage: recording token use failed: {}", e.what());
+      }
+    },
+  };
+}
+
+reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> self,
+                                   std::shared_ptr<store> db) {
+  self->state.db = std::move(db);
+  return {
+    [self](get_atom, test_id id) -> caf::result<test_record> {
+      try {
+        auto rec = self->state.db->find_test(id);
+        if (!rec)
+          return make_error(app_errc::unknown_test);
+        return std::move(*rec);
+      } catch (const std::exception& e) {
+        spdlog::error("storage: test status failed: {}", e.what());
+        return make_error(app_errc::storage_failure, "test status");
+      }
+    },
+    [self](get_atom, batch_atom, batch_id id) -> caf::result<std::vector<test_record>> {
+      try {
+        auto tests = self->state.db->batch_tests(id);
+        if (!tests)
+          return make_error(app_errc::unknown_batch);
+        return std::move(*tests);
+      } catch (const std::exception& e) {
+        spdlog::error("storage: batch status failed: {}", e.what());
+        return make_error(app_errc::storage_failure, "batch status");
+      }
+    },
+    [self](search_atom, const search_query& q) -> caf::result<search_page> {
+      return guarded("search", [&] { return self->state.db->search(q); });
+    },
+    [self](health_atom) -> bool {
+      try {
+        self->state.db->find_test(0);
+        return true;
+      } catch (const std::exception& e) {
+        spdlog::error("storage: health check failed: {}", e.what());
+        return false;
+      }
+    },
+  };
+}
+
+} // namespace mts

@@ -1,0 +1,270 @@
+// `mts`: the server and its administration commands.
+//   mts serve [--config FILE] [--section.key=value ...]
+//   mts token create --name NAME --days N [--scope "MTS API" | --scope "MTS API read-only"]
+//   mts token list | mts token delete NAME
+//   mts config get KEY
+//   mts --version
+// CLI11 (Debian libcli11-dev) parses the command line: subcommands, help and errors come for
+// free; the --section.key=value overrides are the arguments it leaves over.
+#include "actors/persistence.hpp"
+#include "actors/scheduler.hpp"
+#include "config/settings.hpp"
+#include "http/server.hpp"
+#include "http/tls.hpp"
+#include "http/tokens.hpp"
+#include "mts/version.hpp"
+#include "persistence/store.hpp"
+
+#include <CLI/CLI.hpp>
+#include <caf/all.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+namespace {
+
+using namespace mts;
+
+// The "--section.key=value" arguments CLI11 left over; anything else is an error.
+std::vector<std::string> overrides_from(const std::vector<std::string>& rest) {
+  std::vector<std::string> out;
+  for (const auto& arg : rest) {
+    if (arg.size() > 2 && arg.compare(0, 2, "--") == 0 && arg.find('.') != std::string::npos &&
+        arg.find('=') != std::string::npos)
+      out.push_back(arg.substr(2));
+    else
+      throw config_error("unexpected argument \"" + arg.substr(0, 64) +
+                         "\" (configuration overrides are written --section.key=value)");
+  }
+  return out;
+}
+
+void setup_logging(const settings& s) {
+  auto logger = spdlog::stderr_color_mt("mts");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(s.log.level));
+}
+
+std::string storage_dir(const settings& s) {
+  auto dir = std::filesystem::path(s.storage.path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+int serve(const settings& s) {
+  setup_logging(s);
+  // Signals are taken by a dedicated sigwait thread; every thread started later inherits the
+  // mask, so no handler runs on an arbitrary thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  spdlog::info("mts {} starting; database {}", mts::version, s.storage.path);
+  std::shared_ptr<store> writer;
+  try {
+    writer = std::make_shared<store>(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the database: {}", e.what());
+    return 1;
+  }
+  spdlog::info("database ready (schema version {}, integrity check ok)", writer->schema_version());
+
+  std::string cert_file = s.tls.cert_file, key_file = s.tls.key_file;
+  try {
+    if (cert_file.empty()) {
+      auto generated = ensure_self_signed_certificate(storage_dir(s));
+      cert_file = generated.cert_file;
+      key_file = generated.key_file;
+      if (generated.generated)
+        spdlog::info("created a self-signed certificate {}", cert_file);
+    }
+    spdlog::info("TLS certificate {} SHA-256 fingerprint {}", cert_file, certificate_fingerprint(cert_file));
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer);
+  writer.reset();
+  std::vector<reader_actor> readers;
+  try {
+    for (std::int64_t i = 0; i < s.storage.reader_count; ++i)
+      readers.push_back(sys.spawn<caf::detached>(
+        reader, std::make_shared<store>(s.storage.path, store_mode::read_only, s.storage.busy_timeout_ms)));
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open a read-only database connection: {}", e.what());
+    caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  scheduler_config sched_cfg;
+  sched_cfg.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
+  sched_cfg.max_concurrent_tests = s.scheduler.max_concurrent_tests;
+  sched_cfg.test_deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
+  // No executor yet: tests are queued and stay PENDING until the test engine exists.
+  auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_actor{});
+
+  token_verifier tokens(s.storage.path, s.storage.busy_timeout_ms,
+                        [persistence_hdl](std::int64_t id, unix_seconds when) {
+                          caf::anon_send(persistence_hdl, touch_atom::value, id, when);
+                        });
+  auto shutdown_actors = [&] {
+    caf::anon_send_exit(scheduler_hdl, caf::exit_reason::user_shutdown);
+    for (auto& r : readers)
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
+  };
+
+  int rc = 0;
+  {
+    std::unique_ptr<api_server> server;
+    try {
+      server = std::make_unique<api_server>(s, cert_file, key_file,
+                                            api_dependencies{&sys, scheduler_hdl, readers, &tokens});
+      server->bind();
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      shutdown_actors();
+      return 1;
+    }
+    std::thread signal_thread([&] {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig != 0)
+        spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      server->stop();
+    });
+    spdlog::info("listening on https://{}:{}{}/ ({} HTTP threads)", s.http.address, s.http.port,
+                 s.http.prefix, s.http.threads);
+    if (!server->run()) {
+      spdlog::error("the HTTP server stopped with an error");
+      rc = 1;
+    }
+    // Wake the signal thread if the server ended on its own.
+    pthread_kill(signal_thread.native_handle(), SIGTERM);
+    signal_thread.join();
+  }
+  shutdown_actors();
+  spdlog::info("stopped");
+  return rc;
+}
+
+int token_create(const settings& s, const std::string& name, std::int64_t days, const std::string& scope_text) {
+  auto scope = token_scope_from_string(scope_text);
+  if (!scope)
+    throw config_error("--scope must be \"MTS API\" or \"MTS API read-only\"");
+  if (days < 1 || days > 3650)
+    throw config_error("--days must be a whole number from 1 to 3650");
+  if (name.empty() || name.size() > 64)
+    throw config_error("--name must be 1 to 64 characters");
+  for (unsigned char ch : name)
+    if (ch < 0x20 || ch == 0x7f)
+      throw config_error("--name must not contain control characters");
+  store db(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
+  auto token = generate_token();
+  auto now = now_utc();
+  db.insert_token(name, *scope, hash_token(token), now, now + days * seconds_per_day);
+  std::cout << token << std::endl;
+  std::cerr << "created token \"" << name << "\" (" << to_string(*scope) << "), expires "
+            << format_utc(now + days * seconds_per_day) << "; it is shown only this once\n";
+  return 0;
+}
+
+int token_list(const settings& s) {
+  store db(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
+  auto tokens = db.list_tokens();
+  auto now = now_utc();
+  std::printf("%-24s %-18s %-20s %-20s %s\n", "NAME", "SCOPE", "CREATED", "EXPIRES", "LAST USED");
+  for (const auto& t : tokens)
+    std::printf("%-24s %-18s %-20s %-20s %s\n", t.name.c_str(), to_string(t.scope),
+                format_utc(t.created_time).c_str(),
+                (format_utc(t.expires_time) + (t.expires_time <= now ? " (expired)" : "")).c_str(),
+                t.last_used_time ? format_utc(*t.last_used_time).c_str() : "never");
+  return 0;
+}
+
+int token_delete(const settings& s, const std::string& name) {
+  store db(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
+  if (!db.delete_token(name)) {
+    std::cerr << "mts: no token named \"" << name.substr(0, 64) << "\"\n";
+    return 1;
+  }
+  std::cerr << "deleted token \"" << name << "\"; it is refused from the next request on\n";
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"MTS server: remote electricity meter tests over an HTTPS API"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "print the version and exit");
+
+  std::optional<std::string> config_file;
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option("--config", config_file, "TOML configuration file (docs/configuration.md)");
+    sub->allow_extras();
+  };
+  auto* serve_cmd = app.add_subcommand("serve", "run the server");
+  add_config(serve_cmd);
+
+  auto* token_cmd = app.add_subcommand("token", "manage API access tokens");
+  token_cmd->require_subcommand(1);
+  std::string token_name, scope = "MTS API";
+  std::int64_t days = 0;
+  auto* create_cmd = token_cmd->add_subcommand("create", "create a token and print it once");
+  add_config(create_cmd);
+  create_cmd->add_option("--name", token_name, "unique name of the token")->required();
+  create_cmd->add_option("--days", days, "days until the token expires (1-3650)")->required();
+  create_cmd->add_option("--scope", scope, "\"MTS API\" (default) or \"MTS API read-only\"");
+  auto* list_cmd = token_cmd->add_subcommand("list", "list tokens (never the tokens themselves)");
+  add_config(list_cmd);
+  auto* delete_cmd = token_cmd->add_subcommand("delete", "revoke a token");
+  add_config(delete_cmd);
+  delete_cmd->add_option("name", token_name, "name of the token")->required();
+
+  auto* config_cmd = app.add_subcommand("config", "inspect the effective configuration");
+  config_cmd->require_subcommand(1);
+  std::string key;
+  auto* get_cmd = config_cmd->add_subcommand("get", "print one key's effective value");
+  add_config(get_cmd);
+  get_cmd->add_option("key", key, "section.key")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (show_version) {
+    std::cout << mts::version << std::endl;
+    return 0;
+  }
+  try {
+    auto load = [&](CLI::App* sub) { return load_settings(config_file, overrides_from(sub->remaining())); };
+    if (serve_cmd->parsed())
+      return serve(load(serve_cmd));
+    if (create_cmd->parsed())
+      return token_create(load(create_cmd), token_name, days, scope);
+    if (list_cmd->parsed())
+      return token_list(load(list_cmd));
+    if (delete_cmd->parsed())
+      return token_delete(load(delete_cmd), token_name);
+    if (get_cmd->parsed()) {
+      std::cout << setting_value(load(get_cmd), key) << std::endl;
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "mts: " << e.what() << std::endl;
+    return 2;
+  }
+  std::cout << app.help() << std::endl;
+  return 0;
+}

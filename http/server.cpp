@@ -1,0 +1,433 @@
+#include "http/server.hpp"
+
+#include "http/codec.hpp"
+#include "http/json.hpp"
+#include "http/tls.hpp"
+#include "http/validation.hpp"
+#include "drivers/registry.hpp"
+#include "mts/version.hpp"
+
+#include <caf/scoped_actor.hpp>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+
+namespace mts {
+
+namespace bj = boost::json;
+
+namespace {
+
+enum class method_kind { command, query, open };
+
+struct route {
+  const char* name;
+  const char* verb;
+  method_kind kind;
+  void (api_server::*handler)(api_server::call&);
+};
+
+constexpr const char* json_type = "application/json; charset=utf-8";
+
+void send_json(httplib::Response& res, int status, const bj::value& body) {
+  res.status = status;
+  res.set_content(json::serialize(body), json_type);
+}
+
+void send_error(httplib::Response& res, int status, std::vector<std::string> details) {
+  send_json(res, status, error_body(details));
+}
+
+// What a library-generated error (no handler ran, or the request never parsed) means.
+std::string library_error_text(int status) {
+  switch (status) {
+    case 400: return "malformed HTTP request";
+    case 404: return "unknown URL";
+    case 413: return "request body too large";
+    case 414: return "request URI too long";
+    case 416: return "range not satisfiable";
+    case 500: return "internal server error";
+    case 503: return "service unavailable";
+    default: return "request failed";
+  }
+}
+
+// Media type of a Content-Type value, lower-cased, parameters dropped.
+std::string media_type(const std::string& content_type) {
+  auto end = content_type.find(';');
+  std::string type = content_type.substr(0, end);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t'))
+    type.pop_back();
+  for (auto& ch : type)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return type;
+}
+
+std::int64_t count_header(const httplib::Request& req, const char* name) {
+  return static_cast<std::int64_t>(req.get_header_value_count(name));
+}
+
+} // namespace
+
+// Everything one API call carries through its handler.
+struct api_server::call {
+  const httplib::Request& req;
+  httplib::Response& res;
+  unix_seconds now;
+  query_params params;
+  std::optional<bj::value> body; // parsed JSON body, when one was sent
+};
+
+api_server::api_server(const settings& config, const std::string& cert_file,
+                       const std::string& key_file, api_dependencies deps)
+  : config_(config),
+    deps_(std::move(deps)),
+    limiter_(config.rate_limit.requests, config.rate_limit.window_seconds) {
+  if (deps_.readers.empty() || !deps_.system || !deps_.tokens)
+    throw std::logic_error("api_server needs an actor system, readers and a token verifier");
+  server_ = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
+  if (!server_->is_valid())
+    throw std::runtime_error("cannot load the TLS certificate " + cert_file + " with key " + key_file);
+  if (!apply_mozilla_intermediate(server_->ssl_context()))
+    throw std::runtime_error("OpenSSL refused the TLS settings");
+
+  auto& svr = *server_;
+  const auto& http = config_.http;
+  auto threads = static_cast<std::size_t>(http.threads);
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_tcp_nodelay(true);
+  svr.set_keep_alive_max_count(static_cast<std::size_t>(http.keep_alive_max_requests));
+  svr.set_keep_alive_timeout(http.keep_alive_timeout_seconds);
+  svr.set_read_timeout(http.read_timeout_seconds);
+  svr.set_write_timeout(http.write_timeout_seconds);
+  svr.set_payload_max_length(static_cast<std::size_t>(http.max_body_bytes));
+  // SO_REUSEADDR only: the library's default SO_REUSEPORT would let a second server share the
+  // port silently. The descriptor is kept to raise the library's fixed backlog of 5.
+  svr.set_socket_options([this](int fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_fd_ = fd;
+  });
+
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
+  svr.Get(".*", handler);
+  svr.Post(".*", handler);
+  svr.Put(".*", handler);
+  svr.Patch(".*", handler);
+  svr.Delete(".*", handler);
+  svr.Options(".*", handler);
+
+  // Every response the library generates itself (bad request line, 413, 414, ...) also gets
+  // the API's JSON error body.
+  svr.set_error_handler(httplib::Server::HandlerWithResponse(
+    [this](const httplib::Request&, httplib::Response& res) -> httplib::Server::HandlerResponse {
+    if (res.body.empty()) {
+      std::string text = library_error_text(res.status);
+      if (res.status == 413)
+        text = "request body exceeds the limit of " + std::to_string(config_.http.max_body_bytes) + " bytes";
+      send_error(res, res.status, {text});
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    try {
+      if (ep)
+        std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      spdlog::error("http: {} {} failed: {}", req.method, req.path, e.what());
+    } catch (...) {
+      spdlog::error("http: {} {} failed", req.method, req.path);
+    }
+    send_error(res, 500, {"internal server error"});
+  });
+  svr.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_header("X-Content-Type-Options", "nosniff");
+  });
+  svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    // Path only: query strings may carry references an operator need not see; never headers.
+    auto level = res.status >= 500 ? spdlog::level::warn
+                 : res.status >= 400 ? spdlog::level::info
+                                     : spdlog::level::debug;
+    spdlog::log(level, "http: {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+  });
+}
+
+api_server::~api_server() = default;
+
+void api_server::bind() {
+  const auto& http = config_.http;
+  errno = 0;
+  if (!server_->bind_to_port(http.address, http.port)) {
+    int err = errno;
+    throw std::runtime_error("cannot listen on " + http.address + ":" + std::to_string(http.port) +
+                             (err ? std::string(": ") + std::strerror(err) : std::string()) +
+                             " (is another server running on this port?)");
+  }
+  // The library listens with a backlog of 5, compiled in; bursts of connections would be
+  // dropped and retried by the kernel a second later. Listening again raises it.
+  int fd = listen_fd_.load();
+  if (fd >= 0 && ::listen(fd, static_cast<int>(http.listen_backlog)) != 0)
+    spdlog::warn("http: could not raise the listen backlog: {}", std::strerror(errno));
+}
+
+bool api_server::run() { return server_->listen_after_bind(); }
+
+void api_server::stop() { server_->stop(); }
+
+const reader_actor& api_server::next_reader() {
+  auto i = reader_cursor_.fetch_add(1, std::memory_order_relaxed);
+  return deps_.readers[i % deps_.readers.size()];
+}
+
+void api_server::handle(const httplib::Request& req, httplib::Response& res) {
+  static const route routes[] = {
+    {"test-request", "POST", method_kind::command, &api_server::test_request},
+    {"batch-request", "POST", method_kind::command, &api_server::batch_request},
+    {"test-cancel", "DELETE", method_kind::command, &api_server::test_cancel},
+    {"batch-cancel", "DELETE", method_kind::command, &api_server::batch_cancel},
+    {"test-status", "GET", method_kind::query, &api_server::test_status},
+    {"batch-status", "GET", method_kind::query, &api_server::batch_status},
+    {"test-search", "GET", method_kind::query, &api_server::test_search},
+    {"service-status", "GET", method_kind::open, &api_server::service_status},
+  };
+
+  // 1. Route: 404 only for unknown URLs, 405 (with Allow) for a known URL and another verb.
+  const auto& prefix = config_.http.prefix;
+  const route* found = nullptr;
+  if (req.path.size() > prefix.size() + 1 && req.path.compare(0, prefix.size(), prefix) == 0 &&
+      req.path[prefix.size()] == '/') {
+    auto name = req.path.substr(prefix.size() + 1);
+    for (const auto& r : routes)
+      if (name == r.name)
+        found = &r;
+  }
+  if (!found)
+    return send_error(res, 404, {"unknown URL: the methods live under " + prefix + "/"});
+  const bool head_on_get = req.method == "HEAD" && std::strcmp(found->verb, "GET") == 0;
+  if (req.method != found->verb && !head_on_get) {
+    res.set_header("Allow", found->verb);
+    return send_error(res, 405, {std::string(found->name) + " only accepts " + found->verb});
+  }
+
+  // 2. Authenticate, then rate-limit per token (per client IP without a valid token), then
+  //    check the scope. A failed authentication still counts against the IP's window.
+  call c{req, res, now_utc(), {}, std::nullopt};
+  std::optional<token_info> token;
+  bool auth_failed = false;
+  if (found->kind != method_kind::open) {
+    auto header_count = count_header(req, "Authorization");
+    std::optional<std::string_view> presented;
+    if (header_count == 1)
+      presented = bearer_token(req.get_header_value("Authorization"));
+    if (presented) {
+      try {
+        token = deps_.tokens->verify(*presented, c.now);
+      } catch (const std::exception& e) {
+        spdlog::error("http: token lookup failed: {}", e.what());
+        return send_error(res, 500, {"internal server error"});
+      }
+    }
+    auth_failed = !token;
+    if (auth_failed)
+      res.set_header("WWW-Authenticate", header_count == 0 ? "Bearer realm=\"MTS\""
+                                                           : "Bearer realm=\"MTS\", error=\"invalid_token\"");
+  }
+  auto limit = limiter_.hit(token ? "token:" + std::to_string(token->id) : "ip:" + req.remote_addr, c.now);
+  if (!limit.allowed) {
+    res.set_header("Retry-After", std::to_string(limit.retry_after));
+    auto body = error_body({"rate limit of " + std::to_string(config_.rate_limit.requests) +
+                            " requests per " + std::to_string(config_.rate_limit.window_seconds) +
+                            " seconds exceeded"});
+    body["retryAfter"] = limit.retry_after;
+    return send_json(res, 429, body);
+  }
+  if (auth_failed)
+    return send_error(res, 401, {"a valid access token is required (Authorization: Bearer <token>)"});
+  if (found->kind == method_kind::command && token->scope != token_scope::full) {
+    res.set_header("WWW-Authenticate", "Bearer realm=\"MTS\", error=\"insufficient_scope\"");
+    return send_error(res, 403, {std::string("the token's scope \"") + to_string(token->scope) +
+                                 "\" does not allow " + found->name});
+  }
+
+  // 3. Query string and body.
+  std::vector<std::string> details;
+  c.params = fold_query_params(req.params, details);
+  if (!details.empty())
+    return send_error(res, 400, details);
+  if (found->kind == method_kind::command && !req.body.empty()) {
+    if (media_type(req.get_header_value("Content-Type")) != "application/json")
+      return send_error(res, 415, {"the body must be JSON (Content-Type: application/json)"});
+    std::string error;
+    c.body = json::parse_strict(req.body, error);
+    if (!c.body)
+      return send_error(res, 400, {"body: " + error});
+  }
+  (this->*(found->handler))(c);
+}
+
+namespace {
+
+// Sends a typed request from this HTTP thread and waits at most the configured time. On an
+// error the response is filled and nullopt returned.
+template <class Result, class Handle, class... Ts>
+std::optional<Result> ask(caf::actor_system& sys, const settings& config, httplib::Response& res,
+                          const Handle& dest, Ts&&... xs) {
+  std::optional<Result> out;
+  caf::scoped_actor self{sys};
+  self->request(dest, std::chrono::seconds(config.http.actor_timeout_seconds), std::forward<Ts>(xs)...)
+    .receive([&](Result& value) { out = std::move(value); },
+             [&](caf::error& err) {
+               if (err.category() == app_error_category) {
+                 switch (static_cast<app_errc>(err.code())) {
+                   case app_errc::unknown_test: return send_error(res, 400, {"testId: no such test"});
+                   case app_errc::unknown_batch: return send_error(res, 400, {"batchId: no such batch"});
+                   case app_errc::storage_failure: break;
+                 }
+                 return send_error(res, 500, {"internal server error: storage failed"});
+               }
+               if (err == caf::sec::request_timeout) {
+                 spdlog::warn("http: an actor did not answer within {} s", config.http.actor_timeout_seconds);
+                 res.set_header("Retry-After", "1");
+                 return send_error(res, 503, {"the server is busy; try again"});
+               }
+               spdlog::error("http: actor request failed: {}", to_string(err));
+               send_error(res, 500, {"internal server error"});
+             });
+  return out;
+}
+
+bool require_body(api_server::call& c, const char* what) {
+  if (c.body)
+    return true;
+  send_error(c.res, 400, {std::string("body: ") + what + " required"});
+  return false;
+}
+
+} // namespace
+
+void api_server::test_request(call& c) {
+  std::vector<std::string> details;
+  for (const auto& p : c.params)
+    details.push_back(p.first + ": unknown parameter");
+  if (!details.empty())
+    return send_error(c.res, 400, details);
+  if (!require_body(c, "a JSON test request is"))
+    return;
+  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  auto request = validate_test_request(*c.body, ctx, details);
+  if (!request)
+    return send_error(c.res, 400, details);
+  if (auto id = ask<test_id>(*deps_.system, config_, c.res, deps_.scheduler, submit_atom::value,
+                             std::move(*request), c.now))
+    send_json(c.res, 200, bj::object{{"testId", *id}});
+}
+
+void api_server::batch_request(call& c) {
+  std::vector<std::string> details;
+  for (const auto& p : c.params)
+    details.push_back(p.first + ": unknown parameter");
+  if (!details.empty())
+    return send_error(c.res, 400, details);
+  if (!require_body(c, "a JSON array of test requests is"))
+    return;
+  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  auto requests = validate_batch_request(*c.body, ctx, details);
+  if (!requests)
+    return send_error(c.res, 400, details);
+  if (auto id = ask<batch_id>(*deps_.system, config_, c.res, deps_.scheduler, submit_atom::value,
+                              std::move(*requests), c.now))
+    send_json(c.res, 200, bj::object{{"batchId", *id}});
+}
+
+void api_server::test_cancel(call& c) {
+  std::vector<std::string> details;
+  auto id = validate_test_cancel(c.body ? &*c.body : nullptr, c.params, details);
+  if (!id)
+    return send_error(c.res, 400, details);
+  if (auto done = ask<test_id>(*deps_.system, config_, c.res, deps_.scheduler, cancel_atom::value, *id))
+    send_json(c.res, 200, bj::object{{"testId", *done}});
+}
+
+void api_server::batch_cancel(call& c) {
+  std::vector<std::string> details;
+  auto request = validate_batch_cancel(c.body ? &*c.body : nullptr, c.params, details);
+  if (!request)
+    return send_error(c.res, 400, details);
+  if (auto count = ask<std::int64_t>(*deps_.system, config_, c.res, deps_.scheduler, cancel_atom::value,
+                                     batch_atom::value, request->id, request->delete_completed))
+    send_json(c.res, 200, bj::object{{"batchId", request->id}, {"cancelledCount", *count}});
+}
+
+void api_server::test_status(call& c) {
+  std::vector<std::string> details;
+  auto id = validate_id_query(c.params, "testId", details);
+  if (!id)
+    return send_error(c.res, 400, details);
+  if (auto record = ask<test_record>(*deps_.system, config_, c.res, next_reader(), get_atom::value, *id))
+    send_json(c.res, 200, encode_test_status(*record, config_.api.mask_passwords));
+}
+
+void api_server::batch_status(call& c) {
+  std::vector<std::string> details;
+  auto id = validate_id_query(c.params, "batchId", details);
+  if (!id)
+    return send_error(c.res, 400, details);
+  auto tests = ask<std::vector<test_record>>(*deps_.system, config_, c.res, next_reader(), get_atom::value,
+                                             batch_atom::value, *id);
+  if (!tests)
+    return;
+  bj::array status;
+  std::int64_t completed = 0;
+  for (const auto& t : *tests) {
+    completed += t.state == test_state::completed;
+    status.push_back(encode_summary(t, false));
+  }
+  send_json(c.res, 200,
+            bj::object{{"batchId", *id},
+                       {"totalCount", static_cast<std::int64_t>(tests->size())},
+                       {"completedCount", completed},
+                       {"status", std::move(status)}});
+}
+
+void api_server::test_search(call& c) {
+  std::vector<std::string> details;
+  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  auto query = validate_search(c.params, ctx, details);
+  if (!query)
+    return send_error(c.res, 400, details);
+  auto page = ask<search_page>(*deps_.system, config_, c.res, next_reader(), search_atom::value, *query);
+  if (!page)
+    return;
+  bj::array results;
+  for (const auto& t : page->results)
+    results.push_back(encode_summary(t, true));
+  send_json(c.res, 200,
+            bj::object{{"totalResultCount", page->total_count},
+                       {"resultCount", static_cast<std::int64_t>(page->results.size())},
+                       {"offset", query->offset},
+                       {"results", std::move(results)}});
+}
+
+void api_server::service_status(call& c) {
+  std::vector<std::string> details;
+  for (const auto& p : c.params)
+    details.push_back(p.first + ": unknown parameter");
+  if (!details.empty())
+    return send_error(c.res, 400, details);
+  // The database must answer for the service to report OK; a failure is reported in the body
+  // (the service itself is up) rather than as an error status.
+  httplib::Response scratch;
+  auto healthy = ask<bool>(*deps_.system, config_, scratch, next_reader(), health_atom::value);
+  std::string status = healthy && *healthy ? "OK" : "DATABASE UNAVAILABLE";
+  send_json(c.res, 200, bj::object{{"serviceVersion", mts::version}, {"status", status}});
+}
+
+} // namespace mts

@@ -1,0 +1,70 @@
+#pragma once
+// The HTTPS front end: cpp-httplib's SSLServer, tuned and hardened (see docs/operations.md),
+// routing the eight API methods to the actors. It owns no business state: every call becomes
+// a typed request to the SCHEDULER or a READER with a finite timeout.
+#include "actors/interfaces.hpp"
+#include "config/settings.hpp"
+#include "http/rate_limiter.hpp"
+#include "http/tokens.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace httplib {
+class SSLServer;
+struct Request;
+struct Response;
+} // namespace httplib
+
+namespace mts {
+
+struct api_dependencies {
+  caf::actor_system* system = nullptr;
+  scheduler_actor scheduler;
+  std::vector<reader_actor> readers; // at least one
+  token_verifier* tokens = nullptr;
+};
+
+class api_server {
+public:
+  // Loads the certificate and key (throws std::runtime_error naming the file if they do not
+  // load) and configures TLS, timeouts, limits and routes.
+  api_server(const settings& config, const std::string& cert_file, const std::string& key_file,
+             api_dependencies deps);
+  ~api_server();
+
+  // Binds http.address:http.port with SO_REUSEADDR only (a second server on the same port
+  // fails here) and listens with http.listen_backlog. Throws std::runtime_error.
+  void bind();
+  // Serves until stop(); returns false if the server failed.
+  bool run();
+  // Thread-safe; makes run() return.
+  void stop();
+
+  struct call; // one API call on its way through a handler
+
+private:
+  void handle(const httplib::Request& req, httplib::Response& res);
+  void test_request(call& c);
+  void batch_request(call& c);
+  void test_cancel(call& c);
+  void batch_cancel(call& c);
+  void test_status(call& c);
+  void batch_status(call& c);
+  void test_search(call& c);
+  void service_status(call& c);
+  const reader_actor& next_reader();
+
+  settings config_;
+  api_dependencies deps_;
+  rate_limiter limiter_;
+  std::unique_ptr<httplib::SSLServer> server_;
+  std::atomic<int> listen_fd_{-1};
+  std::atomic<std::size_t> reader_cursor_{0};
+};
+
+} // namespace mts

@@ -1,0 +1,117 @@
+#pragma once
+// Deterministic actor tests: CAF's test coordinator runs every actor on the test thread, one
+// message at a time, with a fake clock for timers; a fake wall clock drives the overnight
+// window. The store is a real SQLite file in a temporary directory.
+#include "actors/interfaces.hpp"
+#include "actors/persistence.hpp"
+#include "actors/scheduler.hpp"
+#include "persistence/store.hpp"
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include <filesystem>
+#include <random>
+
+namespace mts::testing {
+
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::random_device rd;
+    path = std::filesystem::temp_directory_path() / ("mts-actor-test-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+struct testing_config : caf::actor_system_config {
+  testing_config() {
+    set("scheduler.policy", caf::atom("testing"));
+    set("logger.inline-output", true);
+  }
+};
+
+// An EXECUTOR that records what it is asked to run and answers only when the test says so.
+struct mock_executor_state {
+  static inline const char* name = "mock_executor";
+  std::vector<test_record> received;
+  std::vector<caf::typed_response_promise<test_outcome>> open;
+};
+
+inline executor_actor::behavior_type mock_executor(executor_actor::stateful_pointer<mock_executor_state> self) {
+  return {
+    [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
+      self->state.received.push_back(rec);
+      auto rp = self->make_response_promise<test_outcome>();
+      self->state.open.push_back(rp);
+      return rp;
+    },
+  };
+}
+
+struct actor_fixture {
+  temp_dir dir;
+  std::string db_path = (dir.path / "mts.db").string();
+  std::shared_ptr<store> db = std::make_shared<store>(db_path, store_mode::read_write, 1000);
+  // A second connection to look at the database behind the actors' back.
+  std::unique_ptr<store> inspect;
+  testing_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys, true};
+  caf::scheduler::test_coordinator& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  unix_seconds fake_now = 1700000000 - 1700000000 % 86400 + 12 * 3600; // some day, 12:00 UTC
+  persistence_actor persist;
+
+  actor_fixture() {
+    persist = sys.spawn(persistence, db);
+    sched.run();
+    inspect = std::make_unique<store>(db_path, store_mode::read_only, 1000);
+  }
+
+  ~actor_fixture() {
+    self->send_exit(persist, caf::exit_reason::user_shutdown);
+    sched.run();
+  }
+
+  scheduler_config make_scheduler_config(std::int64_t max_concurrent = 16) {
+    scheduler_config c;
+    c.overnight_window = *parse_daily_window("00:00-06:00");
+    c.max_concurrent_tests = max_concurrent;
+    c.test_deadline = std::chrono::seconds(600);
+    c.clock = [this] { return fake_now; };
+    return c;
+  }
+
+  executor_actor spawn_executor() { return sys.spawn(mock_executor); }
+
+  mock_executor_state& executor_state(const executor_actor& hdl) {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(hdl);
+    return dynamic_cast<executor_actor::stateful_base<mock_executor_state>&>(*ptr).state;
+  }
+
+  // Sends a request, runs the system until idle and returns the reply (or the error).
+  template <class T, class Handle, class... Ts>
+  caf::expected<T> ask(const Handle& dest, Ts&&... xs) {
+    auto h = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+    sched.run();
+    caf::expected<T> out{caf::error{}};
+    h.receive([&](T& value) { out = std::move(value); }, [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+
+  static test_request make_request(bool immediate, std::string reference = "") {
+    test_request r;
+    r.meter_type = "ELSTERA1700";
+    r.remote_address = "127.0.0.1:4059";
+    r.immediate = immediate;
+    if (!reference.empty())
+      r.request_reference = reference;
+    return r;
+  }
+};
+
+} // namespace mts::testing

@@ -1,0 +1,249 @@
+// The SCHEDULER in isolation: queue order, the overnight window, capacity, cancellation,
+// recovery and the test deadline, on CAF's deterministic test coordinator.
+#include "tests/actors/actor_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace mts;
+using namespace mts::testing;
+
+namespace {
+
+std::vector<test_id> ids_of(const std::vector<test_record>& records) {
+  std::vector<test_id> out;
+  for (const auto& r : records)
+    out.push_back(r.id);
+  return out;
+}
+
+void complete(mock_executor_state& st, std::size_t index, const std::string& result, unix_seconds end) {
+  test_outcome outcome;
+  outcome.id = st.received.at(index).id;
+  outcome.result = result;
+  outcome.test_end_time = end;
+  st.open.at(index).deliver(outcome);
+}
+
+} // namespace
+
+TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, overnight only in the window",
+                 "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  sched.run();
+  auto overnight = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
+  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
+  auto second = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b"), fake_now);
+  REQUIRE(overnight);
+  REQUIRE(first);
+  REQUIRE(second);
+  auto& ex = executor_state(exec);
+  // Capacity 1: only the first immediate test runs (the overnight one was queued before it,
+  // but it is 12:00 and immediate tests go first anyway).
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*first});
+  CHECK(ex.received[0].state == test_state::running);
+  CHECK(inspect->find_test(*first)->state == test_state::running);
+
+  complete(ex, 0, "SUCCESS", fake_now + 10);
+  sched.run();
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*first, *second});
+  auto done = inspect->find_test(*first);
+  CHECK(done->state == test_state::completed);
+  CHECK(done->result == "SUCCESS");
+
+  complete(ex, 1, "SUCCESS", fake_now + 20);
+  sched.run();
+  // Outside the window the overnight test waits.
+  CHECK(ex.received.size() == 2);
+  CHECK(inspect->find_test(*overnight)->state == test_state::pending);
+  auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
+  REQUIRE(stats);
+  CHECK(stats->queued_overnight == 1);
+  CHECK(stats->queued_immediate == 0);
+  CHECK(stats->running == 0);
+
+  // The scheduler armed a wake-up for the window; move the wall clock into it and fire it.
+  REQUIRE(sched.has_pending_timeout());
+  fake_now += 13 * 3600; // 01:00 the next day
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*first, *second, *overnight});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window runs at once", "[actors][scheduler]") {
+  fake_now += 15 * 3600; // 03:00 the next day
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, exec);
+  sched.run();
+  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(false), fake_now);
+  REQUIRE(id);
+  REQUIRE(ids_of(executor_state(exec).received) == std::vector<test_id>{*id});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity is reused at once",
+                 "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(2), persist, exec);
+  sched.run();
+  std::vector<test_request> batch(5, make_request(true));
+  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  REQUIRE(bid);
+  auto& ex = executor_state(exec);
+  REQUIRE(ex.received.size() == 2);
+  CHECK(ex.received[0].batch == *bid);
+  CHECK(ex.received[0].id < ex.received[1].id);
+  complete(ex, 1, "ERROR: no answer", fake_now + 5);
+  sched.run();
+  REQUIRE(ex.received.size() == 3);
+  CHECK(ex.received[2].id > ex.received[1].id);
+  auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
+  CHECK(stats->running == 2);
+  CHECK(stats->queued_immediate == 2);
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  sched.run();
+  auto running = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  REQUIRE(running);
+  REQUIRE(waiting);
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*running});
+
+  SECTION("a queued test is removed from the queue and the database") {
+    auto res = ask<test_id>(sched_hdl, cancel_atom::value, *waiting);
+    REQUIRE(res);
+    CHECK(*res == *waiting);
+    CHECK_FALSE(inspect->test_exists(*waiting));
+    complete(ex, 0, "SUCCESS", fake_now + 1);
+    sched.run();
+    CHECK(ex.received.size() == 1); // the cancelled test never runs
+  }
+  SECTION("a running test is left alone and the answer is still positive") {
+    auto res = ask<test_id>(sched_hdl, cancel_atom::value, *running);
+    REQUIRE(res);
+    CHECK(*res == *running);
+    CHECK(inspect->find_test(*running)->state == test_state::running);
+  }
+  SECTION("a completed test is left alone") {
+    complete(ex, 0, "SUCCESS", fake_now + 1);
+    sched.run();
+    auto res = ask<test_id>(sched_hdl, cancel_atom::value, *running);
+    REQUIRE(res);
+    CHECK(inspect->find_test(*running)->result == "SUCCESS");
+  }
+  SECTION("an unknown test is an error") {
+    auto res = ask<test_id>(sched_hdl, cancel_atom::value, test_id{9999});
+    REQUIRE_FALSE(res);
+    CHECK(res.error() == make_error(app_errc::unknown_test));
+  }
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "batch cancellation removes the batch's queued tests", "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  sched.run();
+  std::vector<test_request> batch(3, make_request(true));
+  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  REQUIRE(bid);
+  auto& ex = executor_state(exec);
+  REQUIRE(ex.received.size() == 1); // one running, two queued
+  auto count = ask<std::int64_t>(sched_hdl, cancel_atom::value, batch_atom::value, *bid, false);
+  REQUIRE(count);
+  CHECK(*count == 2);
+  auto left = inspect->batch_tests(*bid);
+  REQUIRE(left);
+  REQUIRE(left->size() == 1);
+  CHECK(left->front().id == ex.received[0].id);
+  complete(ex, 0, "SUCCESS", fake_now + 1);
+  sched.run();
+  CHECK(ex.received.size() == 1); // nothing else left to run
+
+  auto unknown = ask<std::int64_t>(sched_hdl, cancel_atom::value, batch_atom::value, batch_id{777}, true);
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error() == make_error(app_errc::unknown_batch));
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "recovery re-queues tests that were running, keeping their first start",
+                 "[actors][scheduler]") {
+  // A previous process: three tests, the second one started and then the process died.
+  auto a = db->insert_test(make_request(true, "a"), fake_now - 100);
+  auto b = db->insert_test(make_request(true, "b"), fake_now - 90);
+  auto c = db->insert_test(make_request(false, "c"), fake_now - 80);
+  REQUIRE(db->mark_running(b, fake_now - 50));
+
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(16), persist, exec);
+  sched.run();
+  auto& ex = executor_state(exec);
+  // Both immediate tests run again, in id order; the overnight one waits for the window.
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{a, b});
+  auto restarted = inspect->find_test(b);
+  REQUIRE(restarted);
+  CHECK(restarted->test_start_time == fake_now - 50); // the first attempt's start survives
+  CHECK(restarted->attempts == 2);
+  CHECK(ex.received[1].test_start_time == fake_now - 50);
+  CHECK(inspect->find_test(c)->state == test_state::pending);
+
+  // Completing each recovered test writes its result exactly once.
+  complete(ex, 0, "SUCCESS", fake_now + 1);
+  complete(ex, 1, "PARTIAL SUCCESS", fake_now + 2);
+  sched.run();
+  CHECK(inspect->find_test(a)->result == "SUCCESS");
+  CHECK(inspect->find_test(b)->result == "PARTIAL SUCCESS");
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a test that outlives its deadline ends with an error", "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(1);
+  cfg.test_deadline = std::chrono::seconds(60);
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, exec);
+  sched.run();
+  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  auto next = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  REQUIRE(id);
+  REQUIRE(next);
+  sched.advance_time(std::chrono::seconds(61));
+  sched.run();
+  auto rec = inspect->find_test(*id);
+  CHECK(rec->state == test_state::completed);
+  CHECK(rec->result == "ERROR: test deadline exceeded");
+  // Its slot went to the next test.
+  CHECK(ids_of(executor_state(exec).received) == std::vector<test_id>{*id, *next});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "without an executor tests stay pending", "[actors][scheduler]") {
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, executor_actor{});
+  sched.run();
+  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  REQUIRE(id);
+  CHECK(inspect->find_test(*id)->state == test_state::pending);
+  CHECK_FALSE(sched.has_pending_timeout());
+  auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
+  CHECK(stats->queued_immediate == 1);
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  sched.run();
+}
