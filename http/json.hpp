@@ -1,8 +1,9 @@
 #pragma once
 // Strict JSON in and plain JSON out. Parsing never throws: it accepts exactly one UTF-8 JSON
-// value, rejects duplicate keys, nesting deeper than max_depth, invalid UTF-8, and numbers
-// that do not fit a double or an int64 exactly. Serialising writes numbers as plain integers
-// or decimals (Boost.JSON alone would write 1.5 as 1.5E0).
+// value, rejects duplicate keys, nesting deeper than max_depth, invalid UTF-8 (and unpaired
+// UTF-16 surrogate escapes), numbers beyond a double's range and integers beyond int64/uint64
+// (a number with a fraction or exponent is a double, even 1.0). Serialising writes numbers as
+// plain integers or decimals (Boost.JSON alone would write 1.5 as 1.5E0).
 #include <boost/json/value.hpp>
 
 #include <cstddef>
@@ -17,7 +18,8 @@ constexpr std::size_t max_depth = 16;
 
 // On failure returns nullopt and sets error to a short human-readable reason, e.g.
 // "malformed JSON at byte 17", "duplicate key \"testId\"", "invalid UTF-8 at byte 4",
-// "nesting deeper than 16 levels", "number out of range at byte 9".
+// "nesting deeper than 16 levels", "number out of range at byte 9". Byte offsets count from 0.
+// Errors never quote the input, except a duplicate key that is short printable ASCII.
 std::optional<boost::json::value> parse_strict(std::string_view text, std::string& error);
 
 // Compact JSON. Doubles use the shortest decimal that round-trips, never an exponent

@@ -224,9 +224,12 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
   bool auth_failed = false;
   if (found->kind != method_kind::open) {
     auto header_count = count_header(req, "Authorization");
+    std::string authorization; // owns the text `presented` points into
     std::optional<std::string_view> presented;
-    if (header_count == 1)
-      presented = bearer_token(req.get_header_value("Authorization"));
+    if (header_count == 1) {
+      authorization = req.get_header_value("Authorization");
+      presented = bearer_token(authorization);
+    }
     if (presented) {
       try {
         token = deps_.tokens->verify(*presented, c.now);

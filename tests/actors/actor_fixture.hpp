@@ -42,13 +42,21 @@ struct mock_executor_state {
   std::vector<caf::typed_response_promise<test_outcome>> open;
 };
 
-inline executor_actor::behavior_type mock_executor(executor_actor::stateful_pointer<mock_executor_state> self) {
+// The test completes a run by telling the mock which one (promises are delivered from inside
+// the actor that made them).
+using mock_executor_actor = executor_actor::extend<caf::reacts_to<finish_atom, std::size_t, test_outcome>>;
+
+inline mock_executor_actor::behavior_type
+mock_executor(mock_executor_actor::stateful_pointer<mock_executor_state> self) {
   return {
     [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
       self->state.received.push_back(rec);
       auto rp = self->make_response_promise<test_outcome>();
       self->state.open.push_back(rp);
       return rp;
+    },
+    [self](finish_atom, std::size_t index, test_outcome& outcome) {
+      self->state.open.at(index).deliver(std::move(outcome));
     },
   };
 }
@@ -86,11 +94,20 @@ struct actor_fixture {
     return c;
   }
 
-  executor_actor spawn_executor() { return sys.spawn(mock_executor); }
+  mock_executor_actor spawn_executor() { return sys.spawn(mock_executor); }
 
-  mock_executor_state& executor_state(const executor_actor& hdl) {
+  mock_executor_state& executor_state(const mock_executor_actor& hdl) {
     auto ptr = caf::actor_cast<caf::abstract_actor*>(hdl);
-    return dynamic_cast<executor_actor::stateful_base<mock_executor_state>&>(*ptr).state;
+    return dynamic_cast<mock_executor_actor::stateful_base<mock_executor_state>&>(*ptr).state;
+  }
+
+  // Lets the mock executor answer its index-th run with the given result.
+  void complete(const mock_executor_actor& exec, std::size_t index, const std::string& result, unix_seconds end) {
+    test_outcome outcome;
+    outcome.id = executor_state(exec).received.at(index).id;
+    outcome.result = result;
+    outcome.test_end_time = end;
+    self->send(exec, finish_atom::value, index, std::move(outcome));
   }
 
   // Sends a request, runs the system until idle and returns the reply (or the error).

@@ -16,20 +16,12 @@ std::vector<test_id> ids_of(const std::vector<test_record>& records) {
   return out;
 }
 
-void complete(mock_executor_state& st, std::size_t index, const std::string& result, unix_seconds end) {
-  test_outcome outcome;
-  outcome.id = st.received.at(index).id;
-  outcome.result = result;
-  outcome.test_end_time = end;
-  st.open.at(index).deliver(outcome);
-}
-
 } // namespace
 
 TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, overnight only in the window",
                  "[actors][scheduler]") {
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto overnight = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
   auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
@@ -44,14 +36,14 @@ TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, over
   CHECK(ex.received[0].state == test_state::running);
   CHECK(inspect->find_test(*first)->state == test_state::running);
 
-  complete(ex, 0, "SUCCESS", fake_now + 10);
+  complete(exec, 0, "SUCCESS", fake_now + 10);
   sched.run();
   REQUIRE(ids_of(ex.received) == std::vector<test_id>{*first, *second});
   auto done = inspect->find_test(*first);
   CHECK(done->state == test_state::completed);
   CHECK(done->result == "SUCCESS");
 
-  complete(ex, 1, "SUCCESS", fake_now + 20);
+  complete(exec, 1, "SUCCESS", fake_now + 20);
   sched.run();
   // Outside the window the overnight test waits.
   CHECK(ex.received.size() == 2);
@@ -76,7 +68,7 @@ TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, over
 TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window runs at once", "[actors][scheduler]") {
   fake_now += 15 * 3600; // 03:00 the next day
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(false), fake_now);
   REQUIRE(id);
@@ -89,7 +81,7 @@ TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window r
 TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity is reused at once",
                  "[actors][scheduler]") {
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(2), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(2), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch(5, make_request(true));
   auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
@@ -98,7 +90,7 @@ TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity i
   REQUIRE(ex.received.size() == 2);
   CHECK(ex.received[0].batch == *bid);
   CHECK(ex.received[0].id < ex.received[1].id);
-  complete(ex, 1, "ERROR: no answer", fake_now + 5);
+  complete(exec, 1, "ERROR: no answer", fake_now + 5);
   sched.run();
   REQUIRE(ex.received.size() == 3);
   CHECK(ex.received[2].id > ex.received[1].id);
@@ -112,7 +104,7 @@ TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity i
 
 TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[actors][scheduler]") {
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto running = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
   auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
@@ -126,7 +118,7 @@ TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[act
     REQUIRE(res);
     CHECK(*res == *waiting);
     CHECK_FALSE(inspect->test_exists(*waiting));
-    complete(ex, 0, "SUCCESS", fake_now + 1);
+    complete(exec, 0, "SUCCESS", fake_now + 1);
     sched.run();
     CHECK(ex.received.size() == 1); // the cancelled test never runs
   }
@@ -137,7 +129,7 @@ TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[act
     CHECK(inspect->find_test(*running)->state == test_state::running);
   }
   SECTION("a completed test is left alone") {
-    complete(ex, 0, "SUCCESS", fake_now + 1);
+    complete(exec, 0, "SUCCESS", fake_now + 1);
     sched.run();
     auto res = ask<test_id>(sched_hdl, cancel_atom::value, *running);
     REQUIRE(res);
@@ -155,7 +147,7 @@ TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[act
 
 TEST_CASE_METHOD(actor_fixture, "batch cancellation removes the batch's queued tests", "[actors][scheduler]") {
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch(3, make_request(true));
   auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
@@ -169,7 +161,7 @@ TEST_CASE_METHOD(actor_fixture, "batch cancellation removes the batch's queued t
   REQUIRE(left);
   REQUIRE(left->size() == 1);
   CHECK(left->front().id == ex.received[0].id);
-  complete(ex, 0, "SUCCESS", fake_now + 1);
+  complete(exec, 0, "SUCCESS", fake_now + 1);
   sched.run();
   CHECK(ex.received.size() == 1); // nothing else left to run
 
@@ -190,7 +182,7 @@ TEST_CASE_METHOD(actor_fixture, "recovery re-queues tests that were running, kee
   REQUIRE(db->mark_running(b, fake_now - 50));
 
   auto exec = spawn_executor();
-  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(16), persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(16), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto& ex = executor_state(exec);
   // Both immediate tests run again, in id order; the overnight one waits for the window.
@@ -203,8 +195,8 @@ TEST_CASE_METHOD(actor_fixture, "recovery re-queues tests that were running, kee
   CHECK(inspect->find_test(c)->state == test_state::pending);
 
   // Completing each recovered test writes its result exactly once.
-  complete(ex, 0, "SUCCESS", fake_now + 1);
-  complete(ex, 1, "PARTIAL SUCCESS", fake_now + 2);
+  complete(exec, 0, "SUCCESS", fake_now + 1);
+  complete(exec, 1, "PARTIAL SUCCESS", fake_now + 2);
   sched.run();
   CHECK(inspect->find_test(a)->result == "SUCCESS");
   CHECK(inspect->find_test(b)->result == "PARTIAL SUCCESS");
@@ -217,7 +209,7 @@ TEST_CASE_METHOD(actor_fixture, "a test that outlives its deadline ends with an 
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(1);
   cfg.test_deadline = std::chrono::seconds(60);
-  auto sched_hdl = sys.spawn(scheduler, cfg, persist, exec);
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
   auto next = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
@@ -241,7 +233,11 @@ TEST_CASE_METHOD(actor_fixture, "without an executor tests stay pending", "[acto
   auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
   REQUIRE(id);
   CHECK(inspect->find_test(*id)->state == test_state::pending);
-  CHECK_FALSE(sched.has_pending_timeout());
+  // Time passing (into the overnight window and beyond) changes nothing.
+  fake_now += 14 * 3600;
+  sched.trigger_timeouts();
+  sched.run();
+  CHECK(inspect->find_test(*id)->state == test_state::pending);
   auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
   CHECK(stats->queued_immediate == 1);
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
