@@ -278,32 +278,57 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
 
 namespace {
 
-// Sends a typed request from this HTTP thread and waits at most the configured time. On an
-// error the response is filled and nullopt returned.
+// Each HTTP thread keeps one scoped actor for its requests: creating one per request costs
+// more than the request itself.
+struct thread_requester {
+  caf::actor_system* system = nullptr;
+  std::unique_ptr<caf::scoped_actor> self;
+};
+thread_local thread_requester requester;
+
+void answer_actor_error(const settings& config, httplib::Response& res, const caf::error& err) {
+  if (err.category() == app_error_category) {
+    switch (static_cast<app_errc>(err.code())) {
+      case app_errc::unknown_test: return send_error(res, 400, {"testId: no such test"});
+      case app_errc::unknown_batch: return send_error(res, 400, {"batchId: no such batch"});
+      case app_errc::storage_failure: break;
+    }
+    return send_error(res, 500, {"internal server error: storage failed"});
+  }
+  if (err == caf::sec::request_timeout) {
+    spdlog::warn("http: an actor did not answer within {} s", config.http.actor_timeout_seconds);
+    res.set_header("Retry-After", "1");
+    return send_error(res, 503, {"the server is busy; try again"});
+  }
+  spdlog::error("http: actor request failed: {}", to_string(err));
+  send_error(res, 500, {"internal server error"});
+}
+
+// Sends a typed request from this HTTP thread and waits at most http.actor_timeout_seconds.
+// The wait is a timed receive on the thread's own mailbox rather than a request timeout, which
+// would involve CAF's clock thread in every call. On an error the response is filled and
+// nullopt returned.
 template <class Result, class Handle, class... Ts>
 std::optional<Result> ask(caf::actor_system& sys, const settings& config, httplib::Response& res,
                           const Handle& dest, Ts&&... xs) {
+  if (!requester.self || requester.system != &sys) {
+    requester.self = std::make_unique<caf::scoped_actor>(sys);
+    requester.system = &sys;
+  }
+  auto& self = *requester.self;
   std::optional<Result> out;
-  caf::scoped_actor self{sys};
-  self->request(dest, std::chrono::seconds(config.http.actor_timeout_seconds), std::forward<Ts>(xs)...)
-    .receive([&](Result& value) { out = std::move(value); },
-             [&](caf::error& err) {
-               if (err.category() == app_error_category) {
-                 switch (static_cast<app_errc>(err.code())) {
-                   case app_errc::unknown_test: return send_error(res, 400, {"testId: no such test"});
-                   case app_errc::unknown_batch: return send_error(res, 400, {"batchId: no such batch"});
-                   case app_errc::storage_failure: break;
-                 }
-                 return send_error(res, 500, {"internal server error: storage failed"});
-               }
-               if (err == caf::sec::request_timeout) {
-                 spdlog::warn("http: an actor did not answer within {} s", config.http.actor_timeout_seconds);
-                 res.set_header("Retry-After", "1");
-                 return send_error(res, 503, {"the server is busy; try again"});
-               }
-               spdlog::error("http: actor request failed: {}", to_string(err));
-               send_error(res, 500, {"internal server error"});
-             });
+  bool timed_out = false;
+  auto handle = self->request(dest, caf::infinite, std::forward<Ts>(xs)...);
+  caf::blocking_actor::accept_one_cond until_answered;
+  self->varargs_receive(
+    until_answered, handle.id(), [&](Result& value) { out = std::move(value); },
+    [&](caf::error& err) { answer_actor_error(config, res, err); },
+    caf::after(std::chrono::seconds(config.http.actor_timeout_seconds)) >> [&] { timed_out = true; });
+  if (timed_out) {
+    // A late answer would stay in this actor's mailbox forever: start afresh.
+    requester.self.reset();
+    answer_actor_error(config, res, caf::make_error(caf::sec::request_timeout));
+  }
   return out;
 }
 
