@@ -199,6 +199,11 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
     {"service-status", "GET", method_kind::open, &api_server::service_status},
   };
 
+  // 0. A request with both Content-Length and Transfer-Encoding is ambiguous about where it
+  //    ends (request smuggling); refuse it outright.
+  if (req.has_header("Content-Length") && req.has_header("Transfer-Encoding"))
+    return send_error(res, 400, {"both Content-Length and Transfer-Encoding given"});
+
   // 1. Route: 404 only for unknown URLs, 405 (with Allow) for a known URL and another verb.
   const auto& prefix = config_.http.prefix;
   const route* found = nullptr;
