@@ -62,6 +62,7 @@ void record_outcome(self_ptr self, test_outcome outcome) {
 
 void run(self_ptr self, test_record rec) {
   auto id = rec.id;
+  auto queued = rec; // for the error path: the success path takes rec
   auto started = self->state.config.clock();
   self->request(self->state.persistence, storage_timeout, start_atom::value, id, started)
     .then(
@@ -92,10 +93,12 @@ void run(self_ptr self, test_record rec) {
                   record_outcome(self, std::move(outcome));
                 });
       },
-      [self, id](caf::error& err) {
-        // Not started: it stays PENDING in the database and is re-queued at the next start-up.
+      [self, id, queued = std::move(queued)](caf::error& err) mutable {
+        // Not started: it is still PENDING in the database, so it goes back into the queue
+        // (and stays cancellable); the next dispatch tries again.
         spdlog::error("scheduler: starting test {} failed: {}", id, to_string(err));
         self->state.running.erase(id);
+        enqueue(self, std::move(queued));
       });
 }
 

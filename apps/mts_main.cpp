@@ -2,7 +2,7 @@
 //   mts serve [--config FILE] [--section.key=value ...]
 //   mts token create --name NAME --days N [--scope "MTS API" | --scope "MTS API read-only"]
 //   mts token list | mts token delete NAME
-//   mts config get KEY
+//   mts config get KEY | mts config list
 //   mts --version
 // CLI11 (Debian libcli11-dev) parses the command line: subcommands, help and errors come for
 // free; the --section.key=value overrides are the arguments it leaves over.
@@ -19,6 +19,8 @@
 #include <caf/all.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <sys/stat.h>
 
 #include <csignal>
 #include <filesystem>
@@ -203,6 +205,9 @@ int token_delete(const settings& s, const std::string& name) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // The database holds meter passwords and the data directory a private key: whatever this
+  // process creates is for its own user only.
+  umask(077);
   CLI::App app{"MTS server: remote electricity meter tests over an HTTPS API"};
   app.require_subcommand(0, 1);
   bool show_version = false;
@@ -237,6 +242,8 @@ int main(int argc, char** argv) {
   auto* get_cmd = config_cmd->add_subcommand("get", "print one key's effective value");
   add_config(get_cmd);
   get_cmd->add_option("key", key, "section.key")->required();
+  auto* list_settings_cmd = config_cmd->add_subcommand("list", "print every key with its effective value");
+  add_config(list_settings_cmd);
 
   try {
     app.parse(argc, argv);
@@ -257,6 +264,12 @@ int main(int argc, char** argv) {
       return token_list(load(list_cmd));
     if (delete_cmd->parsed())
       return token_delete(load(delete_cmd), token_name);
+    if (list_settings_cmd->parsed()) {
+      auto effective = load(list_settings_cmd);
+      for (const auto& d : describe_settings())
+        std::cout << d.key << " = " << setting_value(effective, d.key) << "    # " << d.doc << "\n";
+      return 0;
+    }
     if (get_cmd->parsed()) {
       std::cout << setting_value(load(get_cmd), key) << std::endl;
       return 0;

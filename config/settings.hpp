@@ -17,7 +17,7 @@ struct http_settings {
   std::int64_t max_body_bytes = 1048576;
   std::int64_t read_timeout_seconds = 5;
   std::int64_t write_timeout_seconds = 5;
-  std::int64_t keep_alive_timeout_seconds = 30;
+  std::int64_t keep_alive_timeout_seconds = 10; // also bounds how long shutdown waits for idle connections
   std::int64_t keep_alive_max_requests = 10000;
   std::int64_t listen_backlog = 1024;
   std::int64_t actor_timeout_seconds = 10; // longest an HTTP thread waits for an actor's reply

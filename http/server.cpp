@@ -70,6 +70,24 @@ std::string media_type(const std::string& content_type) {
   return type;
 }
 
+// The path as it may appear in a log line: control characters and backslashes escaped, so a
+// crafted URL cannot forge log lines; cut at 200 bytes.
+std::string loggable_path(const std::string& path) {
+  std::string out;
+  for (unsigned char ch : path.substr(0, 200)) {
+    if (ch < 0x20 || ch == 0x7f || ch == '\\') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02X", ch);
+      out += buf;
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  if (path.size() > 200)
+    out += "...";
+  return out;
+}
+
 std::int64_t count_header(const httplib::Request& req, const char* name) {
   return static_cast<std::int64_t>(req.get_header_value_count(name));
 }
@@ -116,13 +134,15 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     listen_fd_ = fd;
   });
 
+  // Every path reaches handle(), which does the routing ("." would not match a decoded newline).
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
-  svr.Get(".*", handler);
-  svr.Post(".*", handler);
-  svr.Put(".*", handler);
-  svr.Patch(".*", handler);
-  svr.Delete(".*", handler);
-  svr.Options(".*", handler);
+  const std::string any_path = R"([\s\S]*)";
+  svr.Get(any_path, handler);
+  svr.Post(any_path, handler);
+  svr.Put(any_path, handler);
+  svr.Patch(any_path, handler);
+  svr.Delete(any_path, handler);
+  svr.Options(any_path, handler);
 
   // Every response the library generates itself (bad request line, 413, 414, ...) also gets
   // the API's JSON error body.
@@ -141,9 +161,9 @@ api_server::api_server(const settings& config, const std::string& cert_file,
       if (ep)
         std::rethrow_exception(ep);
     } catch (const std::exception& e) {
-      spdlog::error("http: {} {} failed: {}", req.method, req.path, e.what());
+      spdlog::error("http: {} {} failed: {}", loggable_path(req.method), loggable_path(req.path), e.what());
     } catch (...) {
-      spdlog::error("http: {} {} failed", req.method, req.path);
+      spdlog::error("http: {} {} failed", loggable_path(req.method), loggable_path(req.path));
     }
     send_error(res, 500, {"internal server error"});
   });
@@ -156,7 +176,8 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     auto level = res.status >= 500 ? spdlog::level::warn
                  : res.status >= 400 ? spdlog::level::info
                                      : spdlog::level::debug;
-    spdlog::log(level, "http: {} {} {} {}", req.remote_addr, req.method, req.path, res.status);
+    spdlog::log(level, "http: {} {} {} {}", req.remote_addr, loggable_path(req.method),
+                loggable_path(req.path), res.status);
   });
 }
 
@@ -198,6 +219,10 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
     {"test-search", "GET", method_kind::query, &api_server::test_search},
     {"service-status", "GET", method_kind::open, &api_server::service_status},
   };
+
+  // The library would answer a Range header with a slice of our JSON; API answers are always
+  // whole. (The request object is the library's own, non-const; only its view here is const.)
+  const_cast<httplib::Request&>(req).ranges.clear();
 
   // 0. A request with both Content-Length and Transfer-Encoding is ambiguous about where it
   //    ends (request smuggling); refuse it outright.

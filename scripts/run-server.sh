@@ -14,7 +14,7 @@ A new API token (shown once, stored only as a hash):
   $token
 
 Try it, while the server runs:
-  curl -k -H "Authorization: Bearer $token" "https://127.0.0.1:$port$prefix/test-search?fromTime=2020-01-01T00:00:00Z"
+  curl -k -H "Authorization: Bearer $token" "https://127.0.0.1:$port$prefix/test-search?fromTime=$(date -u +%Y-%m-%dT00:00:00Z)"
 
 MSG
 exec "$mts" serve
