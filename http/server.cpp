@@ -11,6 +11,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace mts {
 
@@ -134,6 +137,25 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     listen_fd_ = fd;
   });
 
+  // Runs after the headers are read and before the library reads a body. The size limit is
+  // only applied by the library to Content-Length bodies, and the Debian build inflates gzip
+  // and brotli bodies before any limit: both would let a small request become a huge one.
+  svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    auto refuse = [&](int status, const std::string& detail) {
+      res.set_header("Connection", "close"); // the unread body must not be taken for a request
+      send_error(res, status, {detail});
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    if (req.has_header("Content-Length") && req.has_header("Transfer-Encoding"))
+      return refuse(400, "both Content-Length and Transfer-Encoding given");
+    if (req.has_header("Transfer-Encoding"))
+      return refuse(411, "request bodies must be sent with a Content-Length, not chunked");
+    auto encoding = req.get_header_value("Content-Encoding");
+    if (req.has_header("Content-Encoding") && media_type(encoding) != "identity")
+      return refuse(415, "compressed request bodies are not accepted (Content-Encoding)");
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
   // Every path reaches handle(), which does the routing ("." would not match a decoded newline).
   auto handler = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
   const std::string any_path = R"([\s\S]*)";
@@ -199,9 +221,56 @@ void api_server::bind() {
     spdlog::warn("http: could not raise the listen backlog: {}", std::strerror(errno));
 }
 
-bool api_server::run() { return server_->listen_after_bind(); }
+bool api_server::run() {
+  bool ok = server_->listen_after_bind();
+  finished_ = true;
+  return ok;
+}
 
-void api_server::stop() { server_->stop(); }
+namespace {
+
+// Shuts down every connected TCP socket of this process whose local port is `port`: the
+// accepted API connections. Looked up in /proc/self/fd because the library does not expose
+// them.
+void shut_down_connections(std::uint16_t port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir)
+    return;
+  int own = dirfd(dir);
+  while (auto* entry = readdir(dir)) {
+    char* end = nullptr;
+    long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == own)
+      continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t local_len = sizeof local, peer_len = sizeof peer;
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0)
+      continue;
+    std::uint16_t local_port = 0;
+    if (local.ss_family == AF_INET)
+      local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    else if (local.ss_family == AF_INET6)
+      local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    if (local_port == port)
+      ::shutdown(static_cast<int>(fd), SHUT_RDWR);
+  }
+  closedir(dir);
+}
+
+} // namespace
+
+void api_server::stop() {
+  server_->stop();
+  // Requests in flight get a grace period to finish. The library's keep-alive loop does not
+  // notice the stop, so idle connections would hold shutdown for the whole keep-alive
+  // timeout: after the grace period every remaining connection is shut down.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!finished_ && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!finished_)
+    shut_down_connections(config_.http.port);
+}
 
 const reader_actor& api_server::next_reader() {
   auto i = reader_cursor_.fetch_add(1, std::memory_order_relaxed);
@@ -223,11 +292,6 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
   // The library would answer a Range header with a slice of our JSON; API answers are always
   // whole. (The request object is the library's own, non-const; only its view here is const.)
   const_cast<httplib::Request&>(req).ranges.clear();
-
-  // 0. A request with both Content-Length and Transfer-Encoding is ambiguous about where it
-  //    ends (request smuggling); refuse it outright.
-  if (req.has_header("Content-Length") && req.has_header("Transfer-Encoding"))
-    return send_error(res, 400, {"both Content-Length and Transfer-Encoding given"});
 
   // 1. Route: 404 only for unknown URLs, 405 (with Allow) for a known URL and another verb.
   const auto& prefix = config_.http.prefix;

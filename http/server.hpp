@@ -42,7 +42,8 @@ public:
   void bind();
   // Serves until stop(); returns false if the server failed.
   bool run();
-  // Thread-safe; makes run() return.
+  // Thread-safe; makes run() return: requests in flight get two seconds to finish, then the
+  // remaining (idle keep-alive) connections are shut down.
   void stop();
 
   struct call; // one API call on its way through a handler
@@ -64,6 +65,7 @@ private:
   rate_limiter limiter_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::atomic<int> listen_fd_{-1};
+  std::atomic<bool> finished_{false};
   std::atomic<std::size_t> reader_cursor_{0};
 };
 
