@@ -426,6 +426,17 @@ std::optional<Result> ask(caf::actor_system& sys, const settings& config, httpli
   return out;
 }
 
+// For methods that take no query parameters: every one given is named in a 400.
+bool no_query_params(api_server::call& c) {
+  std::vector<std::string> details;
+  for (const auto& p : c.params)
+    details.push_back(p.first + ": unknown parameter");
+  if (details.empty())
+    return true;
+  send_error(c.res, 400, details);
+  return false;
+}
+
 bool require_body(api_server::call& c, const char* what) {
   if (c.body)
     return true;
@@ -436,11 +447,9 @@ bool require_body(api_server::call& c, const char* what) {
 } // namespace
 
 void api_server::test_request(call& c) {
+  if (!no_query_params(c))
+    return;
   std::vector<std::string> details;
-  for (const auto& p : c.params)
-    details.push_back(p.first + ": unknown parameter");
-  if (!details.empty())
-    return send_error(c.res, 400, details);
   if (!require_body(c, "a JSON test request is"))
     return;
   validation_context ctx{config_.limits, supported_meter_types(), c.now};
@@ -453,11 +462,9 @@ void api_server::test_request(call& c) {
 }
 
 void api_server::batch_request(call& c) {
+  if (!no_query_params(c))
+    return;
   std::vector<std::string> details;
-  for (const auto& p : c.params)
-    details.push_back(p.first + ": unknown parameter");
-  if (!details.empty())
-    return send_error(c.res, 400, details);
   if (!require_body(c, "a JSON array of test requests is"))
     return;
   validation_context ctx{config_.limits, supported_meter_types(), c.now};
@@ -539,11 +546,8 @@ void api_server::test_search(call& c) {
 }
 
 void api_server::service_status(call& c) {
-  std::vector<std::string> details;
-  for (const auto& p : c.params)
-    details.push_back(p.first + ": unknown parameter");
-  if (!details.empty())
-    return send_error(c.res, 400, details);
+  if (!no_query_params(c))
+    return;
   // The database must answer for the service to report OK; a failure is reported in the body
   // (the service itself is up) rather than as an error status.
   httplib::Response scratch;

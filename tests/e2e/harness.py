@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MTS_BIN = os.environ.get("MTS_BIN") or os.path.normpath(
@@ -436,6 +437,21 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ServerTestCase(unittest.TestCase):
+    """One server for all tests of a class, started with the class's `overrides` and stopped
+    (SIGTERM, clean exit checked) after them; killed in any case by the class cleanup."""
+    overrides = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(overrides=list(cls.overrides))
+        cls.addClassCleanup(cls.srv.close)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.srv.stop()
 
 
 def read_until_close(sock, deadline):

@@ -6,7 +6,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import (MTS_BIN, UTC_TIME_RE, Server, fmt_utc, parse_utc, utc_now, valid_request)
+from harness import (ServerTestCase, MTS_BIN, UTC_TIME_RE, Server, fmt_utc, parse_utc, utc_now, valid_request)
 
 
 def utc_date_minus(days, at=None):
@@ -14,15 +14,7 @@ def utc_date_minus(days, at=None):
     return (at.date() - datetime.timedelta(days=days)).isoformat()
 
 
-class ApiMethodsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class ApiMethodsTest(ServerTestCase):
 
     def req(self, *a, **kw):
         return self.srv.request(*a, **kw)

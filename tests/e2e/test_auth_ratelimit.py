@@ -5,21 +5,16 @@ import threading
 import time
 import unittest
 
-from harness import Server, avoid_window_boundary, fmt_utc, valid_request
+from harness import ServerTestCase, Server, avoid_window_boundary, fmt_utc, valid_request
 
 UNKNOWN_TOKEN = "mts_" + "A" * 43  # well-formed, never issued
 
 
-class AuthTest(unittest.TestCase):
+class AuthTest(ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server()
-        cls.addClassCleanup(cls.srv.close)
+        super().setUpClass()
         cls.reader = cls.srv.create_token("reader", scope="MTS API read-only")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
 
     def search_path(self):
         return "test-search?fromTime=%s&limit=1" % fmt_utc(time.time() - 600)

@@ -6,7 +6,7 @@ import time
 import unittest
 import zlib
 
-from harness import (JSON_CONTENT_TYPE, Server, check_envelope, fmt_utc, parse_raw_response,
+from harness import (ServerTestCase, JSON_CONTENT_TYPE, Server, check_envelope, fmt_utc, parse_raw_response,
                      valid_request)
 
 SUPPORTED = ("ELSTERA1700", "ELSTERA1140", "IEC62056-21")
@@ -28,15 +28,7 @@ def detail_for(details, field):
     return [d for d in details if field in d]
 
 
-class ValidationErrorsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class ValidationErrorsTest(ServerTestCase):
 
     def post(self, body, path="test-request"):
         return self.srv.request("POST", path, json=body)
@@ -177,15 +169,8 @@ class ValidationErrorsTest(unittest.TestCase):
             self.assertEqual(r.status, 400, q)
 
 
-class HttpErrorsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(overrides=["--http.max_body_bytes=1024"])
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class HttpErrorsTest(ServerTestCase):
+    overrides = ["--http.max_body_bytes=1024"]
 
     def test_unknown_url_is_404_with_details(self):
         for path in ("/MTS/nope", "/MTS/", "/MTS", "/", "/test-status", "/MTS/test-status/1",

@@ -10,7 +10,7 @@ import time
 import unittest
 import warnings
 
-from harness import (HOST, Server, insecure_context, parse_raw_response, read_response_or_close,
+from harness import (ServerTestCase, HOST, Server, insecure_context, parse_raw_response, read_response_or_close,
                      read_until_close, valid_request)
 
 READ_TIMEOUT = 2
@@ -33,15 +33,8 @@ def body_with_raw_string_bytes(field, raw_bytes):
     return text[:-1] + b', "' + field.encode() + b'": "' + raw_bytes + b'"}'
 
 
-class HostileBodyTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(overrides=["--http.read_timeout_seconds=%d" % READ_TIMEOUT])
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class HostileBodyTest(ServerTestCase):
+    overrides = ["--http.read_timeout_seconds=%d" % READ_TIMEOUT]
 
     def tearDown(self):
         # Whatever the test sent, the server is alive and answering.
@@ -180,15 +173,8 @@ class HostileBodyTest(unittest.TestCase):
         self.assertEqual(self.post(json.dumps(valid_request()).encode()).status, 200)
 
 
-class SlowClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server(overrides=["--http.read_timeout_seconds=%d" % READ_TIMEOUT])
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class SlowClientTest(ServerTestCase):
+    overrides = ["--http.read_timeout_seconds=%d" % READ_TIMEOUT]
 
     def tearDown(self):
         self.assertTrue(self.srv.running(), "server died:\n" + self.srv.log()[-3000:])
@@ -284,15 +270,7 @@ class SlowClientTest(unittest.TestCase):
                 s.close()
 
 
-class TlsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.srv = Server()
-        cls.addClassCleanup(cls.srv.close)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+class TlsTest(ServerTestCase):
 
     def tearDown(self):
         self.assertTrue(self.srv.running(), "server died:\n" + self.srv.log()[-3000:])
