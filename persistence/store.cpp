@@ -3,8 +3,11 @@
 #include "persistence/schema.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -23,6 +26,22 @@ auto guarded(std::string_view operation, F&& f) -> decltype(f()) {
     return f();
   } catch (const SQLite::Exception& e) {
     throw store_error(std::string(operation) + ": " + e.what());
+  }
+}
+
+// Runs f again while SQLite reports the database busy or locked, for at most timeout_ms.
+template <class F>
+auto retry_while_busy(std::int64_t timeout_ms, F&& f) -> decltype(f()) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    try {
+      return f();
+    } catch (const SQLite::Exception& e) {
+      const int code = e.getErrorCode() & 0xff;
+      if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() >= deadline)
+        throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 }
 
@@ -299,13 +318,19 @@ store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout
     SQLite::Database& db = impl_->db;
     db.exec("PRAGMA foreign_keys=ON");
     if (mode == store_mode::read_write) {
-      const std::string journal = db.execAndGet("PRAGMA journal_mode=WAL").getString();
+      // Two processes creating the same database at once (the server and a `mts token`
+      // command) can make the switch to WAL fail with SQLITE_BUSY without SQLite's busy
+      // handler ever running (its deadlock rule), so that step is retried here, within the
+      // same busy timeout.
+      const std::string journal = retry_while_busy(busy_timeout_ms, [&] {
+        return db.execAndGet("PRAGMA journal_mode=WAL").getString();
+      });
       if (journal != "wal") {
         throw store_error("could not switch database " + path + " to WAL mode (journal_mode is " +
                           journal + ")");
       }
       db.exec("PRAGMA synchronous=FULL");
-      impl_->migrate();
+      retry_while_busy(busy_timeout_ms, [&] { impl_->migrate(); });
       impl_->check_integrity();
     } else {
       // A reader cannot migrate: it refuses a schema it does not know, newer or older.
