@@ -1,14 +1,30 @@
 #pragma once
-// The meter types the product supports. Each later driver registers itself here with its line
-// settings and channel names; until then the registry lists the types the next issues build.
+// The meter types the product supports: each with its protocol driver, the line settings a
+// session starts with, and the register and channel names its driver reports. A type whose
+// driver is not built yet is still listed (requests for it are accepted and queued).
+#include "drivers/driver.hpp"
+
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace mts {
 
+struct meter_type_info {
+  std::string name; // exact spelling in the API
+  drivers::line_settings initial_line;
+  // Empty while the type's driver does not exist yet.
+  std::function<std::unique_ptr<drivers::meter_driver>(const drivers::session_request&)> make_driver;
+  std::vector<std::string> register_names;
+};
+
 // Exact spellings, in the order error messages list them.
 const std::vector<std::string>& supported_meter_types();
 
 bool is_supported_meter_type(const std::string& meter_type);
+
+// nullptr for an unsupported type.
+const meter_type_info* find_meter_type(const std::string& meter_type);
 
 } // namespace mts
