@@ -1,6 +1,6 @@
 #include "drivers/outcome.hpp"
 
-#include "http/json.hpp"
+#include "common/json.hpp"
 
 #include <boost/json.hpp>
 

@@ -1,7 +1,7 @@
 #include "http/server.hpp"
 
 #include "http/codec.hpp"
-#include "http/json.hpp"
+#include "common/json.hpp"
 #include "http/tls.hpp"
 #include "http/validation.hpp"
 #include "drivers/registry.hpp"

@@ -1,5 +1,5 @@
 #include "http/codec.hpp"
-#include "http/json.hpp"
+#include "common/json.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "http/json.hpp"
+#include "common/json.hpp"
 #include "http/validation.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "http/json.hpp"
+#include "common/json.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
