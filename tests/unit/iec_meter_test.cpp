@@ -268,7 +268,9 @@ struct outcome {
   std::string reason;
   bool finished = false;
   unix_ms end = 0;
-  int lost_sends = 0; // bytes sent while the two sides' lines differed
+  int lost_sends = 0;     // bytes sent while the two sides' lines differed
+  int driver_naks = 0;    // repeat requests from the driver
+  int partial_blocks = 0; // EOT blocks from the meter
 };
 
 struct timer_slot {
@@ -291,6 +293,7 @@ outcome run_session(const meter_identity& id, const meter_faults& f, const sessi
   const auto driver_actions = [&](const actions& acts) {
     for (const auto& a : acts) {
       if (const auto* s = std::get_if<send_bytes>(&a)) {
+        o.driver_naks += s->data == "\x15" ? 1 : 0;
         if (dline == mline)
           to_meter.push_back(s->data);
         else
@@ -311,6 +314,7 @@ outcome run_session(const meter_identity& id, const meter_faults& f, const sessi
   const auto meter_actions = [&](const actions& acts) {
     for (const auto& a : acts) {
       if (const auto* s = std::get_if<send_bytes>(&a)) {
+        o.partial_blocks += s->data.size() >= 2 && s->data[s->data.size() - 2] == '\x04' ? 1 : 0;
         if (dline == mline)
           to_driver.push_back(s->data);
         else
@@ -426,6 +430,8 @@ TEST_CASE("driver vs simulated meter: full session equals the expected readings"
   CHECK(o.failure == failure_kind::none);
   CHECK(o.reason.empty());
   CHECK(o.lost_sends == 0);
+  CHECK(o.driver_naks == 0);
+  CHECK(o.partial_blocks >= 3); // ~4.5 KiB of profile in 1 KiB blocks
   const auto want = expected_readings(id, f, rq, now_s);
   REQUIRE(want.survey);
   CHECK((*want.survey)[0].readings.size() == 96);
@@ -481,6 +487,7 @@ TEST_CASE("driver vs simulated meter: faults", "[sim][iec][e2e]") {
     f.corrupt_bcc_every = 3;
     const auto o = run_session(id, f, rq);
     CHECK(o.failure == failure_kind::none);
+    CHECK(o.driver_naks >= 5);
     require_equal(o.readings, expected_readings(id, f, rq, now_s), o.end);
   }
   SECTION("garbage before every reply") {
