@@ -2,6 +2,8 @@
 // byte the driver must send is written out by hand here (BCCs included), from the protocol.
 #include "drivers/iec62056_21.hpp"
 
+#include "tests/unit/iec_transcript.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -11,17 +13,9 @@ namespace {
 using namespace mts::drivers;
 using namespace std::chrono_literals;
 
-#define SOH "\x01"
-#define STX "\x02"
-#define ETX "\x03"
-#define EOT "\x04"
+using mts::testing::ack;
+using mts::testing::b;
 
-std::string b(std::string s, unsigned char bcc_byte) {
-  s += static_cast<char>(bcc_byte);
-  return s;
-}
-
-const std::string ack(1, '\x06');
 const std::string nak(1, '\x15');
 const std::string b0 = "\x01\x42\x30\x03\x71";
 

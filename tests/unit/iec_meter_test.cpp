@@ -4,6 +4,8 @@
 #include "drivers/iec62056_21.hpp"
 #include "sim/iec_meter.hpp"
 
+#include "tests/unit/iec_transcript.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <deque>
@@ -16,15 +18,8 @@ using namespace mts::drivers;
 using namespace std::chrono_literals;
 using mts::unix_seconds;
 
-#define SOH "\x01"
-#define STX "\x02"
-#define ETX "\x03"
-#define EOT "\x04"
-
-std::string b(std::string s, unsigned char bcc_byte) {
-  s += static_cast<char>(bcc_byte);
-  return s;
-}
+using mts::testing::ack;
+using mts::testing::b;
 // Independent BCC for frames whose text depends on the data model: XOR after the first byte.
 std::string framed(const std::string& without_bcc) {
   unsigned char x = 0;
@@ -33,7 +28,6 @@ std::string framed(const std::string& without_bcc) {
   return without_bcc + static_cast<char>(x & 0x7F);
 }
 
-const std::string ack(1, '\x06');
 const std::string nak(1, '\x15');
 const std::string b0 = "\x01\x42\x30\x03\x71";
 
