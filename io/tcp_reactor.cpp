@@ -145,7 +145,7 @@ struct tcp_reactor::timer {
 };
 
 namespace {
-enum timer_kind { connect_deadline, pace_ready, close_deadline, listener_resume };
+enum timer_kind { connect_deadline, pace_ready, close_deadline, listener_resume, user_timer };
 
 struct segment {
   std::string data;
@@ -236,6 +236,11 @@ void tcp_reactor::stop() {
   resolver_cv_.notify_all();
   if (resolver_thread_.joinable())
     resolver_thread_.join();
+  std::unordered_map<timer_id, std::function<void()>> pending_timers; // dropped unrun
+  {
+    std::lock_guard<std::mutex> lock(user_timers_mutex_);
+    pending_timers.swap(user_timers_);
+  }
   close_fd(epoll_fd_);
   close_fd(event_fd_);
   close_fd(timer_fd_);
@@ -387,6 +392,29 @@ void tcp_reactor::post(std::function<void()> fn) {
   });
 }
 
+timer_id tcp_reactor::schedule(std::chrono::microseconds delay, std::function<void()> fn) {
+  const timer_id id = next_id_++;
+  const auto when = clock::now() + (delay.count() > 0 ? delay : std::chrono::microseconds{0});
+  {
+    std::lock_guard<std::mutex> lock(user_timers_mutex_);
+    user_timers_.emplace(id, std::move(fn));
+  }
+  if (!enqueue([this, id, when] { add_timer(when, id, user_timer); })) {
+    std::lock_guard<std::mutex> lock(user_timers_mutex_);
+    user_timers_.erase(id);
+  }
+  return id;
+}
+
+void tcp_reactor::cancel_timer(timer_id id) {
+  std::function<void()> dropped; // destroyed outside the lock
+  std::lock_guard<std::mutex> lock(user_timers_mutex_);
+  if (auto it = user_timers_.find(id); it != user_timers_.end()) {
+    dropped = std::move(it->second);
+    user_timers_.erase(it);
+  }
+}
+
 // ---- the I/O thread ----
 
 void tcp_reactor::run() {
@@ -489,6 +517,22 @@ void tcp_reactor::run_timers() {
     std::pop_heap(timers_.begin(), timers_.end(), std::greater<>());
     const timer t = timers_.back();
     timers_.pop_back();
+    if (t.kind == user_timer) {
+      std::function<void()> fn;
+      {
+        std::lock_guard<std::mutex> lock(user_timers_mutex_);
+        auto it = user_timers_.find(t.id);
+        if (it == user_timers_.end())
+          continue; // cancelled
+        fn = std::move(it->second);
+        user_timers_.erase(it);
+      }
+      try {
+        fn();
+      } catch (...) {
+      }
+      continue;
+    }
     if (t.kind == listener_resume) {
       auto l = listeners_.find(t.id);
       if (l != listeners_.end() && l->second->paused) {

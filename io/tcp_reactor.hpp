@@ -54,6 +54,8 @@ namespace mts::io {
 // Connection and listener ids come from one counter, are never reused and are never 0.
 using connection_id = std::uint64_t;
 using listener_id = std::uint64_t;
+// Timer ids come from the same counter (never 0, never reused).
+using timer_id = std::uint64_t;
 
 // Receives the events of one connection. All methods run on the I/O thread.
 class link_handler {
@@ -142,6 +144,15 @@ public:
   // Runs fn on the I/O thread. Exceptions are swallowed.
   void post(std::function<void()> fn);
 
+  // Runs fn once on the I/O thread, delay (at least) from now, through the reactor's timerfd.
+  // Exceptions are swallowed. After stop() nothing is scheduled (an id is still returned) and
+  // timers still pending are dropped without running.
+  timer_id schedule(std::chrono::microseconds delay, std::function<void()> fn);
+  // Once cancel_timer returns, fn will not start (unlike the other methods this takes effect
+  // at once, from any thread, callbacks included); if it is running on the I/O thread at that
+  // moment, it completes. Unknown, fired or cancelled ids are ignored.
+  void cancel_timer(timer_id id);
+
   // Closes everything and joins the threads (see the contract above). Idempotent.
   void stop();
 
@@ -201,6 +212,10 @@ private:
   std::unordered_map<connection_id, std::unique_ptr<connection>> connections_;
   std::unordered_map<listener_id, std::unique_ptr<listener>> listeners_;
   std::vector<timer> timers_; // a min-heap
+
+  // Functions of schedule()d timers not yet run or cancelled (any thread, under the mutex).
+  std::mutex user_timers_mutex_;
+  std::unordered_map<timer_id, std::function<void()>> user_timers_;
   clock::time_point armed_{};
   std::vector<char> read_buffer_;
 

@@ -4,12 +4,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <condition_variable>
 #include <dirent.h>
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
+#include <stdexcept>
 #include <sys/socket.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace mts::io;
@@ -536,4 +539,73 @@ TEST_CASE("a graceful close drains the peer's input so the output is not reset",
   CHECK(server->closed[sid][0] != "connection reset");
   REQUIRE(client->wait([&] { return client->closed.count(cid) == 1; }));
   CHECK(client->closed[cid] == std::vector<std::string>{"closed"});
+}
+
+TEST_CASE("scheduled timers run on the I/O thread in time order; cancelled ones never run", "[reactor]") {
+  tcp_reactor reactor;
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<int> order;
+  std::vector<std::thread::id> threads;
+  const auto start = steady::now();
+  steady::duration last_at{};
+  auto record = [&](int n) {
+    return [&, n] {
+      std::lock_guard<std::mutex> lock(m);
+      order.push_back(n);
+      threads.push_back(std::this_thread::get_id());
+      last_at = steady::now() - start;
+      cv.notify_all();
+    };
+  };
+  reactor.schedule(30ms, record(3));
+  const auto cancelled = reactor.schedule(10ms, record(99));
+  reactor.schedule(0us, record(1));
+  reactor.schedule(15ms, record(2));
+  reactor.cancel_timer(cancelled);
+  reactor.cancel_timer(cancelled); // twice: ignored
+  reactor.cancel_timer(12345);     // unknown: ignored
+  // A timer may schedule another and cancel a pending one from the I/O thread.
+  timer_id doomed = 0;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    doomed = reactor.schedule(60ms, record(98));
+  }
+  reactor.schedule(40ms, [&] {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      reactor.cancel_timer(doomed);
+    }
+    reactor.schedule(5ms, record(4));
+    reactor.schedule(0us, [] { throw std::runtime_error("swallowed"); });
+  });
+  {
+    std::unique_lock<std::mutex> lock(m);
+    REQUIRE(cv.wait_for(lock, patience, [&] { return order.size() >= 4; }));
+  }
+  barrier(reactor);
+  // Past the doomed timer's deadline: it stays cancelled.
+  const auto until = start + 100ms;
+  {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait_until(lock, until, [] { return false; });
+    CHECK(order == std::vector<int>{1, 2, 3, 4});
+    CHECK(last_at >= 45ms);
+    for (auto t : threads)
+      CHECK(t != std::this_thread::get_id());
+    CHECK(std::all_of(threads.begin(), threads.end(), [&](auto t) { return t == threads[0]; }));
+  }
+}
+
+TEST_CASE("timers pending at stop are dropped; schedule after stop does nothing", "[reactor]") {
+  auto flag = std::make_shared<int>(0);
+  tcp_reactor reactor;
+  reactor.schedule(std::chrono::hours(1), [flag] { ++*flag; });
+  barrier(reactor);
+  CHECK(flag.use_count() == 2);
+  reactor.stop();
+  CHECK(flag.use_count() == 1); // the function was destroyed, not run
+  CHECK(*flag == 0);
+  CHECK(reactor.schedule(0us, [flag] { ++*flag; }) != 0);
+  CHECK(flag.use_count() == 1);
 }

@@ -1,0 +1,203 @@
+// `mts-sim`: the meter simulator.
+//   mts-sim serve --type T --count N --port FIRST --seed S [--address A] [--start-time TIME
+//                 [--freeze-clock]] [--clock-offset SECONDS] [--no-outstation-address]
+//                 [--fault NAME[=VALUE] ...] [--verbose]
+//   mts-sim serve --config FILE [--start-time TIME] [--freeze-clock] [--fault ...] [--verbose]
+//   mts-sim expect --type T --seed S --serial X [--clock-offset SECONDS] [--password P]
+//                  [--outstation-address A] [--fault ...] --request JSON --now TIME
+// serve prints one JSON line per meter on stdout (sim::meter_json_line), then logs on stderr;
+// it runs until SIGTERM or SIGINT (exit 0) and prints its session counters as one JSON line on
+// stderr on SIGUSR1 and at exit. expect prints the JSON object the server's test-status must
+// report (sim/sim_config.hpp). Errors: a message on stderr and exit status 2.
+#include "io/tcp_reactor.hpp"
+#include "sim/server.hpp"
+#include "sim/sim_config.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <pthread.h>
+
+namespace {
+
+using namespace mts;
+
+unix_seconds time_option(const std::string& name, const std::string& text) {
+  auto t = parse_utc(text);
+  if (!t)
+    throw sim::sim_error(name + ": must be YYYY-MM-DDTHH:mm:ssZ");
+  return *t;
+}
+
+struct serve_args {
+  std::string type = sim::simulated_type;
+  std::size_t count = 1;
+  int port = -1;
+  std::uint64_t seed = 0;
+  std::optional<std::string> address;
+  std::string start_time;
+  bool freeze_clock = false;
+  std::optional<std::int64_t> clock_offset;
+  bool no_outstation_address = false;
+  std::vector<std::string> faults;
+  std::string config_file;
+  bool verbose = false;
+};
+
+void print_line(const std::string& line, std::FILE* to) {
+  std::fputs(line.c_str(), to);
+  std::fputc('\n', to);
+  std::fflush(to);
+}
+
+int serve(const serve_args& a, bool type_given, bool count_given) {
+  auto logger = spdlog::stderr_color_mt("mts-sim");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(a.verbose ? spdlog::level::debug : spdlog::level::info);
+
+  sim::sim_config cfg;
+  if (!a.config_file.empty()) {
+    if (type_given || count_given || a.port >= 0)
+      throw sim::sim_error("--config: the meters come from the file (no --type, --count or --port)");
+    cfg = sim::load_config_file(a.config_file);
+  } else {
+    sim::check_simulated_type(a.type);
+    if (a.port < 0)
+      throw sim::sim_error("--port: required (the first meter's port; 0 picks free ports)");
+    if (a.count < 1 || (a.port > 0 && a.port + a.count - 1 > 65535))
+      throw sim::sim_error("--count: the ports run beyond 65535");
+    for (std::size_t i = 0; i < a.count; ++i) {
+      sim::sim_meter m;
+      m.identity = sim::generated_identity(a.type, a.seed, i);
+      m.port = static_cast<std::uint16_t>(a.port == 0 ? 0 : a.port + static_cast<int>(i));
+      cfg.meters.push_back(std::move(m));
+    }
+  }
+  for (auto& m : cfg.meters) {
+    for (const auto& f : a.faults)
+      sim::apply_fault(m.faults, f);
+    if (a.clock_offset)
+      m.identity.clock_offset_seconds = *a.clock_offset;
+    if (a.no_outstation_address)
+      m.identity.outstation_address.clear();
+  }
+  sim::server_options opts;
+  if (a.address)
+    cfg.address = *a.address;
+  opts.address = cfg.address;
+  opts.start_time = cfg.start_time;
+  if (!a.start_time.empty())
+    opts.start_time = time_option("--start-time", a.start_time);
+  if (a.freeze_clock && !opts.start_time)
+    throw sim::sim_error("--freeze-clock: needs a start time");
+  opts.freeze_clock = a.freeze_clock;
+
+  // The signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  io::tcp_reactor reactor;
+  std::optional<sim::sim_server> server;
+  try {
+    server.emplace(reactor, std::move(cfg.meters), opts);
+  } catch (const std::system_error& e) {
+    throw sim::sim_error(e.what());
+  }
+  for (std::size_t i = 0; i < server->size(); ++i)
+    print_line(server->meter_line(i), stdout);
+  spdlog::info("serving {} meter(s) on {}{}", server->size(), opts.address,
+               opts.start_time ? ", clock from " + format_utc(*opts.start_time) +
+                                     (opts.freeze_clock ? " (frozen)" : "")
+                               : std::string());
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0)
+      continue;
+    if (sig == SIGUSR1) {
+      print_line(server->counters_json(), stderr);
+      continue;
+    }
+    spdlog::info("signal {}: stopping", sig);
+    break;
+  }
+  const auto final_counters = server->counters_json();
+  server.reset();
+  reactor.stop();
+  print_line(final_counters, stderr);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"mts-sim: simulated electricity meters for the MTS server"};
+  app.require_subcommand(1, 1);
+
+  serve_args s;
+  auto* serve_cmd = app.add_subcommand("serve", "serve simulated meters on TCP ports");
+  auto* type_opt = serve_cmd->add_option("--type", s.type, "meter type (IEC62056-21)");
+  auto* count_opt = serve_cmd->add_option("--count", s.count, "number of meters")->check(CLI::Range(1, 65535));
+  serve_cmd->add_option("--port", s.port, "first meter's port (0: free ports)")->check(CLI::Range(0, 65535));
+  serve_cmd->add_option("--seed", s.seed, "seed of the generated identities and data");
+  serve_cmd->add_option("--address", s.address, "numeric address to listen on (default 127.0.0.1)");
+  serve_cmd->add_option("--start-time", s.start_time,
+                        "pin the meters' now: their clock runs from this YYYY-MM-DDTHH:mm:ssZ");
+  serve_cmd->add_flag("--freeze-clock", s.freeze_clock, "keep the meters' clock at --start-time");
+  serve_cmd->add_option("--clock-offset", s.clock_offset, "every meter's clock offset in seconds");
+  serve_cmd->add_flag("--no-outstation-address", s.no_outstation_address,
+                      "meters without an outstation address (they answer any)");
+  serve_cmd->add_option("--fault", s.faults, "NAME[=VALUE], applied to every meter (repeatable)");
+  serve_cmd->add_option("--config", s.config_file, "TOML file with [[meter]] tables");
+  serve_cmd->add_flag("--verbose", s.verbose, "log every session");
+
+  std::string type = sim::simulated_type, serial, password, outstation, request, now_text;
+  std::uint64_t seed = 0;
+  std::int64_t clock_offset = 0;
+  std::vector<std::string> faults;
+  auto* expect_cmd = app.add_subcommand("expect", "print the result test-status must report");
+  expect_cmd->add_option("--type", type, "meter type (IEC62056-21)");
+  expect_cmd->add_option("--seed", seed, "the meter's seed")->required();
+  expect_cmd->add_option("--serial", serial, "the meter's serial number")->required();
+  expect_cmd->add_option("--clock-offset", clock_offset, "the meter's clock offset in seconds");
+  expect_cmd->add_option("--password", password, "the meter's password (default: accepts any)");
+  expect_cmd->add_option("--outstation-address", outstation, "the meter's address (default: answers any)");
+  expect_cmd->add_option("--fault", faults, "NAME[=VALUE] (repeatable)");
+  expect_cmd->add_option("--request", request, "the test request (JSON object)")->required();
+  expect_cmd->add_option("--now", now_text, "when the test runs, YYYY-MM-DDTHH:mm:ssZ")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (*serve_cmd)
+      return serve(s, type_opt->count() > 0, count_opt->count() > 0);
+    sim::meter_identity id;
+    id.type = type;
+    id.seed = seed;
+    id.serial = serial;
+    id.password = password;
+    id.outstation_address = outstation;
+    id.clock_offset_seconds = clock_offset;
+    sim::meter_faults f;
+    for (const auto& spec : faults)
+      sim::apply_fault(f, spec);
+    print_line(sim::expected_result_json(id, f, request, time_option("--now", now_text)), stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "mts-sim: " << e.what() << std::endl;
+    return 2;
+  }
+}

@@ -1,0 +1,86 @@
+#pragma once
+// What `mts-sim` serves and predicts: meter identities generated from a seed, fault settings
+// from the command line or a TOML file, the JSON line printed per served meter, and the result
+// the server's test-status must report for a test request (`mts-sim expect`).
+//
+// Decisions:
+// - Only IEC62056-21 is simulated; the other product types are refused with
+//   "meter type X is not simulated yet", anything else with "unknown meter type X".
+// - Generated identity of meter `index` (0-based) for seed S: every meter keeps the seed S;
+//   serial = 8 digits, 10000000 + (h(S) + index) mod 90000000 (distinct for up to 90 million
+//   meters of one seed); outstation address = index + 1 as text; password = 8 upper-case hex
+//   digits of h(S, index); clock offset = h(S, index) mod 241 - 120 seconds. h is splitmix64.
+// - Fault names are meter_faults' member names, the same on the command line
+//   (`--fault NAME[=VALUE]`) and as [[meter]] keys in the TOML file. Boolean faults take no
+//   value on the command line (or =true / =false); survey_gaps takes a comma-separated list of
+//   YYYY-MM-DDTHH:mm:ssZ half-hour starts; error_register a number (0x... for hex).
+// - TOML file: top-level keys address, start_time, seed (the default for the meters); one
+//   [[meter]] table per meter (or per `count` meters on consecutive ports) with type, port,
+//   count, seed, serial, outstation_address, password, clock_offset_seconds and the fault
+//   keys. Unset identity fields are generated from (seed, position of the meter in the file).
+//   Unknown keys and wrong types are errors that name the key ("meter[2].pace_baud: ...").
+// - The expected result (expect): the request's survey covers surveyDays whole days from
+//   surveyDate 00:00 UTC (surveyDate absent: the UTC date of `now` minus surveyDays), clipped
+//   at `now`. How the session ends: refuse_connection -> transient "connection refused";
+//   silent, or an outstation address the meter does not answer to -> transient "no answer to
+//   sign-on"; reject_password or a wrong password -> permanent "password rejected"; another
+//   serial than requested -> permanent "Serial number mismatch"; drop_mid_profile with a
+//   survey requested -> transient "line dropped"; otherwise success. These are the driver's
+//   own reasons (the server may add retry wording). drop_after_bytes cannot be predicted and
+//   is refused by expect. The printed object has result, serialNumber, statusEvents,
+//   registerValues (without timestamps) and surveyData, each only when make_outcome gives it;
+//   meterTime and the register timestamps depend on the moment the test runs and are left out.
+#include "sim/meter_data.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mts::sim {
+
+struct sim_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+inline constexpr const char* simulated_type = "IEC62056-21";
+
+// Throws sim_error unless `type` is simulated.
+void check_simulated_type(const std::string& type);
+
+std::uint64_t splitmix64(std::uint64_t x);
+
+meter_identity generated_identity(const std::string& type, std::uint64_t seed, std::size_t index);
+
+// "NAME" or "NAME=VALUE" (see above). Throws sim_error naming the fault.
+void apply_fault(meter_faults& faults, std::string_view spec);
+
+struct sim_meter {
+  meter_identity identity;
+  meter_faults faults;
+  std::uint16_t port = 0; // 0: any free port
+};
+
+struct sim_config {
+  std::string address = "127.0.0.1";
+  std::optional<unix_seconds> start_time;
+  std::vector<sim_meter> meters;
+};
+
+// Reads a TOML file (see above). Throws sim_error "<path>: <key>: <problem>".
+sim_config load_config_file(const std::string& path);
+
+// The JSON line printed for a served meter: meterType, remoteAddress, outstationAddress,
+// serialNumber, password (the test-request fields), then port, seed, clockOffsetSeconds.
+std::string meter_json_line(const meter_identity& identity, const std::string& address, std::uint16_t port);
+
+// The session request a test request (JSON object text) makes at `now`. Throws sim_error.
+drivers::session_request session_request_from_json(std::string_view request_json, unix_seconds now);
+
+// The JSON object test-status must report (see above). Throws sim_error.
+std::string expected_result_json(const meter_identity& identity, const meter_faults& faults,
+                                 std::string_view request_json, unix_seconds now);
+
+} // namespace mts::sim

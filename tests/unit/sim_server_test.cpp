@@ -1,0 +1,283 @@
+// The simulator's server in-process: simulated meters on one reactor, the product's IEC 62056-21
+// driver on a second one, over real loopback TCP. Every wait is bounded.
+#include "drivers/iec62056_21.hpp"
+#include "io/tcp_reactor.hpp"
+#include "sim/server.hpp"
+#include "sim/sim_config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <type_traits>
+#include <variant>
+
+using namespace mts;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr unix_seconds start = 1709258400; // 2024-03-01T02:00:00Z
+
+// Runs one driver session over a reactor connection; the driver's timers are reactor timers.
+struct client : io::link_handler, std::enable_shared_from_this<client> {
+  client(io::tcp_reactor& r, std::unique_ptr<drivers::meter_driver> d) : reactor(r), driver(std::move(d)) {}
+
+  io::tcp_reactor& reactor;
+  std::unique_ptr<drivers::meter_driver> driver;
+  io::connection_id id = 0;
+  io::timer_id timer = 0;
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<drivers::finish> end;
+  std::optional<std::string> connect_failed;
+  bool closed = false;
+
+  drivers::unix_ms now() const { return start * 1000; } // the meters' frozen clock
+
+  void on_connected(io::connection_id) override { run(driver->on_link_up(now())); }
+  void on_connect_failed(io::connection_id, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(m);
+    connect_failed = reason;
+    cv.notify_all();
+  }
+  void on_data(io::connection_id, std::string_view bytes) override { run(driver->on_bytes(bytes, now())); }
+  void on_closed(io::connection_id, const std::string&) override {
+    run(driver->on_link_down(now()));
+    std::lock_guard<std::mutex> lock(m);
+    closed = true;
+    cv.notify_all();
+  }
+
+  void run(const drivers::actions& actions) {
+    for (const auto& a : actions) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        if (end)
+          return;
+      }
+      std::visit(
+          [&](const auto& act) {
+            using T = std::decay_t<decltype(act)>;
+            if constexpr (std::is_same_v<T, drivers::send_bytes>) {
+              reactor.send(id, act.data);
+            } else if constexpr (std::is_same_v<T, drivers::arm_timer>) {
+              reactor.cancel_timer(timer);
+              std::weak_ptr<client> self = weak_from_this();
+              timer = reactor.schedule(act.after, [self, tid = act.id] {
+                if (auto c = self.lock())
+                  c->run(c->driver->on_timer(tid, c->now()));
+              });
+            } else if constexpr (std::is_same_v<T, drivers::cancel_timer>) {
+              reactor.cancel_timer(timer);
+            } else if constexpr (std::is_same_v<T, drivers::finish>) {
+              reactor.cancel_timer(timer);
+              reactor.close(id);
+              std::lock_guard<std::mutex> lock(m);
+              end = act;
+              cv.notify_all();
+            }
+          },
+          a);
+    }
+  }
+
+  bool wait_done(std::chrono::milliseconds limit = 10s) {
+    std::unique_lock<std::mutex> lock(m);
+    return cv.wait_for(lock, limit, [&] { return (end && closed) || connect_failed; });
+  }
+};
+
+drivers::iec62056_21_config fast_driver() {
+  drivers::iec62056_21_config c;
+  c.reaction_delay = 5ms;
+  c.fast_reaction_delay = 5ms;
+  c.baud_switch_delay = 5ms;
+  c.response_timeout = 1000ms;
+  return c;
+}
+
+std::shared_ptr<client> run_client(io::tcp_reactor& reactor, std::uint16_t port, const drivers::session_request& rq) {
+  auto c = std::make_shared<client>(reactor, drivers::make_iec62056_21_driver(rq, fast_driver()));
+  // The id is set on the I/O thread before any callback of the connection can run.
+  std::mutex m;
+  std::condition_variable cv;
+  bool set = false;
+  reactor.post([&] {
+    c->id = reactor.connect("127.0.0.1", port, 2000ms, c);
+    std::lock_guard<std::mutex> lock(m);
+    set = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  REQUIRE(cv.wait_for(lock, 5s, [&] { return set; }));
+  return c;
+}
+
+void check_equal(const drivers::meter_readings& got, const drivers::meter_readings& want) {
+  CHECK(got.serial_number == want.serial_number);
+  CHECK(got.meter_time == want.meter_time);
+  CHECK(got.meter_time_taken == want.meter_time_taken);
+  CHECK(got.status_events == want.status_events);
+  REQUIRE(got.registers.has_value() == want.registers.has_value());
+  if (want.registers) {
+    REQUIRE(got.registers->size() == want.registers->size());
+    for (std::size_t i = 0; i < want.registers->size(); ++i) {
+      CHECK((*got.registers)[i].name == (*want.registers)[i].name);
+      CHECK((*got.registers)[i].value == (*want.registers)[i].value);
+      CHECK((*got.registers)[i].units == (*want.registers)[i].units);
+      CHECK((*got.registers)[i].timestamp == (*want.registers)[i].timestamp);
+    }
+  }
+  REQUIRE(got.survey.has_value() == want.survey.has_value());
+  if (want.survey) {
+    REQUIRE(got.survey->size() == want.survey->size());
+    for (std::size_t c = 0; c < want.survey->size(); ++c) {
+      const auto& g = (*got.survey)[c];
+      const auto& w = (*want.survey)[c];
+      CHECK(g.name == w.name);
+      CHECK(g.units == w.units);
+      REQUIRE(g.readings.size() == w.readings.size());
+      for (std::size_t i = 0; i < w.readings.size(); ++i) {
+        CHECK(g.readings[i].timestamp == w.readings[i].timestamp);
+        CHECK(g.readings[i].value == w.readings[i].value);
+      }
+    }
+  }
+}
+
+sim::server_options frozen() {
+  sim::server_options o;
+  o.start_time = start;
+  o.freeze_clock = true;
+  return o;
+}
+
+} // namespace
+
+TEST_CASE("sim server: the IEC driver reads exactly the expected readings over TCP", "[sim_server]") {
+  io::tcp_reactor meters_reactor, client_reactor;
+  std::vector<sim::sim_meter> meters(2);
+  meters[0].identity = sim::generated_identity(sim::simulated_type, 7, 0);
+  meters[1].identity = sim::generated_identity(sim::simulated_type, 7, 1);
+  meters[1].faults.power_failure_every_days = 1;
+  meters[1].faults.error_register = 0x5;
+  meters[1].faults.corrupt_bcc_every = 3;
+  meters[1].faults.garbage_before_reply = "xx";
+  meters[1].faults.survey_gaps = {start - 3 * sim::half_hour};
+  sim::sim_server server(meters_reactor, meters, frozen());
+  REQUIRE(server.size() == 2);
+
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& id = server.meter(i).identity;
+    drivers::session_request rq;
+    rq.outstation_address = id.outstation_address;
+    rq.password = id.password;
+    rq.expected_serial = id.serial;
+    rq.survey_from = start - 2 * seconds_per_day;
+    rq.survey_to = start;
+    auto c = run_client(client_reactor, server.port(i), rq);
+    REQUIRE(c->wait_done());
+    REQUIRE(c->end);
+    CHECK(c->end->failure == drivers::failure_kind::none);
+    CHECK(c->end->reason.empty());
+    const auto want = sim::expected_readings(id, server.meter(i).faults, rq, start);
+    REQUIRE(want.survey);
+    CHECK(!want.survey->front().readings.empty());
+    check_equal(c->driver->readings(), want);
+  }
+  const auto counters = server.counters();
+  CHECK(counters.overall.total == 2);
+  // The meter side may see a session's close after the next session began.
+  CHECK(counters.overall.peak >= 1);
+  CHECK(counters.overall.peak <= 2);
+  CHECK(counters.per_meter[0].total == 1);
+  CHECK(counters.per_meter[1].total == 1);
+  CHECK(server.counters_json().find("\"sessionsTotal\":2") != std::string::npos);
+}
+
+TEST_CASE("sim server: refused and silent meters", "[sim_server]") {
+  io::tcp_reactor meters_reactor, client_reactor;
+  std::vector<sim::sim_meter> meters(2);
+  meters[0].identity = sim::generated_identity(sim::simulated_type, 1, 0);
+  meters[0].faults.refuse_connection = true;
+  meters[1].identity = sim::generated_identity(sim::simulated_type, 1, 1);
+  meters[1].faults.silent = true;
+  sim::sim_server server(meters_reactor, meters, frozen());
+  REQUIRE(server.port(0) != 0);
+
+  drivers::session_request rq;
+  rq.password = server.meter(0).identity.password;
+
+  // The constructor returns once the refusing listener is closed.
+  auto refused = run_client(client_reactor, server.port(0), rq);
+  REQUIRE(refused->wait_done());
+  CHECK(refused->connect_failed == std::optional<std::string>("connection refused"));
+  check_equal(refused->driver->readings(), sim::expected_readings(server.meter(0).identity, server.meter(0).faults, rq, start));
+
+  rq.password = server.meter(1).identity.password;
+  auto silent = run_client(client_reactor, server.port(1), rq);
+  REQUIRE(silent->wait_done());
+  REQUIRE(silent->end);
+  CHECK(silent->end->failure == drivers::failure_kind::transient);
+  CHECK(silent->end->reason == "no answer to sign-on");
+  check_equal(silent->driver->readings(), sim::expected_readings(server.meter(1).identity, server.meter(1).faults, rq, start));
+  CHECK(server.counters().per_meter[0].total == 0);
+  CHECK(server.counters().per_meter[1].total == 1);
+}
+
+TEST_CASE("sim server: paced meters still give the full result, at the line's speed", "[sim_server]") {
+  io::tcp_reactor meters_reactor, client_reactor;
+  std::vector<sim::sim_meter> meters(1);
+  meters[0].identity = sim::generated_identity(sim::simulated_type, 3, 0);
+  meters[0].faults.pace_baud = 9600;
+  sim::sim_server server(meters_reactor, meters, frozen());
+  drivers::session_request rq;
+  rq.password = server.meter(0).identity.password;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c = run_client(client_reactor, server.port(0), rq);
+  REQUIRE(c->wait_done());
+  REQUIRE(c->end);
+  CHECK(c->end->failure == drivers::failure_kind::none);
+  // The 14-byte identification alone takes 14 * 33 ms at 300 baud.
+  CHECK(std::chrono::steady_clock::now() - t0 >= 450ms);
+  check_equal(c->driver->readings(), sim::expected_readings(server.meter(0).identity, server.meter(0).faults, rq, start));
+}
+
+TEST_CASE("sim config: faults from text, identities, expected JSON", "[sim_server]") {
+  sim::meter_faults f;
+  sim::apply_fault(f, "silent");
+  sim::apply_fault(f, "pace_baud=1200");
+  sim::apply_fault(f, "error_register=0x10");
+  sim::apply_fault(f, "survey_gaps=2024-03-01T00:00:00Z,2024-03-01T00:30:00Z");
+  CHECK(f.silent);
+  CHECK(f.pace_baud == 1200);
+  CHECK(f.error_register == 0x10);
+  CHECK(f.survey_gaps.size() == 2);
+  CHECK_THROWS_WITH(sim::apply_fault(f, "pace_baud"), Catch::Contains("pace_baud"));
+  CHECK_THROWS_WITH(sim::apply_fault(f, "nonsense=1"), Catch::Contains("nonsense: unknown"));
+  CHECK_THROWS_WITH(sim::check_simulated_type("ELSTERA1700"), "meter type ELSTERA1700 is not simulated yet");
+
+  const auto a = sim::generated_identity(sim::simulated_type, 7, 0);
+  const auto b = sim::generated_identity(sim::simulated_type, 7, 1);
+  CHECK(a.serial.size() == 8);
+  CHECK(a.serial != b.serial);
+  CHECK(a.password.size() == 8);
+  CHECK(a.outstation_address == "1");
+  CHECK(a.clock_offset_seconds >= -120);
+  CHECK(a.clock_offset_seconds <= 120);
+
+  const std::string request = R"({"serialNumber":")" + a.serial + R"(","password":")" + a.password +
+                              R"(","surveyDays":1,"surveyDate":"2024-02-29"})";
+  const auto json1 = sim::expected_result_json(a, {}, request, start);
+  CHECK(json1 == sim::expected_result_json(a, {}, request, start));
+  CHECK(json1.rfind(R"({"result":"SUCCESS","serialNumber":")" + a.serial + "\"", 0) == 0);
+  CHECK(json1.find("meterTime") == std::string::npos);
+  CHECK(json1.find("2024-02-29T23:30:00Z") != std::string::npos);
+  // One whole day from 2024-02-29 00:00: nothing of 2024-03-01.
+  CHECK(json1.find("2024-03-01T00:00:00Z") == std::string::npos);
+
+  sim::meter_faults reject;
+  reject.reject_password = true;
+  CHECK(sim::expected_result_json(a, reject, request, start).rfind(R"({"result":"ERROR: password rejected")", 0) == 0);
+}
