@@ -34,6 +34,15 @@ using submit_atom = caf::atom_constant<caf::atom("submit")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using run_atom = caf::atom_constant<caf::atom("run")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
+using send_atom = caf::atom_constant<caf::atom("send")>;
+using close_atom = caf::atom_constant<caf::atom("close")>;
+using link_up_atom = caf::atom_constant<caf::atom("link_up")>;
+using bytes_atom = caf::atom_constant<caf::atom("bytes")>;
+using link_down_atom = caf::atom_constant<caf::atom("link_down")>;
+using conn_fail_atom = caf::atom_constant<caf::atom("conn_fail")>;
+using timer_atom = caf::atom_constant<caf::atom("timer")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -92,10 +101,46 @@ using reader_actor = caf::typed_actor<
   // service-status: whether the database answers.
   caf::replies_to<health_atom>::with<bool>>;
 
-// The EXECUTOR runs one test to its end (all attempts) and answers the outcome. The next
-// issue fills it in with test actors; the server runs without one until then.
+// The EXECUTOR runs one test to its end (all attempts) and answers the outcome. It spawns one
+// TEST actor per run and delegates the request to it (actors/executor.hpp).
 using executor_actor = caf::typed_actor<
+  // Run the test (all attempts) and answer its outcome; the scheduler records it.
   caf::replies_to<run_atom, test_record>::with<test_outcome>>;
+
+// The OWNER side of a link: what a CONNECTION actor tells the actor that opened it. Every
+// event carries the tag the owner gave the connection (the attempt number), so an owner can
+// drop events of a link it has already given up.
+using link_client_actor = caf::typed_actor<
+  // The link is up (TCP handshake done): bytes can flow.
+  caf::reacts_to<link_up_atom, std::uint64_t>,
+  // Bytes received, in order.
+  caf::reacts_to<bytes_atom, std::uint64_t, std::string>,
+  // Terminal: an open link is gone (closed by us or the peer, reset, ...); the reason says which.
+  caf::reacts_to<link_down_atom, std::uint64_t, std::string>,
+  // Terminal: the link never came up (refused, timed out, cannot resolve, ...).
+  caf::reacts_to<conn_fail_atom, std::uint64_t, std::string>>;
+
+// A CONNECTION actor: one link (actors/connection.hpp). It moves bytes and knows nothing of
+// meter protocols. Its owner is a link_client_actor; it quits after the terminal event.
+using connection_actor = caf::typed_actor<
+  // Queue bytes for sending; bytes sent while the link is still connecting leave once it is up.
+  caf::reacts_to<send_atom, std::string>,
+  // Close the link gracefully (queued bytes are flushed first); link_down follows.
+  caf::reacts_to<close_atom>>;
+
+// A TEST actor: owns one test from dispatch to outcome, including retries
+// (actors/test_runner.hpp). The executor delegates run requests to it.
+using test_runner_actor = link_client_actor::extend<
+  // Run the test (all attempts) and answer its outcome; the actor quits afterwards.
+  caf::replies_to<run_atom, test_record>::with<test_outcome>,
+  // The driver's timer expired: (attempt, timer id); stale ones are ignored.
+  caf::reacts_to<timer_atom, std::int64_t, std::uint64_t>,
+  // The retry delay is over: start attempt number n.
+  caf::reacts_to<retry_atom, std::int64_t>,
+  // The connection of attempt n did not come up in time (guard beyond the reactor's own).
+  caf::reacts_to<deadline_atom, std::int64_t>,
+  // The whole-test deadline passed.
+  caf::reacts_to<deadline_atom>>;
 
 // The SCHEDULER owns the queue and decides what runs when.
 using scheduler_actor = caf::typed_actor<

@@ -1,5 +1,7 @@
 #include "actors/scheduler.hpp"
 
+#include "actors/connection.hpp"
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +18,40 @@ constexpr auto storage_timeout = std::chrono::seconds(30);
 constexpr unix_seconds max_tick_interval = 300;
 
 void dispatch(self_ptr self);
+
+bool is_tcp(const std::string& remote_address) { return parse_tcp_address(remote_address).has_value(); }
+
+// The test left the running set (finished, recorded, or never started).
+void release(self_ptr self, test_id id) {
+  auto& st = self->state;
+  st.running.erase(id);
+  auto it = st.running_address.find(id);
+  if (it == st.running_address.end())
+    return;
+  st.busy_addresses.erase(it->second);
+  if (is_tcp(it->second))
+    st.tcp_running -= 1;
+  st.running_address.erase(it);
+}
+
+void occupy(self_ptr self, const test_record& rec) {
+  auto& st = self->state;
+  st.running.insert(rec.id);
+  st.running_address.emplace(rec.id, rec.request.remote_address);
+  st.busy_addresses.insert(rec.request.remote_address);
+  if (is_tcp(rec.request.remote_address))
+    st.tcp_running += 1;
+}
+
+// Whether a queued test may start now (capacity aside from the total).
+bool startable(self_ptr self, const test_record& rec) {
+  auto& st = self->state;
+  if (st.busy_addresses.count(rec.request.remote_address))
+    return false;
+  if (is_tcp(rec.request.remote_address) && st.tcp_running >= st.config.max_tcp_sessions)
+    return false;
+  return !st.config.can_run || st.config.can_run(rec);
+}
 
 void enqueue(self_ptr self, test_record rec) {
   auto& st = self->state;
@@ -49,13 +85,13 @@ void record_outcome(self_ptr self, test_outcome outcome) {
       [self, id](bool written) {
         if (!written)
           spdlog::warn("scheduler: test {} was no longer running; its outcome was not recorded", id);
-        self->state.running.erase(id);
+        release(self, id);
         dispatch(self);
       },
       [self, id](caf::error& err) {
         // The test stays RUNNING in the database; the next start-up's recovery re-queues it.
         spdlog::error("scheduler: recording the outcome of test {} failed: {}", id, to_string(err));
-        self->state.running.erase(id);
+        release(self, id);
         dispatch(self);
       });
 }
@@ -69,7 +105,7 @@ void run(self_ptr self, test_record rec) {
       [self, rec = std::move(rec), started](bool ok) mutable {
         auto id = rec.id;
         if (!ok) { // cancelled meanwhile
-          self->state.running.erase(id);
+          release(self, id);
           dispatch(self);
           return;
         }
@@ -97,9 +133,14 @@ void run(self_ptr self, test_record rec) {
         // Not started: it is still PENDING in the database, so it goes back into the queue
         // (and stays cancellable); the next dispatch tries again.
         spdlog::error("scheduler: starting test {} failed: {}", id, to_string(err));
-        self->state.running.erase(id);
+        release(self, id);
         enqueue(self, std::move(queued));
       });
+}
+
+// The first startable test of a queue, in order; end() if none.
+std::map<test_id, test_record>::iterator first_startable(self_ptr self, std::map<test_id, test_record>& queue) {
+  return std::find_if(queue.begin(), queue.end(), [self](const auto& kv) { return startable(self, kv.second); });
 }
 
 void dispatch(self_ptr self) {
@@ -107,15 +148,16 @@ void dispatch(self_ptr self) {
   if (!st.executor)
     return;
   while (static_cast<std::int64_t>(st.running.size()) < st.config.max_concurrent_tests) {
-    std::map<test_id, test_record>* queue = nullptr;
-    if (!st.immediate.empty())
-      queue = &st.immediate;
-    else if (!st.overnight.empty() && in_window(self))
+    std::map<test_id, test_record>* queue = &st.immediate;
+    auto it = first_startable(self, st.immediate);
+    if (it == st.immediate.end() && !st.overnight.empty() && in_window(self)) {
       queue = &st.overnight;
-    else
+      it = first_startable(self, st.overnight);
+    }
+    if (it == queue->end())
       break;
-    auto node = queue->extract(queue->begin());
-    st.running.insert(node.key());
+    auto node = queue->extract(it);
+    occupy(self, node.mapped());
     run(self, std::move(node.mapped()));
   }
   arm_tick(self);

@@ -4,7 +4,14 @@
 //
 // - Immediate tests run before overnight ones; each kind in the order received (test id).
 // - Overnight tests are dispatched only while the overnight window is open.
-// - At most max_concurrent_tests run at once; a finished test frees its slot at once.
+// - At most max_concurrent_tests run at once, of which at most max_tcp_sessions have a TCP
+//   (host:port) address; a finished test frees its slot at once.
+// - Never two running tests with the same remote address (compared as the exact string the
+//   request gave): a queued test whose address is busy is skipped and the next one in order is
+//   taken; it runs as soon as the address is free. Order is otherwise kept.
+// - can_run(record) false (the executor has no driver for the meter type yet, or the address
+//   needs a modem, which does not exist yet): the test stays queued, PENDING, and is skipped;
+//   it runs once a server that can run it picks it up (after an upgrade and restart).
 // - At start-up the queue is recovered from the database: tests that were running when the
 //   process died go back to the queue, keeping their first start time.
 // - Without an executor (the server before the test engine exists) tests stay queued.
@@ -21,6 +28,9 @@ namespace mts {
 struct scheduler_config {
   daily_window overnight_window;
   std::int64_t max_concurrent_tests = 16;
+  std::int64_t max_tcp_sessions = 1000; // running tests with a host:port address
+  // Whether the executor can run a test now; empty means always.
+  std::function<bool(const test_record&)> can_run;
   std::chrono::seconds test_deadline{1800};
   // The wall clock (UTC); injected so actor tests can move through the overnight window.
   std::function<unix_seconds()> clock;
@@ -34,6 +44,9 @@ struct scheduler_state {
   std::map<test_id, test_record> immediate; // ordered by id = received order
   std::map<test_id, test_record> overnight;
   std::set<test_id> running; // dispatched: being started, running, or being recorded
+  std::map<test_id, std::string> running_address; // remote address of each running test
+  std::set<std::string> busy_addresses;            // remote addresses of running tests
+  std::int64_t tcp_running = 0;                    // running tests with a TCP address
   bool tick_armed = false;
 };
 

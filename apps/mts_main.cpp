@@ -6,12 +6,15 @@
 //   mts --version
 // CLI11 (Debian libcli11-dev) parses the command line: subcommands, help and errors come for
 // free; the --section.key=value overrides are the arguments it leaves over.
+#include "actors/connection.hpp"
+#include "actors/executor.hpp"
 #include "actors/persistence.hpp"
 #include "actors/scheduler.hpp"
 #include "config/settings.hpp"
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "http/tokens.hpp"
+#include "io/tcp_reactor.hpp"
 #include "mts/version.hpp"
 #include "persistence/store.hpp"
 
@@ -110,8 +113,26 @@ int serve(const settings& s) {
   sched_cfg.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
   sched_cfg.max_concurrent_tests = s.scheduler.max_concurrent_tests;
   sched_cfg.test_deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
-  // No executor yet: tests are queued and stay PENDING until the test engine exists.
-  auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_actor{});
+  sched_cfg.max_tcp_sessions = s.scheduler.max_tcp_sessions;
+  // Tests this server cannot run yet (no driver for the meter type, a modem number) stay
+  // queued and PENDING; a later version runs them.
+  sched_cfg.can_run = [](const test_record& rec) { return !why_not_runnable(rec.request); };
+
+  // Every meter link lives on this reactor's one I/O thread. It is stopped once every actor
+  // has exited (connection actors close their links as they end) and before the actor system
+  // is destroyed, so its last callbacks still reach a live system.
+  auto reactor = std::make_unique<io::tcp_reactor>();
+  test_runner_config runner_cfg;
+  runner_cfg.max_attempts = s.scheduler.max_attempts;
+  runner_cfg.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
+  runner_cfg.connect_timeout = std::chrono::seconds(s.scheduler.connect_timeout_seconds);
+  // A little below the scheduler's deadline, so the test actor's own outcome (with what it
+  // read) arrives before the scheduler gives up on it.
+  runner_cfg.test_deadline = sched_cfg.test_deadline - std::min<std::chrono::milliseconds>(
+                                                         std::chrono::seconds(10), sched_cfg.test_deadline / 10);
+  runner_cfg.connect = make_tcp_connection_factory(reactor.get());
+  auto executor_hdl = sys.spawn(executor, runner_cfg);
+  auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
 
   token_verifier tokens(s.storage.path, s.storage.busy_timeout_ms,
                         [persistence_hdl](std::int64_t id, unix_seconds when) {
@@ -119,9 +140,14 @@ int serve(const settings& s) {
                         });
   auto shutdown_actors = [&] {
     caf::anon_send_exit(scheduler_hdl, caf::exit_reason::user_shutdown);
+    // Running tests end with the executor (they are linked to it); they stay RUNNING in the
+    // database and the next start-up's recovery runs them again.
+    caf::anon_send_exit(executor_hdl, caf::exit_reason::user_shutdown);
     for (auto& r : readers)
       caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
+    sys.await_all_actors_done();
+    reactor->stop();
   };
 
   int rc = 0;

@@ -51,6 +51,10 @@ struct scheduler_settings {
   std::string overnight_window = "00:00-06:00"; // UTC, may wrap midnight
   std::int64_t max_concurrent_tests = 16;
   std::int64_t test_deadline_seconds = 1800;
+  std::int64_t max_tcp_sessions = 1000;
+  std::int64_t max_attempts = 3;
+  std::int64_t retry_delay_seconds = 60;
+  std::int64_t connect_timeout_seconds = 20;
 };
 
 struct api_settings {

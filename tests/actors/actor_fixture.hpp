@@ -120,10 +120,13 @@ struct actor_fixture {
     return out;
   }
 
-  static test_request make_request(bool immediate, std::string reference = "") {
+  // Each request gets its own remote address (the scheduler never runs two tests with the
+  // same address at once); pass one to share it.
+  int next_port = 4059;
+  test_request make_request(bool immediate, std::string reference = "", std::string address = "") {
     test_request r;
     r.meter_type = "ELSTERA1700";
-    r.remote_address = "127.0.0.1:4059";
+    r.remote_address = address.empty() ? "127.0.0.1:" + std::to_string(next_port++) : address;
     r.immediate = immediate;
     if (!reference.empty())
       r.request_reference = reference;

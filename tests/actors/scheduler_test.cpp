@@ -83,7 +83,9 @@ TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity i
   auto exec = spawn_executor();
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(2), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  std::vector<test_request> batch(5, make_request(true));
+  std::vector<test_request> batch;
+  for (int i = 0; i < 5; ++i)
+    batch.push_back(make_request(true));
   auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
   REQUIRE(bid);
   auto& ex = executor_state(exec);
@@ -241,5 +243,92 @@ TEST_CASE_METHOD(actor_fixture, "without an executor tests stay pending", "[acto
   auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
   CHECK(stats->queued_immediate == 1);
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "never two running tests to the same remote address", "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(4), persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  const std::string shared = "127.0.0.1:5000";
+  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", shared), fake_now);
+  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", shared), fake_now);
+  auto c = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "c"), fake_now);
+  auto d = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "d", shared), fake_now);
+  REQUIRE((a && b && c && d));
+  auto& ex = executor_state(exec);
+  // b and d wait for a's address; c (another address) is taken out of order.
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *c});
+  CHECK(inspect->find_test(*b)->state == test_state::pending);
+  complete(exec, 1, "SUCCESS", fake_now + 1); // c: frees nothing for b
+  sched.run();
+  CHECK(ex.received.size() == 2);
+  complete(exec, 0, "SUCCESS", fake_now + 2); // a: b runs, d still waits (same address)
+  sched.run();
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *c, *b});
+  complete(exec, 2, "SUCCESS", fake_now + 3);
+  sched.run();
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *c, *b, *d});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests; modem tests are not counted",
+                 "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(10);
+  cfg.max_tcp_sessions = 2;
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  std::vector<test_request> batch;
+  for (int i = 0; i < 3; ++i)
+    batch.push_back(make_request(true));
+  batch.push_back(make_request(true, "modem", "07777000001"));
+  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  REQUIRE(bid);
+  auto& ex = executor_state(exec);
+  REQUIRE(ex.received.size() == 3); // two TCP tests and the modem test
+  CHECK(ex.received[0].request.remote_address == batch[0].remote_address);
+  CHECK(ex.received[1].request.remote_address == batch[1].remote_address);
+  CHECK(ex.received[2].request.remote_address == "07777000001");
+  complete(exec, 2, "SUCCESS", fake_now + 1); // the modem test frees no TCP session
+  sched.run();
+  CHECK(ex.received.size() == 3);
+  complete(exec, 0, "SUCCESS", fake_now + 2); // a TCP session is freed and reused at once
+  sched.run();
+  REQUIRE(ex.received.size() == 4);
+  CHECK(ex.received[3].request.remote_address == batch[2].remote_address);
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "tests the executor cannot run stay queued and pending", "[actors][scheduler]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(4);
+  cfg.can_run = [](const test_record& rec) { return rec.request.meter_type == "IEC62056-21"; };
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto elster = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "elster"), fake_now);
+  auto iec_req = make_request(true, "iec");
+  iec_req.meter_type = "IEC62056-21";
+  auto iec = ask<test_id>(sched_hdl, submit_atom::value, iec_req, fake_now);
+  REQUIRE((elster && iec));
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*iec});
+  complete(exec, 0, "SUCCESS", fake_now + 1);
+  sched.run();
+  CHECK(ex.received.size() == 1);
+  CHECK(inspect->find_test(*elster)->state == test_state::pending);
+  auto stats = ask<scheduler_stats>(sched_hdl, stats_atom::value);
+  CHECK(stats->queued_immediate == 1);
+  CHECK(stats->running == 0);
+  // Still cancellable like any queued test.
+  auto res = ask<test_id>(sched_hdl, cancel_atom::value, *elster);
+  REQUIRE(res);
+  CHECK_FALSE(inspect->test_exists(*elster));
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();
 }

@@ -87,7 +87,7 @@ class ApiMethodsTest(ServerTestCase):
             self.assertNotIn(key, s)
 
     def test_tcp_address_and_other_meter_types_accepted(self):
-        for meter, addr in (("ELSTERA1140", "10.1.2.3:4059"), ("IEC62056-21", "[::1]:4059"),
+        for meter, addr in (("ELSTERA1140", "127.1.2.3:4059"), ("IEC62056-21", "[::1]:4059"),
                             ("ELSTERA1700", "meter-7.example.net:10001")):
             tid = self.srv.test_request(valid_request(meterType=meter, remoteAddress=addr,
                                                       requestReference="tcp-" + meter))
@@ -202,7 +202,7 @@ class ApiMethodsTest(ServerTestCase):
             valid_request(requestReference="b-0", remoteAddress="07777000000"),
             valid_request(requestReference="b-1", remoteAddress="07777000001",
                           meterType="ELSTERA1140", surveyDays=3, surveyDate="2019-12-02"),
-            valid_request(requestReference="b-2", remoteAddress="10.0.0.9:4059",
+            valid_request(requestReference="b-2", remoteAddress="127.0.0.9:4059",
                           meterType="IEC62056-21"),
         ]
         r = self.req("POST", "batch-request", json=items)
@@ -223,7 +223,7 @@ class ApiMethodsTest(ServerTestCase):
         self.assertEqual([x["meterType"] for x in b["status"]],
                          ["ELSTERA1700", "ELSTERA1140", "IEC62056-21"])
         self.assertEqual([x["remoteAddress"] for x in b["status"]],
-                         ["07777000000", "07777000001", "10.0.0.9:4059"])
+                         ["07777000000", "07777000001", "127.0.0.9:4059"])
         self.assertEqual([x["resultSummary"] for x in b["status"]], ["PENDING"] * 3)
         # Each member is a normal test.
         s = self.req("GET", "test-status?testId=%d" % ids[1]).json
@@ -279,7 +279,7 @@ class SearchTest(unittest.TestCase):
         cls.t2 = s.test_request(valid_request(requestReference="R2", meterType="ELSTERA1140",
                                               remoteAddress="07777000002"))
         cls.t3 = s.test_request(valid_request(requestReference="R1X", meterType="IEC62056-21",
-                                              remoteAddress="10.0.0.5:4059"))
+                                              remoteAddress="127.0.0.5:4059"))
         cls.t4 = s.test_request(valid_request(requestReference="R1", meterType="ELSTERA1700",
                                               remoteAddress="+447777000004"))
         r = s.request("POST", "batch-request", json=[
@@ -321,7 +321,7 @@ class SearchTest(unittest.TestCase):
         x = by_id[self.t3]
         self.assertEqual(x["requestReference"], "R1X")
         self.assertEqual(x["meterType"], "IEC62056-21")
-        self.assertEqual(x["remoteAddress"], "10.0.0.5:4059")
+        self.assertEqual(x["remoteAddress"], "127.0.0.5:4059")
         self.assertEqual(x["resultSummary"], "PENDING")
         self.assertRegex(x["receivedTimestamp"], UTC_TIME_RE)
         self.assertNotIn("completedTimestamp", x)

@@ -89,7 +89,7 @@ class ValidationErrorsTest(ServerTestCase):
             self.assertTrue(detail_for(r.details, "remoteAddress"), (addr, r.details))
 
     def test_coms_settings_with_tcp_address_is_400(self):
-        r = self.post(valid_request(remoteAddress="10.0.0.1:4059", comsSettings="7E1"))
+        r = self.post(valid_request(remoteAddress="127.0.0.1:4059", comsSettings="7E1"))
         self.assertEqual(r.status, 400)
         self.assertTrue(detail_for(r.details, "comsSettings"), r.details)
         self.assertEqual(self.post(valid_request(comsSettings="8N1")).status, 200)

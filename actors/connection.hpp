@@ -1,0 +1,69 @@
+#pragma once
+// The CONNECTION actor for TCP: one per link, on the shared epoll reactor (io/tcp_reactor.hpp),
+// so an open link holds no thread.
+//
+// - On spawn it asks the reactor to connect (host, port, connect timeout). The reactor's
+//   callbacks run on the I/O thread and do nothing but caf::anon_send the event to this actor,
+//   which forwards it to its owner (a link_client_actor) with the owner's tag.
+// - send/close from the owner become reactor send/close (close is graceful: queued bytes are
+//   flushed, bounded by the reactor's close timeout). Bytes sent while connecting are queued
+//   by the reactor and leave once the link is up.
+// - After the terminal event (link_down or conn_fail) has been forwarded the actor quits.
+// - If its owner dies (the actor monitors it) after asking for a graceful close, the actor
+//   waits for the close to complete (bounded by the reactor's close timeout) so the last
+//   bytes still leave; otherwise, and whenever it is killed, the reactor connection is closed
+//   at once and no event follows.
+// - The reactor must outlive every connection actor's terminal callback: main stops it after
+//   the actors have exited and before the actor system is destroyed.
+//
+// Addresses: "host:port" or "[v6]:port" (what validation accepts as the TCP form of
+// remoteAddress); parse_tcp_address gives the parts, or nothing for a telephone number.
+#include "actors/interfaces.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace mts {
+namespace io {
+class tcp_reactor;
+}
+
+struct tcp_address {
+  std::string host; // as the reactor takes it ("[::1]" keeps its brackets)
+  std::uint16_t port = 0;
+};
+
+// "host:port" / "[v6]:port" with a port 1..65535; nothing for anything else (telephone numbers).
+std::optional<tcp_address> parse_tcp_address(const std::string& remote_address);
+
+// The connection actor's full interface: the owner's commands plus the reactor's events
+// (sent by its callbacks, forwarded unchanged to the owner).
+using tcp_connection_actor = connection_actor::extend_with<link_client_actor>;
+
+struct tcp_connection_state {
+  static inline const char* name = "tcp_connection";
+  io::tcp_reactor* reactor = nullptr;
+  std::uint64_t conn = 0; // the reactor's connection id
+  link_client_actor owner;
+  bool ended = false;   // the terminal event arrived
+  bool closing = false; // the owner asked for a graceful close
+};
+
+tcp_connection_actor::behavior_type
+tcp_connection(tcp_connection_actor::stateful_pointer<tcp_connection_state> self, io::tcp_reactor* reactor,
+               link_client_actor owner, std::uint64_t tag, tcp_address target,
+               std::chrono::milliseconds connect_timeout);
+
+// How a TEST actor gets a link: spawn a connection to `target` whose events go to `owner`
+// with `tag`. The real one spawns tcp_connection; actor tests hand in a fake.
+using connection_factory = std::function<connection_actor(caf::actor_system& sys, link_client_actor owner,
+                                                          std::uint64_t tag, const tcp_address& target,
+                                                          std::chrono::milliseconds connect_timeout)>;
+
+// The factory of the server: tcp_connection actors on `reactor` (which must outlive them).
+connection_factory make_tcp_connection_factory(io::tcp_reactor* reactor);
+
+} // namespace mts

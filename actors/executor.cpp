@@ -1,0 +1,31 @@
+#include "actors/executor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace mts {
+
+executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor_state> self,
+                                       test_runner_config config) {
+  self->state.config = std::move(config);
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& runners = self->state.runners;
+    if (auto it = runners.find(em.source); it != runners.end()) {
+      if (em.reason != caf::exit_reason::normal)
+        spdlog::error("executor: a test actor failed: {}", to_string(em.reason));
+      runners.erase(it);
+      return;
+    }
+    self->quit(em.reason);
+  });
+  return {
+    [self](run_atom, test_record& rec) -> caf::delegated<test_outcome> {
+      auto runner = self->spawn<caf::linked>(test_runner, self->state.config);
+      self->state.spawned += 1;
+      self->state.runners.insert(runner.address());
+      return self->delegate(runner, run_atom::value, std::move(rec));
+    },
+  };
+}
+
+} // namespace mts

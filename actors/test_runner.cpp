@@ -1,0 +1,233 @@
+#include "actors/test_runner.hpp"
+
+#include "drivers/outcome.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace mts {
+namespace {
+
+using self_ptr = test_runner_actor::stateful_pointer<test_runner_state>;
+
+// Extra time the connect guard gives the reactor's own connect timeout.
+constexpr auto connect_guard_grace = std::chrono::seconds(5);
+
+drivers::unix_ms now_ms(self_ptr self) { return self->state.config.clock(); }
+unix_seconds now_s(self_ptr self) { return now_ms(self) / 1000; }
+
+void start_attempt(self_ptr self, std::int64_t attempt);
+
+void complete(self_ptr self) {
+  auto& st = self->state;
+  if (st.done)
+    return;
+  st.done = true;
+  auto outcome = drivers::make_outcome(st.record.id, st.request, st.last_readings, st.last_finish, now_s(self));
+  outcome.connection_start_time = st.connection_start;
+  outcome.connection_end_time = st.connection_end;
+  spdlog::info("test {}: {} after {} attempt(s)", st.record.id, outcome.result, st.attempt);
+  st.promise.deliver(std::move(outcome));
+  self->quit();
+}
+
+// The current attempt ended with `end`: retry or complete.
+void end_attempt(self_ptr self, drivers::finish end) {
+  auto& st = self->state;
+  if (!st.active)
+    return;
+  st.active = false;
+  st.armed_timer.reset();
+  if (st.connection_start && !st.connection_end)
+    st.connection_end = now_s(self);
+  if (st.driver)
+    st.last_readings = st.driver->readings();
+  st.driver.reset();
+  st.last_finish = std::move(end);
+  if (st.last_finish.failure == drivers::failure_kind::transient && st.attempt < st.config.max_attempts) {
+    spdlog::info("test {}: attempt {} failed ({}); retrying in {} s", st.record.id, st.attempt,
+                 st.last_finish.reason, st.config.retry_delay.count() / 1000);
+    self->delayed_send(self, st.config.retry_delay, retry_atom::value, st.attempt + 1);
+    return;
+  }
+  complete(self);
+}
+
+void execute(self_ptr self, drivers::actions acts) {
+  auto& st = self->state;
+  for (auto& act : acts) {
+    if (!st.active)
+      return;
+    if (auto* send = std::get_if<drivers::send_bytes>(&act)) {
+      self->send(st.conn, send_atom::value, std::move(send->data));
+    } else if (auto* arm = std::get_if<drivers::arm_timer>(&act)) {
+      st.armed_timer = arm->id;
+      self->delayed_send(self, arm->after, timer_atom::value, st.attempt, arm->id);
+    } else if (std::holds_alternative<drivers::cancel_timer>(act)) {
+      st.armed_timer.reset();
+    } else if (std::holds_alternative<drivers::change_line>(act)) {
+      // A TCP link has no line settings.
+    } else if (auto* fin = std::get_if<drivers::finish>(&act)) {
+      self->send(st.conn, close_atom::value);
+      end_attempt(self, std::move(*fin));
+      return;
+    }
+  }
+}
+
+bool current(self_ptr self, std::uint64_t tag) {
+  return self->state.active && static_cast<std::int64_t>(tag) == self->state.attempt;
+}
+
+void start_attempt(self_ptr self, std::int64_t attempt) {
+  auto& st = self->state;
+  if (st.done || st.active)
+    return;
+  st.attempt = attempt;
+  st.active = true;
+  st.link_up = false;
+  st.armed_timer.reset();
+  st.connection_start.reset();
+  st.connection_end.reset();
+  st.last_readings = {};
+  st.request = make_session_request(st.record.request, now_s(self));
+  st.driver = st.type->make_driver(st.request);
+  st.conn = st.config.connect(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
+                              st.target, st.config.connect_timeout);
+  self->monitor(st.conn);
+  self->delayed_send(self, st.config.connect_timeout + connect_guard_grace, deadline_atom::value, attempt);
+}
+
+} // namespace
+
+drivers::session_request make_session_request(const test_request& request, unix_seconds now) {
+  drivers::session_request out;
+  out.outstation_address = request.outstation_address;
+  out.password = request.password;
+  out.expected_serial = request.serial_number;
+  if (request.survey_days > 0 && request.survey_date) {
+    if (auto from = parse_date(*request.survey_date)) {
+      out.survey_from = *from;
+      out.survey_to = std::max(*from, std::min(*from + request.survey_days * seconds_per_day, now));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> why_not_runnable(const test_request& request) {
+  auto type = find_meter_type(request.meter_type);
+  if (!type || !type->make_driver)
+    return "meter type " + request.meter_type + " is not supported yet";
+  if (!parse_tcp_address(request.remote_address))
+    return std::string("modem (telephone number) addresses are not supported yet");
+  return std::nullopt;
+}
+
+test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer<test_runner_state> self,
+                                             test_runner_config config) {
+  self->state.config = std::move(config);
+  if (!self->state.config.clock)
+    self->state.config.clock = [] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+    };
+  // A connection actor that ends without its terminal event: the line dropped.
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.active || dm.source != st.conn.address())
+      return;
+    if (!st.link_up) {
+      end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection lost"});
+    } else {
+      st.connection_end = now_s(self);
+      execute(self, st.driver->on_link_down(now_ms(self)));
+      end_attempt(self, {drivers::failure_kind::transient, "line dropped"});
+    }
+  });
+  return {
+    [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
+      auto& st = self->state;
+      if (st.started)
+        return caf::make_error(caf::sec::invalid_argument, "a test actor runs one test");
+      st.started = true;
+      st.record = std::move(rec);
+      st.promise = self->make_response_promise<test_outcome>();
+      if (auto why = why_not_runnable(st.record.request)) {
+        st.request = make_session_request(st.record.request, now_s(self));
+        st.last_finish = {drivers::failure_kind::permanent, *why};
+        complete(self);
+        return st.promise;
+      }
+      st.type = find_meter_type(st.record.request.meter_type);
+      st.target = *parse_tcp_address(st.record.request.remote_address);
+      if (st.config.test_deadline.count() > 0)
+        self->delayed_send(self, st.config.test_deadline, deadline_atom::value);
+      start_attempt(self, 1);
+      return st.promise;
+    },
+    [self](link_up_atom, std::uint64_t tag) {
+      auto& st = self->state;
+      if (!current(self, tag) || st.link_up)
+        return;
+      st.link_up = true;
+      st.connection_start = now_s(self);
+      execute(self, st.driver->on_link_up(now_ms(self)));
+    },
+    [self](bytes_atom, std::uint64_t tag, std::string& bytes) {
+      if (current(self, tag) && self->state.link_up)
+        execute(self, self->state.driver->on_bytes(bytes, now_ms(self)));
+    },
+    [self](link_down_atom, std::uint64_t tag, std::string&) {
+      auto& st = self->state;
+      if (!current(self, tag))
+        return;
+      if (!st.link_up) { // closed before it came up
+        end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection closed"});
+        return;
+      }
+      st.connection_end = now_s(self);
+      execute(self, st.driver->on_link_down(now_ms(self)));
+      // A driver always finishes on link down; make sure the attempt ends anyway.
+      end_attempt(self, {drivers::failure_kind::transient, "line dropped"});
+    },
+    [self](conn_fail_atom, std::uint64_t tag, std::string& reason) {
+      if (current(self, tag))
+        end_attempt(self, {drivers::failure_kind::transient, "cannot connect: " + reason});
+    },
+    [self](timer_atom, std::int64_t attempt, std::uint64_t id) {
+      auto& st = self->state;
+      if (!st.active || attempt != st.attempt || st.armed_timer != id)
+        return;
+      st.armed_timer.reset();
+      execute(self, st.driver->on_timer(id, now_ms(self)));
+    },
+    [self](retry_atom, std::int64_t attempt) { start_attempt(self, attempt); },
+    [self](deadline_atom, std::int64_t attempt) {
+      auto& st = self->state;
+      if (!current(self, static_cast<std::uint64_t>(attempt)) || st.link_up)
+        return;
+      self->send(st.conn, close_atom::value);
+      end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection timed out"});
+    },
+    [self](deadline_atom) {
+      auto& st = self->state;
+      if (st.done)
+        return;
+      if (st.active) {
+        self->send(st.conn, close_atom::value);
+        if (st.connection_start && !st.connection_end)
+          st.connection_end = now_s(self);
+        if (st.driver)
+          st.last_readings = st.driver->readings();
+        st.active = false;
+      }
+      st.last_finish = {drivers::failure_kind::transient, "test deadline exceeded"};
+      complete(self);
+    },
+  };
+}
+
+} // namespace mts

@@ -1,0 +1,104 @@
+#pragma once
+// The TEST actor: one per running test. It owns the test from dispatch to outcome, including
+// retries, and answers the executor's (delegated) run request with the test_outcome; the
+// scheduler writes that outcome through the persistence actor (exactly once: the store only
+// completes a RUNNING test). The actor quits once it has answered.
+//
+// One attempt:
+//   - the meter type's driver (drivers/registry.hpp) is made with a session_request built from
+//     the record: outstation address, password, expected serial, and the survey range
+//     [surveyDate 00:00 UTC, + surveyDays whole days) clipped at the attempt's start time (no
+//     survey when surveyDays is 0);
+//   - a connection is spawned through the injected connection_factory (tagged with the
+//     attempt number; events of an earlier attempt's link are ignored) and monitored;
+//   - link events and timer expiries are fed to the driver, each with the injected clock's
+//     time; its actions are executed: send_bytes -> connection send, arm_timer -> delayed_send
+//     to self with (attempt, timer id) (an expiry whose id is no longer the armed one is
+//     ignored: there is no cancel in CAF 0.17), cancel_timer -> forget the armed id,
+//     change_line -> ignored (a TCP link has no line settings), finish -> close the connection
+//     and end the attempt.
+//   - connect failed -> transient failure "cannot connect: <reason>". A connection actor that
+//     ends without its terminal event counts as a dropped line. Guard: if the link is neither
+//     up nor failed connect_timeout + 5 s after the attempt began, the attempt fails
+//     "cannot connect: connection timed out" (the reactor's own timeout should fire first).
+//
+// Retry policy: a transient failure starts the next attempt after retry_delay, up to
+// max_attempts attempts in all; a permanent failure or success ends the test at once.
+// Whole-test deadline: when test_deadline passes the open link is closed and the test ends
+// "ERROR: test deadline exceeded" with what the current (or last) attempt read. The executor
+// sets it a little below the scheduler's request timeout so this outcome, with its partial
+// readings, is the one recorded.
+//
+// Outcome (decisions):
+//   - result and readings come from the LAST attempt only (drivers::make_outcome): an earlier
+//     attempt's partial readings are dropped, so the readings, connection times and result
+//     always describe one session;
+//   - connection_start_time = when the last attempt's link came up, connection_end_time = when
+//     that attempt ended (driver finished, line dropped, deadline); both absent when the last
+//     attempt never connected;
+//   - test_end_time = when the outcome is made. testStartTime (first attempt) is recorded by
+//     the scheduler when it marks the test running;
+//   - tests this actor cannot run (meter type without a driver, an address that is not
+//     host:port, i.e. a modem number) end at once with a permanent ERROR naming the reason;
+//     the scheduler's can_run keeps such tests queued so they normally never get here.
+#include "actors/connection.hpp"
+#include "actors/interfaces.hpp"
+#include "drivers/driver.hpp"
+#include "drivers/registry.hpp"
+
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace mts {
+
+struct test_runner_config {
+  std::int64_t max_attempts = 3;
+  std::chrono::milliseconds retry_delay{60000};
+  std::chrono::milliseconds connect_timeout{20000};
+  std::chrono::milliseconds test_deadline{1800000}; // zero or less: none
+  connection_factory connect;
+  // The wall clock, milliseconds since the epoch (UTC); injected so actor tests are
+  // deterministic. Empty: the system clock.
+  std::function<drivers::unix_ms()> clock;
+};
+
+// The session a test asks of its meter at the time `now` (the attempt's start).
+drivers::session_request make_session_request(const test_request& request, unix_seconds now);
+
+// Why a test cannot be run by this executor yet; nothing when it can.
+std::optional<std::string> why_not_runnable(const test_request& request);
+
+struct test_runner_state {
+  static inline const char* name = "test_runner";
+  test_runner_config config;
+  test_record record;
+  caf::typed_response_promise<test_outcome> promise;
+  bool started = false;
+  bool done = false;
+  const meter_type_info* type = nullptr;
+  tcp_address target;
+
+  // The current attempt (1-based; 0 before the first).
+  std::int64_t attempt = 0;
+  bool active = false; // an attempt is in progress (not between attempts)
+  bool link_up = false;
+  std::unique_ptr<drivers::meter_driver> driver;
+  connection_actor conn;
+  std::optional<std::uint64_t> armed_timer;
+  drivers::session_request request;
+  std::optional<unix_seconds> connection_start;
+  std::optional<unix_seconds> connection_end;
+
+  // How the last finished attempt ended, and what it read.
+  drivers::finish last_finish;
+  drivers::meter_readings last_readings;
+};
+
+test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer<test_runner_state> self,
+                                             test_runner_config config);
+
+} // namespace mts

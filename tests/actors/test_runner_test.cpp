@@ -1,0 +1,387 @@
+// The TEST actor (and the EXECUTOR that spawns it) in isolation, on CAF's deterministic test
+// coordinator: a fake connection actor hosts a simulated IEC 62056-21 meter in-process and
+// pipes bytes between it and the test actor; timers (driver, meter, retry) are CAF timers
+// fired by the coordinator, so a 5 s response timeout or a 60 s retry delay takes no time.
+#include "actors/executor.hpp"
+#include "actors/test_runner.hpp"
+#include "drivers/outcome.hpp"
+#include "sim/iec_meter.hpp"
+#include "tests/actors/actor_fixture.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace mts;
+using namespace mts::testing;
+
+namespace {
+
+// What the fake connection of one attempt does.
+struct fake_link {
+  bool refuse = false;          // the connect fails ("connection refused")
+  sim::meter_faults faults;     // otherwise: a meter with these faults answers
+};
+
+// The fake connection's interface: the real one's plus the hosted meter's timer.
+using fake_connection_actor = connection_actor::extend<caf::reacts_to<timer_atom, std::int64_t, std::uint64_t>>;
+
+struct fake_connection_state {
+  static inline const char* name = "fake_connection";
+  std::unique_ptr<sim::iec_meter> meter;
+  link_client_actor owner;
+  std::uint64_t tag = 0;
+  std::function<drivers::unix_ms()> clock;
+  bool closed = false;
+};
+
+using fake_ptr = fake_connection_actor::stateful_pointer<fake_connection_state>;
+
+void fake_close(fake_ptr self, const std::string& reason) {
+  if (self->state.closed)
+    return;
+  self->state.closed = true;
+  self->send(self->state.owner, link_down_atom::value, self->state.tag, reason);
+  self->quit();
+}
+
+void fake_execute(fake_ptr self, drivers::actions acts) {
+  for (auto& act : acts) {
+    if (self->state.closed)
+      return;
+    if (auto* send = std::get_if<drivers::send_bytes>(&act))
+      self->send(self->state.owner, bytes_atom::value, self->state.tag, std::move(send->data));
+    else if (auto* arm = std::get_if<drivers::arm_timer>(&act))
+      self->delayed_send(self, arm->after, timer_atom::value, std::int64_t{0}, arm->id);
+    else if (std::holds_alternative<drivers::finish>(act))
+      fake_close(self, "closed by peer");
+  }
+}
+
+fake_connection_actor::behavior_type fake_connection(fake_ptr self, link_client_actor owner, std::uint64_t tag,
+                                                     fake_link link, sim::meter_identity identity,
+                                                     unix_seconds meter_now,
+                                                     std::function<drivers::unix_ms()> clock) {
+  auto& st = self->state;
+  st.owner = owner;
+  st.tag = tag;
+  st.clock = clock;
+  if (link.refuse) {
+    st.closed = true;
+    self->send(owner, conn_fail_atom::value, tag, std::string("connection refused"));
+    self->quit();
+  } else {
+    sim::iec_meter_config mc;
+    mc.reaction_delay = std::chrono::milliseconds(0);
+    mc.pinned_now = meter_now;
+    st.meter = std::make_unique<sim::iec_meter>(identity, link.faults, mc);
+    self->send(owner, link_up_atom::value, tag);
+    fake_execute(self, st.meter->on_link_up(clock()));
+  }
+  return {
+    [self](send_atom, std::string& bytes) {
+      if (!self->state.closed)
+        fake_execute(self, self->state.meter->on_bytes(bytes, self->state.clock()));
+    },
+    [self](close_atom) { fake_close(self, "closed"); },
+    [self](timer_atom, std::int64_t, std::uint64_t id) {
+      if (!self->state.closed)
+        fake_execute(self, self->state.meter->on_timer(id, self->state.clock()));
+    },
+  };
+}
+
+struct runner_fixture : actor_fixture {
+  std::vector<fake_link> links; // per attempt; the last one repeats
+  std::vector<std::uint64_t> tags; // one per connection made (= attempts)
+  std::vector<tcp_address> targets;
+  bool clock_follows_timers = false; // false: the wall clock stands at fake_now
+  caf::actor_clock::time_point clock_start = sched.clock().now();
+  std::size_t actors_before = sys.registry().running(); // the persistence actor and CAF's own
+
+  sim::meter_identity identity() const {
+    sim::meter_identity id;
+    id.serial = "12345678";
+    id.outstation_address = "12345678";
+    id.password = "secret";
+    id.seed = 7;
+    id.clock_offset_seconds = -203;
+    return id;
+  }
+
+  drivers::unix_ms wall_ms() {
+    drivers::unix_ms ms = fake_now * 1000;
+    if (clock_follows_timers)
+      ms += std::chrono::duration_cast<std::chrono::milliseconds>(sched.clock().now() - clock_start).count();
+    return ms;
+  }
+
+  test_runner_config runner_config(std::int64_t max_attempts = 3) {
+    test_runner_config c;
+    c.max_attempts = max_attempts;
+    c.retry_delay = std::chrono::seconds(60);
+    c.connect_timeout = std::chrono::seconds(20);
+    c.test_deadline = std::chrono::seconds(1200);
+    c.clock = [this] { return wall_ms(); };
+    c.connect = [this](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag, const tcp_address& target,
+                       std::chrono::milliseconds) -> connection_actor {
+      tags.push_back(tag);
+      targets.push_back(target);
+      auto link = links.empty() ? fake_link{} : links[std::min(tags.size(), links.size()) - 1];
+      return sys.spawn(fake_connection, owner, tag, link, identity(), fake_now, std::function<drivers::unix_ms()>{[this] { return wall_ms(); }});
+    };
+    return c;
+  }
+
+  test_record make_record(test_id id = 42) {
+    test_record rec;
+    rec.id = id;
+    rec.request.meter_type = "IEC62056-21";
+    rec.request.remote_address = "127.0.0.1:4059";
+    rec.request.outstation_address = "12345678";
+    rec.request.serial_number = "12345678";
+    rec.request.password = "secret";
+    rec.request.survey_days = 3;
+    rec.request.survey_date = format_date(fake_now - 2 * 86400);
+    rec.state = test_state::running;
+    return rec;
+  }
+
+  // Runs the system, firing timers in time order, until nothing is left to do.
+  void run_to_quiescence() {
+    for (int i = 0; i < 100000; ++i) {
+      sched.run();
+      if (!sched.trigger_timeout())
+        break;
+    }
+    sched.run();
+  }
+
+  template <class Handle>
+  caf::expected<test_outcome> run_test(const Handle& hdl, test_record rec) {
+    auto h = self->request(hdl, caf::infinite, run_atom::value, std::move(rec));
+    run_to_quiescence();
+    caf::expected<test_outcome> out{caf::error{}};
+    h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
+    return out;
+  }
+
+  // The outcome a correct run of `rec` against the simulated meter reports at fake_now.
+  test_outcome expected_outcome(const test_record& rec, const sim::meter_faults& faults = {}) {
+    auto rq = make_session_request(rec.request, fake_now);
+    auto want = sim::expected_readings(identity(), faults, rq, fake_now);
+    return drivers::make_outcome(rec.id, rq, want, drivers::finish{}, fake_now);
+  }
+};
+
+} // namespace
+
+TEST_CASE("session request: survey whole days from surveyDate, clipped at the attempt start", "[actors][runner]") {
+  test_request r;
+  r.outstation_address = "1";
+  r.password = "pw";
+  r.serial_number = "S1";
+  auto noon = *parse_date("2024-03-10") + 12 * 3600;
+  auto none = make_session_request(r, noon);
+  CHECK(none.outstation_address == std::optional<std::string>("1"));
+  CHECK(none.password == std::optional<std::string>("pw"));
+  CHECK(none.expected_serial == std::optional<std::string>("S1"));
+  CHECK_FALSE(none.survey_from);
+  r.survey_days = 2;
+  r.survey_date = "2024-03-01";
+  auto past = make_session_request(r, noon);
+  CHECK(past.survey_from == parse_date("2024-03-01"));
+  CHECK(past.survey_to == parse_date("2024-03-03"));
+  r.survey_date = "2024-03-09";
+  auto clipped = make_session_request(r, noon);
+  CHECK(clipped.survey_from == parse_date("2024-03-09"));
+  CHECK(clipped.survey_to == std::optional<unix_seconds>(noon));
+  r.survey_days = 0;
+  CHECK_FALSE(make_session_request(r, noon).survey_from);
+}
+
+TEST_CASE("runnable tests: a driver for the type and a host:port address", "[actors][runner]") {
+  test_request r;
+  r.meter_type = "IEC62056-21";
+  r.remote_address = "127.0.0.1:4059";
+  CHECK_FALSE(why_not_runnable(r));
+  r.remote_address = "[::1]:4059";
+  CHECK_FALSE(why_not_runnable(r));
+  r.remote_address = "07777000000";
+  CHECK(why_not_runnable(r));
+  r.remote_address = "127.0.0.1:4059";
+  r.meter_type = "ELSTERA1700";
+  CHECK(why_not_runnable(r));
+  CHECK(parse_tcp_address("meter.example:10001")->host == "meter.example");
+  CHECK(parse_tcp_address("[::1]:7")->host == "[::1]");
+  CHECK(parse_tcp_address("127.0.0.1:65535")->port == 65535);
+  CHECK_FALSE(parse_tcp_address("127.0.0.1:0"));
+  CHECK_FALSE(parse_tcp_address("127.0.0.1:65536"));
+  CHECK_FALSE(parse_tcp_address("+447777000123"));
+  CHECK_FALSE(parse_tcp_address("::1:80"));
+}
+
+TEST_CASE_METHOD(runner_fixture, "a test against a good meter succeeds with the meter's readings",
+                 "[actors][runner]") {
+  auto runner = sys.spawn(test_runner, runner_config());
+  auto rec = make_record();
+  auto out = run_test(runner, rec);
+  REQUIRE(out);
+  auto want = expected_outcome(rec);
+  CHECK(want.result == "SUCCESS");
+  CHECK(out->id == rec.id);
+  CHECK(out->result == "SUCCESS");
+  CHECK(out->readings_json == want.readings_json);
+  CHECK(out->test_end_time == fake_now);
+  CHECK(out->connection_start_time == std::optional<unix_seconds>(fake_now));
+  CHECK(out->connection_end_time == std::optional<unix_seconds>(fake_now));
+  REQUIRE(tags.size() == 1);
+  CHECK(targets[0].host == "127.0.0.1");
+  CHECK(targets[0].port == 4059);
+  CHECK(sys.registry().running() == actors_before); // the test actor and its connection have quit
+}
+
+TEST_CASE_METHOD(runner_fixture, "the executor runs each test in its own test actor", "[actors][runner]") {
+  auto exec = sys.spawn(executor, runner_config());
+  auto a = make_record(1);
+  auto b = make_record(2);
+  b.request.survey_days = 0;
+  auto ha = self->request(exec, caf::infinite, run_atom::value, a);
+  auto hb = self->request(exec, caf::infinite, run_atom::value, b);
+  run_to_quiescence();
+  std::vector<test_outcome> got;
+  for (auto* h : {&ha, &hb})
+    h->receive([&](test_outcome& o) { got.push_back(o); }, [&](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].id == 1);
+  CHECK(got[0].readings_json == expected_outcome(a).readings_json);
+  CHECK(got[1].id == 2);
+  CHECK(got[1].result == "SUCCESS");
+  CHECK(got[1].readings_json == expected_outcome(b).readings_json);
+  CHECK(got[1].readings_json.find("surveyData") == std::string::npos);
+  CHECK(tags.size() == 2);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(runner_fixture, "a silent meter is retried max_attempts times, then ERROR", "[actors][runner]") {
+  clock_follows_timers = true;
+  fake_link silent;
+  silent.faults.silent = true;
+  links = {silent};
+  auto runner = sys.spawn(test_runner, runner_config(3));
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: no answer to sign-on");
+  CHECK(tags == std::vector<std::uint64_t>{1, 2, 3});
+  // Each attempt waits out the driver's 5 s response timeout (after its 200 ms reaction
+  // delay), then 60 s pass before the next: the last connection is the third one.
+  REQUIRE(out->connection_start_time);
+  REQUIRE(out->connection_end_time);
+  CHECK(*out->connection_start_time >= fake_now + 2 * 65);
+  CHECK(*out->connection_start_time <= fake_now + 2 * 66);
+  CHECK(*out->connection_end_time - *out->connection_start_time == 5);
+  CHECK(out->test_end_time == *out->connection_end_time);
+  CHECK(sys.registry().running() == actors_before);
+}
+
+TEST_CASE_METHOD(runner_fixture, "a wrong password is permanent: no retry", "[actors][runner]") {
+  fake_link bad;
+  bad.faults.reject_password = true;
+  links = {bad};
+  auto runner = sys.spawn(test_runner, runner_config(3));
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: password rejected");
+  CHECK(tags.size() == 1);
+}
+
+TEST_CASE_METHOD(runner_fixture, "a serial mismatch is permanent and keeps the serial read", "[actors][runner]") {
+  fake_link other;
+  other.faults.reported_serial = "87654321";
+  links = {other};
+  auto runner = sys.spawn(test_runner, runner_config(3));
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: Serial number mismatch");
+  CHECK(out->readings_json.find("87654321") != std::string::npos);
+  CHECK(tags.size() == 1);
+}
+
+TEST_CASE_METHOD(runner_fixture, "a refused connection is retried; the second attempt succeeds",
+                 "[actors][runner]") {
+  clock_follows_timers = true;
+  fake_link refused;
+  refused.refuse = true;
+  links = {refused, fake_link{}};
+  auto runner = sys.spawn(test_runner, runner_config(3));
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS");
+  CHECK(tags == std::vector<std::uint64_t>{1, 2});
+  // The connection times are the second attempt's, after the 60 s retry delay.
+  REQUIRE(out->connection_start_time);
+  CHECK(*out->connection_start_time == fake_now + 60);
+  REQUIRE(out->connection_end_time);
+  CHECK(*out->connection_end_time >= *out->connection_start_time);
+  CHECK(out->test_end_time >= *out->connection_end_time);
+}
+
+TEST_CASE_METHOD(runner_fixture, "refused on every attempt: ERROR naming the reason, no connection times",
+                 "[actors][runner]") {
+  fake_link refused;
+  refused.refuse = true;
+  links = {refused};
+  auto runner = sys.spawn(test_runner, runner_config(2));
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: cannot connect: connection refused");
+  CHECK(tags.size() == 2);
+  CHECK_FALSE(out->connection_start_time);
+  CHECK_FALSE(out->connection_end_time);
+}
+
+TEST_CASE_METHOD(runner_fixture, "a test the executor cannot run ends at once, without a connection",
+                 "[actors][runner]") {
+  auto runner = sys.spawn(test_runner, runner_config());
+  auto rec = make_record();
+  rec.request.remote_address = "07777000000";
+  auto out = run_test(runner, rec);
+  REQUIRE(out);
+  CHECK(out->result.rfind("ERROR: modem", 0) == 0);
+  CHECK(tags.empty());
+}
+
+TEST_CASE_METHOD(runner_fixture, "the whole-test deadline ends a test between attempts", "[actors][runner]") {
+  fake_link silent;
+  silent.faults.silent = true;
+  links = {silent};
+  auto cfg = runner_config(10);
+  cfg.test_deadline = std::chrono::seconds(100); // room for two attempts (5 s + 60 s each)
+  auto runner = sys.spawn(test_runner, cfg);
+  auto out = run_test(runner, make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: test deadline exceeded");
+  CHECK(tags.size() == 2);
+}
+
+TEST_CASE_METHOD(runner_fixture, "a test actor that fails does not take the executor down", "[actors][runner]") {
+  auto cfg = runner_config();
+  auto real_connect = cfg.connect;
+  int calls = 0;
+  cfg.connect = [&calls, real_connect](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag,
+                                       const tcp_address& target, std::chrono::milliseconds timeout) {
+    if (++calls == 1)
+      throw std::runtime_error("boom");
+    return real_connect(sys, std::move(owner), tag, target, timeout);
+  };
+  auto exec = sys.spawn(executor, cfg);
+  auto h1 = self->request(exec, std::chrono::seconds(30), run_atom::value, make_record(1));
+  run_to_quiescence();
+  bool failed = false;
+  h1.receive([&](test_outcome&) {}, [&](caf::error&) { failed = true; });
+  CHECK(failed); // no answer: the scheduler's request times out (here: this request's)
+  auto out = run_test(exec, make_record(2));
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS");
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
