@@ -1,0 +1,141 @@
+"""Meter tests really run: the server dispatches IEC62056-21 tests to simulated meters served
+by `mts-sim` over TCP, and test-status reports exactly what `mts-sim expect` says a correct
+test of that meter must report (everything but the moment-dependent times)."""
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import MTS_BIN, Server
+from test_sim import MTS_SIM_BIN, free_port_run
+
+POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes well under 5 s)
+
+
+class SimulatedMeters:
+    """`mts-sim serve` with a frozen clock, so `expect` can predict every register value."""
+
+    def __init__(self, count, seed, start_time, faults=()):
+        port = free_port_run(count)
+        args = [MTS_SIM_BIN, "serve", "--type", "IEC62056-21", "--count", str(count),
+                "--port", str(port), "--seed", str(seed), "--start-time", start_time,
+                "--freeze-clock"]
+        for f in faults:
+            args += ["--fault", f]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.meters = []
+        for _ in range(count):
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait(timeout=10)
+                raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
+            self.meters.append(json.loads(line))
+        self.seed, self.start_time, self.faults = seed, start_time, faults
+
+    def expect(self, meter, request):
+        args = [MTS_SIM_BIN, "expect", "--type", meter["meterType"], "--seed", str(self.seed),
+                "--serial", meter["serialNumber"], "--clock-offset", str(meter["clockOffsetSeconds"]),
+                "--password", meter["password"], "--outstation-address", meter["outstationAddress"],
+                "--request", json.dumps(request), "--now", self.start_time]
+        for f in self.faults:
+            args += ["--fault", f]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def request_for(meter, **changes):
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    body = {"requestReference": "engine", "immediate": True, "meterType": meter["meterType"],
+            "remoteAddress": meter["remoteAddress"], "outstationAddress": meter["outstationAddress"],
+            "serialNumber": meter["serialNumber"], "password": meter["password"],
+            "surveyDays": 2, "surveyDate": (today - datetime.timedelta(days=5)).isoformat()}
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def wait_done(srv, test_id):
+    deadline = time.monotonic() + POLL_LIMIT
+    while time.monotonic() < deadline:
+        st = srv.request("GET", "test-status?testId=%d" % test_id).json
+        if st["resultSummary"] != "PENDING":
+            return st
+        time.sleep(0.2)
+    raise AssertionError("test %d still PENDING after %.0f s" % (test_id, POLL_LIMIT))
+
+
+def comparable(status):
+    """The parts of a test-status that `mts-sim expect` predicts."""
+    regs = [{k: v for k, v in r.items() if k != "timestamp"} for r in status.get("registerValues", [])]
+    return {"result": status["result"], "serialNumber": status["serialNumber"],
+            "statusEvents": status.get("statusEvents", []), "registerValues": regs,
+            "surveyData": status.get("surveyData", [])}
+
+
+class EngineTest(unittest.TestCase):
+    START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def run_and_compare(self, sim, srv, meter, **changes):
+        request = request_for(meter, **changes)
+        test_id = srv.test_request(request)
+        status = wait_done(srv, test_id)
+        expected = sim.expect(meter, request)
+        self.assertEqual(comparable(status), {k: expected.get(k, []) for k in comparable(status)},
+                         "test %d against %s" % (test_id, meter["remoteAddress"]))
+        return status
+
+    def test_successful_tests_report_exactly_what_the_meter_holds(self):
+        sim = SimulatedMeters(3, seed=11, start_time=self.START)
+        self.addCleanup(sim.stop)
+        with Server(overrides=["--scheduler.retry_delay_seconds=1"]) as srv:
+            for meter in sim.meters:
+                status = self.run_and_compare(sim, srv, meter)
+                self.assertEqual(status["result"], "SUCCESS")
+                self.assertEqual(len(status["surveyData"]), 6)
+                self.assertEqual(len(status["surveyData"][0]["readings"]), 96)  # 2 days
+                for key in ("testStartTime", "testEndTime", "connectionStartTime", "connectionEndTime"):
+                    self.assertIn(key, status)
+                self.assertRegex(status["meterTime"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d [+-]\d+s$")
+
+    def test_wrong_password_and_serial_mismatch_are_errors(self):
+        sim = SimulatedMeters(2, seed=5, start_time=self.START)
+        self.addCleanup(sim.stop)
+        with Server(overrides=["--scheduler.retry_delay_seconds=1"]) as srv:
+            wrong = sim.meters[0]
+            test_id = srv.test_request(request_for(wrong, password="WRONG000"))
+            st = wait_done(srv, test_id)
+            self.assertTrue(st["result"].startswith("ERROR: "), st)
+            self.assertIn("password", st["result"])
+            other = sim.meters[1]
+            test_id = srv.test_request(request_for(other, serialNumber="99999999"))
+            st = wait_done(srv, test_id)
+            self.assertEqual(st["result"], "ERROR: Serial number mismatch")
+            self.assertIn(other["serialNumber"], st["serialNumber"])
+
+    def test_corrupted_checksums_and_garbage_are_survived(self):
+        sim = SimulatedMeters(1, seed=3, start_time=self.START,
+                              faults=("corrupt_bcc_every=3", "garbage_before_reply=#?!"))
+        self.addCleanup(sim.stop)
+        with Server() as srv:
+            status = self.run_and_compare(sim, srv, sim.meters[0])
+            self.assertEqual(status["result"], "SUCCESS")
+
+    def test_a_refused_connection_is_retried_then_reported(self):
+        with Server(overrides=["--scheduler.retry_delay_seconds=1", "--scheduler.max_attempts=2"]) as srv:
+            port = free_port_run(1)  # nothing listens there
+            meter = {"meterType": "IEC62056-21", "remoteAddress": "127.0.0.1:%d" % port,
+                     "outstationAddress": "1", "serialNumber": "1", "password": "x"}
+            st = wait_done(srv, srv.test_request(request_for(meter)))
+            self.assertTrue(st["result"].startswith("ERROR: "), st)
+            self.assertIn("refused", st["result"])
+
+
+if __name__ == "__main__":
+    unittest.main()
