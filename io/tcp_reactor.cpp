@@ -178,6 +178,7 @@ struct tcp_reactor::connection {
   bool pace_timer = false;
   bool close_when_connected = false; // close() while connecting with output queued
   bool peer_eof = false;             // closing: the peer has sent its FIN
+  bool write_shut = false;           // closing: all output sent and our FIN with it
   clock::time_point close_deadline = clock::time_point::max();
 };
 
@@ -861,25 +862,28 @@ void tcp_reactor::on_connection_event(connection& c, std::uint32_t events) {
       return finish(id, close_reason(errno));
     }
   } else if (c.st == connection::state::closing) {
-    if (events & (EPOLLHUP | EPOLLERR))
-      return finish(id, "closed by peer"); // the queued output cannot be delivered
-    if (!(events & EPOLLIN) || c.peer_eof)
-      return;
-    for (int i = 0; i < reads_per_event; ++i) {
-      ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0);
-      if (n > 0)
-        continue; // dropped: the owner asked to close
-      if (n == 0) {
-        c.peer_eof = true; // half-closed: keep flushing, stop watching input
-        update_interest(c);
-        return;
+    if ((events & EPOLLIN) && !c.peer_eof) {
+      for (int i = 0; i < reads_per_event; ++i) {
+        ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0);
+        if (n > 0)
+          continue; // dropped: the owner asked to close
+        if (n == 0) {
+          c.peer_eof = true; // half-closed: stop watching input
+          break;
+        }
+        if (errno == EINTR)
+          continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+          break;
+        return finish(id, c.write_shut ? "closed" : close_reason(errno));
       }
-      if (errno == EINTR)
-        continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return;
-      return finish(id, close_reason(errno));
     }
+    if (c.write_shut && c.peer_eof)
+      return finish(id, "closed"); // everything sent, and the peer has finished too
+    if (events & (EPOLLHUP | EPOLLERR))
+      // After our FIN the output is delivered; before it, it cannot be any more.
+      return finish(id, c.write_shut ? "closed" : "closed by peer");
+    update_interest(c);
   }
 }
 
@@ -964,7 +968,20 @@ void tcp_reactor::flush(connection& c) {
   }
   update_interest(c);
   if (c.st == connection::state::closing)
-    finish(id, "closed");
+    output_flushed_while_closing(c);
+}
+
+// A graceful close has sent everything. Closing the socket now would answer input still in
+// flight with a reset, which can destroy data the peer has not read yet; so the write side is
+// shut down (the peer sees our FIN) and input is drained until the peer's FIN (or the close
+// deadline), and only then is the socket closed.
+void tcp_reactor::output_flushed_while_closing(connection& c) {
+  if (c.peer_eof)
+    return finish(c.id, "closed");
+  if (!c.write_shut) {
+    ::shutdown(c.fd, SHUT_WR);
+    c.write_shut = true;
+  }
 }
 
 void tcp_reactor::do_close(connection_id id, bool graceful) {
@@ -979,9 +996,11 @@ void tcp_reactor::do_close(connection_id id, bool graceful) {
     c.close_when_connected = true; // flush what was queued, then close
     return;
   }
-  if (!graceful || c.st != connection::state::open || c.out.empty())
+  if (!graceful || c.st != connection::state::open)
     return finish(id, "closed");
   c.st = connection::state::closing;
+  if (c.out.empty()) // nothing to flush: straight to the half-close (see below)
+    output_flushed_while_closing(c);
   if (opts_.close_timeout.count() > 0) {
     c.close_deadline = clock::now() + opts_.close_timeout;
     add_timer(c.close_deadline, id, close_deadline);

@@ -134,8 +134,11 @@ public:
   // characters is 1042 us). Later sends, paced or not, go out after these, and not before
   // per_byte after the last paced byte. per_byte <= 0 is a plain send.
   void send_paced(connection_id id, std::string bytes, std::chrono::microseconds per_byte);
-  // Graceful: stops delivering input (it is read and dropped), flushes queued output (within options::close_timeout), closes,
-  // then the terminal callback with "closed". While still connecting: with output queued,
+  // Graceful: stops delivering input (it is read and dropped), flushes queued output, shuts
+  // down the write side (our FIN), keeps draining input until the peer's FIN, then closes
+  // (all within options::close_timeout, after which the socket is closed anyway), then the
+  // terminal callback with "closed". Closing with unread input would send a reset that can
+  // destroy data the peer has not read yet. While still connecting: with output queued,
   // the close waits for the handshake and the flush; without, the connect is abandoned
   // (on_connect_failed "closed").
   void close(connection_id id);
@@ -185,6 +188,7 @@ private:
   void do_send(connection_id id, std::string bytes, std::chrono::microseconds per_byte);
   void do_close(connection_id id, bool graceful);
   void flush(connection& c);
+  void output_flushed_while_closing(connection& c);
   void update_interest(connection& c);
   void finish(connection_id id, const std::string& reason);
   void shutdown_all();

@@ -340,6 +340,7 @@ TEST_CASE("a graceful close flushes queued output first", "[reactor]") {
   REQUIRE(server->wait([&] { return server->closed.size() == 1; }));
   const auto sid = server->accepted.at(0);
   CHECK(client->connected.size() == 1);
+  INFO("server closed: " << server->closed[sid][0] << ", client got " << client->data[cid].size());
   CHECK(server->data[sid].size() == big.size());
   CHECK((server->data[sid] == big)); // no expansion of 600 KiB
   CHECK(server->closed[sid] == std::vector<std::string>{"closed by peer"});
@@ -535,7 +536,9 @@ TEST_CASE("a graceful close drains the peer's input so the output is not reset",
   client_reactor.send(cid, big);
   client_reactor.close(cid);
   REQUIRE(server->wait([&] { return server->closed.count(sid) == 1; }));
+  INFO("server closed: " << server->closed[sid][0] << ", client got " << client->data[cid].size());
   CHECK(server->data[sid].size() == big.size());
+  INFO("server closed: " << server->closed[sid][0] << ", client got " << client->data[cid].size());
   CHECK(server->closed[sid][0] != "connection reset");
   REQUIRE(client->wait([&] { return client->closed.count(cid) == 1; }));
   CHECK(client->closed[cid] == std::vector<std::string>{"closed"});
