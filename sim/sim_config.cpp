@@ -4,14 +4,7 @@
 #include "drivers/outcome.hpp"
 #include "drivers/registry.hpp"
 
-// Debian's toml++ is a compiled shared library (see config/settings.cpp).
-#ifndef TOML_HEADER_ONLY
-#define TOML_HEADER_ONLY 0
-#endif
-#ifndef TOML_SHARED_LIB
-#define TOML_SHARED_LIB 1
-#endif
-#include <toml++/toml.h>
+#include "common/toml.hpp"
 
 #include <boost/json.hpp>
 
