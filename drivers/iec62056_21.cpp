@@ -135,17 +135,9 @@ std::optional<unix_seconds> parse_day(std::string_view v) {
 // Profile times: ZYYMMDDhhmmss, ZYYMMDDhhmm, YYMMDDhhmmss or YYMMDDhhmm.
 std::optional<unix_seconds> parse_profile_time(std::string_view v) {
   auto d = digits_only(v);
-  if (d.size() == 13 || d.size() == 11)
-    d.erase(0, 1);
-  if (d.size() == 10)
-    d += "00";
-  if (d.size() != 12)
+  if (d.empty())
     return std::nullopt;
-  auto day = yymmdd(d);
-  auto secs = hms(std::string_view(d).substr(6));
-  if (!day || !secs)
-    return std::nullopt;
-  return *day + *secs;
+  return iec::parse_vdew_time(d);
 }
 
 // "0YYMMDDhhmm" (season flag 0: the meter clock is taken to run in UTC).

@@ -2,6 +2,23 @@
 
 namespace mts::drivers::iec {
 
+std::optional<unix_seconds> parse_vdew_time(std::string_view d) {
+  for (char c : d)
+    if (c < '0' || c > '9')
+      return std::nullopt;
+  if (d.size() == 11 || d.size() == 13)
+    d.remove_prefix(1); // season digit
+  if (d.size() != 10 && d.size() != 12)
+    return std::nullopt;
+  auto day = parse_date("20" + std::string(d.substr(0, 2)) + "-" + std::string(d.substr(2, 2)) + "-" +
+                        std::string(d.substr(4, 2)));
+  auto two = [&](std::size_t at) { return (d[at] - '0') * 10 + (d[at + 1] - '0'); };
+  const int h = two(6), m = two(8), sec = d.size() == 12 ? two(10) : 0;
+  if (!day || h > 23 || m > 59 || sec > 59)
+    return std::nullopt;
+  return *day + h * 3600 + m * 60 + sec;
+}
+
 char bcc(std::string_view body) {
   unsigned char x = 0;
   for (char c : body)

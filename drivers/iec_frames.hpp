@@ -19,6 +19,8 @@
 //   always a one-byte acknowledgement.
 // - A line starting with '/' is a request (`/?addr!`) when it starts with "/?" and ends with
 //   '!', otherwise an identification. Both end with CR LF.
+#include "common/time.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -26,6 +28,10 @@
 #include <string_view>
 
 namespace mts::drivers::iec {
+
+// A VDEW/P.01 time stamp, UTC: "YYMMDDhhmm" or "YYMMDDhhmmss", optionally after a season
+// digit; digits only, a real date and time. Shared by the driver and the simulated meter.
+std::optional<unix_seconds> parse_vdew_time(std::string_view digits);
 
 inline constexpr char soh = 0x01;
 inline constexpr char stx = 0x02;

@@ -27,37 +27,6 @@ std::string format_short(std::int64_t wh) {
   return buf;
 }
 
-bool all_digits(std::string_view s) {
-  for (char c : s)
-    if (c < '0' || c > '9')
-      return false;
-  return true;
-}
-
-// "0YYMMDDhhmm", "YYMMDDhhmm", with or without "ss".
-std::optional<unix_seconds> parse_profile_time(std::string_view s) {
-  if (!all_digits(s))
-    return std::nullopt;
-  if (s.size() == 11 || s.size() == 13)
-    s.remove_prefix(1);
-  if (s.size() != 10 && s.size() != 12)
-    return std::nullopt;
-  std::string iso = "20";
-  iso += s.substr(0, 2);
-  iso += '-';
-  iso += s.substr(2, 2);
-  iso += '-';
-  iso += s.substr(4, 2);
-  iso += 'T';
-  iso += s.substr(6, 2);
-  iso += ':';
-  iso += s.substr(8, 2);
-  iso += ':';
-  iso += s.size() == 12 ? std::string(s.substr(10, 2)) : std::string("00");
-  iso += 'Z';
-  return parse_utc(iso);
-}
-
 std::string error_block() { return iec::data_message("(ERROR)"); }
 
 } // namespace
@@ -337,8 +306,8 @@ void iec_meter::start_profile(actions& out, const std::string& data) {
   std::string to_text = semi == std::string::npos ? std::string() : args.substr(semi + 1);
   to_text = to_text.substr(0, to_text.find(';'));
   const unix_seconds now = meter_now();
-  const auto from = parse_profile_time(from_text);
-  const auto to = to_text.empty() ? std::optional<unix_seconds>(now) : parse_profile_time(to_text);
+  const auto from = iec::parse_vdew_time(from_text);
+  const auto to = to_text.empty() ? std::optional<unix_seconds>(now) : iec::parse_vdew_time(to_text);
   if (!from || !to) {
     reply(out, error_block(), true);
     return;
