@@ -51,12 +51,7 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
       return guarded("complete test", [&] { return st->complete_test(outcome); });
     },
     [st](recover_atom) -> caf::result<std::vector<test_record>> {
-      return guarded("recover queue", [&] {
-        std::vector<test_record> out;
-        for (auto& q : st->recover_queue())
-          out.push_back(std::move(q.record));
-        return out;
-      });
+      return guarded("recover queue", [&] { return st->recover_queue(); });
     },
     [st](touch_atom, std::int64_t token, unix_seconds at) {
       try {

@@ -485,14 +485,14 @@ bool store::complete_test(const test_outcome& outcome) {
   });
 }
 
-std::vector<queued_test> store::recover_queue() {
+std::vector<test_record> store::recover_queue() {
   return guarded("recover queue", [&] {
     SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
     impl_->db.exec("UPDATE tests SET state = 'PENDING' WHERE state = 'RUNNING'");
     SQLite::Statement st(impl_->db, "SELECT " MTS_TEST_SUMMARY_COLUMNS
                                     " FROM tests WHERE state = 'PENDING' ORDER BY id");
-    std::vector<queued_test> out;
-    while (st.executeStep()) out.push_back(queued_test{read_test_row(st, false)});
+    std::vector<test_record> out;
+    while (st.executeStep()) out.push_back(read_test_row(st, false));
     tx.commit();
     return out;
   });

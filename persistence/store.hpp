@@ -25,11 +25,6 @@ struct store_error : std::runtime_error {
 
 enum class store_mode { read_write, read_only };
 
-// A test waiting in (or recovered into) the scheduler's queue.
-struct queued_test {
-  test_record record; // full request; readings_json empty
-};
-
 class store {
 public:
   // read_write: creates the file and its directory if needed, sets WAL, synchronous=FULL,
@@ -71,7 +66,7 @@ public:
   bool complete_test(const test_outcome& outcome);
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
   // attempts); returns all PENDING tests in id order.
-  std::vector<queued_test> recover_queue();
+  std::vector<test_record> recover_queue(); // full requests; readings_json empty
 
   // ---- tests (queries; any mode) ----
   std::optional<test_record> find_test(test_id id);                 // with readings_json

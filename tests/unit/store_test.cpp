@@ -73,12 +73,6 @@ std::vector<test_id> ids_of(const std::vector<test_record>& v) {
   return out;
 }
 
-std::vector<test_id> ids_of(const std::vector<queued_test>& v) {
-  std::vector<test_id> out;
-  for (const auto& q : v) out.push_back(q.record.id);
-  return out;
-}
-
 std::string hash_of(unsigned char seed) {
   std::string h(32, '\0');
   for (std::size_t i = 0; i < h.size(); ++i) {
@@ -462,9 +456,9 @@ TEST_CASE("recover_queue requeues running tests and returns every pending test",
 
   auto q = s.recover_queue();
   CHECK(ids_of(q) == std::vector<test_id>{1, 2, 4, 5});
-  for (const auto& item : q) CHECK(item.record.state == test_state::pending);
+  for (const auto& item : q) CHECK(item.state == test_state::pending);
   // Full records: the request is there, and the attempt bookkeeping survived.
-  const test_record& r2 = q[1].record;
+  const test_record& r2 = q[1];
   CHECK(r2.request.meter_type == "LANDIS_ZMD");
   CHECK(r2.request.password == std::string("pa\0ss", 5));
   CHECK(r2.request.survey_date == std::string("2019-01-02"));
@@ -472,8 +466,8 @@ TEST_CASE("recover_queue requeues running tests and returns every pending test",
   CHECK(r2.attempts == 1);
   CHECK(r2.test_start_time == unix_seconds{100});
   CHECK(r2.readings_json == "");
-  CHECK(q[3].record.batch == batch_id{1});
-  CHECK(q[3].record.test_start_time == unix_seconds{200});
+  CHECK(q[3].batch == batch_id{1});
+  CHECK(q[3].test_start_time == unix_seconds{200});
 
   CHECK(s.find_test(2)->state == test_state::pending);
   CHECK(s.find_test(3)->state == test_state::completed);
