@@ -28,6 +28,7 @@ void complete(self_ptr self) {
   auto outcome = drivers::make_outcome(st.record.id, st.request, st.last_readings, st.last_finish, now_s(self));
   outcome.connection_start_time = st.connection_start;
   outcome.connection_end_time = st.connection_end;
+  outcome.connection_attempts = st.attempt;
   spdlog::info("test {}: {} after {} attempt(s)", st.record.id, outcome.result, st.attempt);
   st.promise.deliver(std::move(outcome));
   self->quit();

@@ -36,6 +36,8 @@
 //   - connection_start_time = when the last attempt's link came up, connection_end_time = when
 //     that attempt ended (driver finished, line dropped, deadline); both absent when the last
 //     attempt never connected;
+//   - connection_attempts = the attempts this run made (0 when it could not run at all, e.g.
+//     a modem address); test-status shows it as `attempts`;
 //   - test_end_time = when the outcome is made. testStartTime (first attempt) is recorded by
 //     the scheduler when it marks the test running;
 //   - tests this actor cannot run (meter type without a driver, an address that is not

@@ -44,6 +44,9 @@ struct test_outcome {
   // JSON object text with what the meter gave: serialNumber, meterTime, statusEvents,
   // registerValues, surveyData (each only when read). Empty when nothing was read.
   std::string readings_json;
+  // Connection attempts of the run that produced this outcome (the test actor's; a run starts
+  // again at 1 after a restart). Nothing when no test actor answered (executor failure).
+  std::optional<std::int64_t> connection_attempts;
 };
 
 // A stored test as test-status, batch-status and test-search see it.
@@ -54,12 +57,13 @@ struct test_record {
   test_request request;
   test_state state = test_state::pending;
   std::string result = "PENDING";
-  std::int64_t attempts = 0;
+  std::int64_t attempts = 0; // dispatches (runs started), restarts included
   std::optional<unix_seconds> test_start_time;
   std::optional<unix_seconds> test_end_time;
   std::optional<unix_seconds> connection_start_time;
   std::optional<unix_seconds> connection_end_time;
   std::optional<unix_seconds> completed_time;
+  std::optional<std::int64_t> connection_attempts; // see test_outcome; once completed
   std::string readings_json; // see test_outcome; not loaded for summaries
 };
 

@@ -69,6 +69,8 @@ bj::object encode_test_status(const test_record& record, bool mask_passwords) {
   put_time(o, "connectionEndTime", record.connection_end_time);
   if (record.batch)
     o["batchId"] = *record.batch;
+  if (record.state == test_state::completed && record.connection_attempts)
+    o["attempts"] = *record.connection_attempts;
 
   const bj::object readings = parse_readings(record.readings_json);
   // serialNumber: the requested one until the test has run; then what the meter reported

@@ -69,8 +69,17 @@ CREATE INDEX tests_meter_type_received_time ON tests (meter_type, received_time)
 CREATE INDEX tests_request_reference_received_time ON tests (request_reference, received_time);
 )SQL";
 
+// Version 2: tests.connection_attempts, the connection attempts of the run that produced the
+// result (test-status `attempts`). NULL until the test completes, and for tests completed
+// before this version (the number was not kept then). tests.attempts keeps counting
+// dispatches (runs started, a restart's included).
+const char* const migration_2 = R"SQL(
+ALTER TABLE tests ADD COLUMN connection_attempts INTEGER;
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
+    migration_2,
 };
 
 } // namespace

@@ -124,8 +124,8 @@ private:
   "id, batch_id, received_time, request_reference, immediate, meter_type, remote_address, "   \
   "coms_settings, outstation_address, serial_number, password, survey_days, survey_date, "    \
   "state, result, attempts, test_start_time, test_end_time, connection_start_time, "          \
-  "connection_end_time, completed_time"
-constexpr int summary_column_count = 21;
+  "connection_end_time, completed_time, connection_attempts"
+constexpr int summary_column_count = 22;
 
 test_record read_test_row(SQLite::Statement& st, bool with_readings) {
   test_record r;
@@ -153,6 +153,7 @@ test_record read_test_row(SQLite::Statement& st, bool with_readings) {
   r.connection_start_time = column_opt_int(st.getColumn(18));
   r.connection_end_time = column_opt_int(st.getColumn(19));
   r.completed_time = column_opt_int(st.getColumn(20));
+  r.connection_attempts = column_opt_int(st.getColumn(21));
   if (with_readings) r.readings_json = column_bytes(st.getColumn(summary_column_count));
   return r;
 }
@@ -466,7 +467,7 @@ bool store::complete_test(const test_outcome& outcome) {
           impl_->complete_test_st,
           "UPDATE tests SET state = 'COMPLETED', result = ?, test_end_time = ?, "
           "connection_start_time = ?, connection_end_time = ?, completed_time = ?, "
-          "readings_json = ? WHERE id = ? AND state = 'RUNNING'"));
+          "readings_json = ?, connection_attempts = ? WHERE id = ? AND state = 'RUNNING'"));
       bind_text(*st, 1, outcome.result);
       bind_int(*st, 2, outcome.test_end_time);
       bind_opt_int(*st, 3, outcome.connection_start_time);
@@ -477,7 +478,8 @@ bool store::complete_test(const test_outcome& outcome) {
       } else {
         bind_text(*st, 6, outcome.readings_json);
       }
-      bind_int(*st, 7, outcome.id);
+      bind_opt_int(*st, 7, outcome.connection_attempts);
+      bind_int(*st, 8, outcome.id);
       changed = st->exec();
     }
     tx.commit();

@@ -61,7 +61,7 @@ public:
   // (the first attempt's start survives restarts). False if the test is not PENDING.
   bool mark_running(test_id id, unix_seconds start_time);
   // Writes a finished test: state COMPLETED, result, end and connection times, readings,
-  // completed_time = outcome.test_end_time. Only a RUNNING test is written (exactly once);
+  // connection attempts, completed_time = outcome.test_end_time. Only a RUNNING test is written (exactly once);
   // false otherwise.
   bool complete_test(const test_outcome& outcome);
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and

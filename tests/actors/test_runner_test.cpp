@@ -233,6 +233,7 @@ TEST_CASE_METHOD(runner_fixture, "a test against a good meter succeeds with the 
   CHECK(out->test_end_time == fake_now);
   CHECK(out->connection_start_time == std::optional<unix_seconds>(fake_now));
   CHECK(out->connection_end_time == std::optional<unix_seconds>(fake_now));
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(1));
   REQUIRE(tags.size() == 1);
   CHECK(targets[0].host == "127.0.0.1");
   CHECK(targets[0].port == 4059);
@@ -272,6 +273,7 @@ TEST_CASE_METHOD(runner_fixture, "a silent meter is retried max_attempts times, 
   REQUIRE(out);
   CHECK(out->result == "ERROR: no answer to sign-on");
   CHECK(tags == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(3));
   // Each attempt waits out the driver's 5 s response timeout (after its 200 ms reaction
   // delay), then 60 s pass before the next: the last connection is the third one.
   REQUIRE(out->connection_start_time);
@@ -292,6 +294,7 @@ TEST_CASE_METHOD(runner_fixture, "a wrong password is permanent: no retry", "[ac
   REQUIRE(out);
   CHECK(out->result == "ERROR: password rejected");
   CHECK(tags.size() == 1);
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(1));
 }
 
 TEST_CASE_METHOD(runner_fixture, "a serial mismatch is permanent and keeps the serial read", "[actors][runner]") {
@@ -304,6 +307,7 @@ TEST_CASE_METHOD(runner_fixture, "a serial mismatch is permanent and keeps the s
   CHECK(out->result == "ERROR: Serial number mismatch");
   CHECK(out->readings_json.find("87654321") != std::string::npos);
   CHECK(tags.size() == 1);
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(1));
 }
 
 TEST_CASE_METHOD(runner_fixture, "a refused connection is retried; the second attempt succeeds",
@@ -317,6 +321,7 @@ TEST_CASE_METHOD(runner_fixture, "a refused connection is retried; the second at
   REQUIRE(out);
   CHECK(out->result == "SUCCESS");
   CHECK(tags == std::vector<std::uint64_t>{1, 2});
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
   // The connection times are the second attempt's, after the 60 s retry delay.
   REQUIRE(out->connection_start_time);
   CHECK(*out->connection_start_time == fake_now + 60);
@@ -335,6 +340,7 @@ TEST_CASE_METHOD(runner_fixture, "refused on every attempt: ERROR naming the rea
   REQUIRE(out);
   CHECK(out->result == "ERROR: cannot connect: connection refused");
   CHECK(tags.size() == 2);
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
   CHECK_FALSE(out->connection_start_time);
   CHECK_FALSE(out->connection_end_time);
 }
@@ -348,6 +354,7 @@ TEST_CASE_METHOD(runner_fixture, "a test the executor cannot run ends at once, w
   REQUIRE(out);
   CHECK(out->result.rfind("ERROR: modem", 0) == 0);
   CHECK(tags.empty());
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(0));
 }
 
 TEST_CASE_METHOD(runner_fixture, "the whole-test deadline ends a test between attempts", "[actors][runner]") {
@@ -361,6 +368,7 @@ TEST_CASE_METHOD(runner_fixture, "the whole-test deadline ends a test between at
   REQUIRE(out);
   CHECK(out->result == "ERROR: test deadline exceeded");
   CHECK(tags.size() == 2);
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
 }
 
 TEST_CASE_METHOD(runner_fixture, "a test actor that fails does not take the executor down", "[actors][runner]") {

@@ -87,6 +87,7 @@ TEST_CASE("test-status of a completed test merges the readings", "[codec]") {
   r.connection_start_time = noon + 61;
   r.connection_end_time = noon + 149;
   r.completed_time = noon + 150;
+  r.connection_attempts = 2;
   r.readings_json =
       R"({"serialNumber":"87654321","meterTime":"2024-03-15T12:01:05 -3s",)"
       R"("statusEvents":["Lid/terminal cover tamper"],)"
@@ -102,12 +103,25 @@ TEST_CASE("test-status of a completed test merges the readings", "[codec]") {
         R"("resultSummary":"SUCCESS","result":"SUCCESS","testRequestTime":"2024-03-15T12:00:00Z",)"
         R"("testStartTime":"2024-03-15T12:01:00Z","testEndTime":"2024-03-15T12:02:30Z",)"
         R"("connectionStartTime":"2024-03-15T12:01:01Z","connectionEndTime":"2024-03-15T12:02:29Z",)"
-        R"("batchId":7,"serialNumber":"87654321","meterTime":"2024-03-15T12:01:05 -3s",)"
+        R"("batchId":7,"attempts":2,"serialNumber":"87654321","meterTime":"2024-03-15T12:01:05 -3s",)"
         R"("statusEvents":["Lid/terminal cover tamper"],)"
         R"("registerValues":[{"name":"kWh Import","value":758.5,"units":"kWh",)"
         R"("timestamp":"2024-03-15T12:01:10Z"}],)"
         R"("surveyData":[{"name":"kWh Import","units":"kWh","readings":[)"
         R"({"timestamp":"2024-03-14T00:00:00Z","value":640}]}]})");
+}
+
+TEST_CASE("test-status attempts: only once the test has completed with a known count", "[codec]") {
+  auto r = full_record();
+  r.connection_attempts = 3;
+  r.state = mts::test_state::running; // not yet a fact of the final run
+  CHECK_FALSE(mts::encode_test_status(r, false).contains("attempts"));
+  r.state = mts::test_state::completed;
+  CHECK(mts::encode_test_status(r, false).at("attempts").as_int64() == 3);
+  r.connection_attempts = 0; // a test that could not run at all
+  CHECK(mts::encode_test_status(r, false).at("attempts").as_int64() == 0);
+  r.connection_attempts.reset(); // completed before the count was kept, or no test actor answered
+  CHECK_FALSE(mts::encode_test_status(r, false).contains("attempts"));
 }
 
 TEST_CASE("test-status serialNumber: requested while pending, read once completed", "[codec]") {

@@ -1,5 +1,6 @@
 // Unit tests for persistence/store: schema and migrations, every statement's semantics, and
 // the reader/writer split. Each test works in its own temporary directory.
+#include "persistence/schema.hpp"
 #include "persistence/store.hpp"
 
 #include <catch2/catch.hpp>
@@ -108,15 +109,15 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 1);
-    CHECK(s.schema_version() == 1);
+    CHECK(store::latest_schema_version() == 2);
+    CHECK(s.schema_version() == 2);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 1);
-  CHECK(raw.execAndGet("SELECT version FROM schema_migrations").getInt64() == 1);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 2);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 2);
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
   CHECK(raw.tableExists("tests"));
@@ -130,14 +131,42 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 1);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 2);
+}
+
+TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
+  temp_dir dir;
+  fs::create_directories(dir.path / "data");
+  {
+    // The database as a build with only migration 1 left it, with one completed test.
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(schema::bootstrap_sql);
+    raw.exec(schema::migrations()[0]);
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)");
+    raw.exec("INSERT INTO tests (received_time, immediate, meter_type, remote_address, survey_days, "
+             "state, result, attempts, completed_time) "
+             "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
+  }
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  CHECK(s.schema_version() == 2);
+  auto old = s.find_test(1);
+  REQUIRE(old);
+  CHECK(old->result == "SUCCESS");
+  CHECK(old->attempts == 1);
+  CHECK_FALSE(old->connection_attempts.has_value());
+  s.insert_test(simple_request(), 30);
+  REQUIRE(s.mark_running(2, 40));
+  auto o = outcome_for(2, "ERROR: cannot connect: connection refused", 50);
+  o.connection_attempts = 3;
+  REQUIRE(s.complete_test(o));
+  CHECK(s.find_test(2)->connection_attempts == std::optional<std::int64_t>(3));
 }
 
 TEST_CASE("a database with a newer schema version is refused", "[store]") {
@@ -145,14 +174,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (2, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (3, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 2 is newer than this build supports (1)"));
+      Catch::Message("database schema version 3 is newer than this build supports (2)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 2 is newer than this build supports (1)"));
+      Catch::Message("database schema version 3 is newer than this build supports (2)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -165,7 +194,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 1) ++ok;
+        if (s.schema_version() == 2) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -174,7 +203,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 1);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 2);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -193,7 +222,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (1); start the server once to upgrade it"));
+                                        "expects (2); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -400,8 +429,10 @@ TEST_CASE("complete_test writes a running test exactly once", "[store]") {
   o.connection_start_time = 1010;
   o.connection_end_time = 1190;
   o.readings_json = R"({"serialNumber":"SN12345","meterTime":"2019-01-02T04:00:00Z +0s"})";
+  o.connection_attempts = 3;
 
   CHECK_FALSE(s.complete_test(o)); // still pending
+  CHECK_FALSE(s.find_test(1)->connection_attempts.has_value());
   REQUIRE(s.mark_running(1, 1000));
   CHECK(s.complete_test(o));
 
@@ -415,6 +446,7 @@ TEST_CASE("complete_test writes a running test exactly once", "[store]") {
   CHECK(t->connection_start_time == unix_seconds{1010});
   CHECK(t->connection_end_time == unix_seconds{1190});
   CHECK(t->completed_time == unix_seconds{1200});
+  CHECK(t->connection_attempts == std::optional<std::int64_t>(3));
   CHECK(t->readings_json ==
         R"({"serialNumber":"SN12345","meterTime":"2019-01-02T04:00:00Z +0s"})");
   CHECK(t->request.password == std::string("pa\0ss", 5));
@@ -437,6 +469,7 @@ TEST_CASE("complete_test writes a running test exactly once", "[store]") {
   CHECK(e->readings_json == "");
   CHECK_FALSE(e->connection_start_time.has_value());
   CHECK_FALSE(e->connection_end_time.has_value());
+  CHECK_FALSE(e->connection_attempts.has_value());
   CHECK(e->completed_time == unix_seconds{2060});
 }
 
@@ -728,7 +761,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 1);
+  CHECK(r.schema_version() == 2);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
