@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -17,7 +18,13 @@ POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes w
 
 
 class SimulatedMeters:
-    """`mts-sim serve` with a frozen clock, so `expect` can predict every register value."""
+    """`mts-sim serve` with a frozen clock, so `expect` can predict every register value.
+
+    counters() asks the running simulator for its session counters (SIGUSR1); stop() ends it
+    and returns its final counters. Both give the JSON object of sim_server::counters_json:
+    sessionsNow/Peak/Total overall and per meter (in meter order, under "meters")."""
+
+    COUNTERS_TIMEOUT = 10.0  # seconds for the simulator to print its counters
 
     def __init__(self, count, seed, start_time, faults=()):
         port = free_port_run(count)
@@ -35,6 +42,30 @@ class SimulatedMeters:
                 raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
             self.meters.append(json.loads(line))
         self.seed, self.start_time, self.faults = seed, start_time, faults
+        # stderr carries logs and counter lines; a thread drains it so the pipe never fills.
+        self._counter_lines = []
+        self._log_lines = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            with self._cond:
+                if line.startswith("{"):
+                    self._counter_lines.append(json.loads(line))
+                else:
+                    self._log_lines.append(line)
+                self._cond.notify_all()
+
+    def counters(self):
+        with self._cond:
+            seen = len(self._counter_lines)
+        self.proc.send_signal(signal.SIGUSR1)
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._counter_lines) > seen, self.COUNTERS_TIMEOUT):
+                raise AssertionError("mts-sim printed no counters within %.0f s" % self.COUNTERS_TIMEOUT)
+            return self._counter_lines[-1]
 
     def expect(self, meter, request):
         args = [MTS_SIM_BIN, "expect", "--type", meter["meterType"], "--seed", str(self.seed),
@@ -47,8 +78,17 @@ class SimulatedMeters:
         return json.loads(out.stdout)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
+        """Ends the simulator (once; later calls only answer again) and returns its final
+        counters."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=10)
+        self._reader.join(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if not self._counter_lines:
+            raise AssertionError("mts-sim printed no counters at exit: " + "".join(self._log_lines))
+        return self._counter_lines[-1]
 
 
 def request_for(meter, **changes):
