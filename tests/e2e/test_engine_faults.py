@@ -32,6 +32,7 @@ CASES = {
     "silent": (["silent"], 22, {}),
     "drop": (["drop_mid_profile"], 23, {}),
     "drop_no_survey": (["drop_mid_profile"], 23, {"surveyDays": 0, "surveyDate": None}),
+    "drop_early": (["drop_after_bytes=3"], 31, {}),
     "password": (["reject_password"], 24, {}),
     "serial": (["reported_serial=55555555"], 25, {}),
     "bcc": (["corrupt_bcc_every=2"], 26, {}),
@@ -119,6 +120,18 @@ class EngineFaultTest(unittest.TestCase):
         self.assertEqual(status["result"], "SUCCESS")
         self.assertEqual(status["attempts"], 1)
         self.assertEqual(meter["sessionsTotal"], 1)
+
+    def test_line_dropped_before_anything_was_read_is_retried_then_error(self):
+        sim, request, test_id = self.cases["drop_early"]
+        status = wait_done(self.srv, test_id)
+        meter = sim.stop()["meters"][0]
+        # `mts-sim expect` cannot predict drop_after_bytes: nothing was read on any attempt.
+        self.assertEqual(status["result"], "ERROR: line dropped")
+        self.assertEqual(status["serialNumber"], "ERROR: line dropped")
+        self.assertEqual(status["meterTime"], "ERROR: line dropped")
+        self.assertNotIn("registerValues", status)
+        self.assertEqual(status["attempts"], MAX_ATTEMPTS)
+        self.assertEqual(meter["sessionsTotal"], MAX_ATTEMPTS)
 
     # ---------------------------------------------------------------- permanent: never retried
 
