@@ -1,5 +1,5 @@
 """The scheduler seen from outside: a cancelled queued test is never dialled, an immediate test
-overtakes queued overnight ones, and the capacity limits hold (the simulator counts the
+overtakes queued overnight ones (and a running test is not cancelled), and the capacity limits hold (the simulator counts the
 sessions open at once, overall and per meter), with every test completing as `mts-sim expect`
 says."""
 
@@ -80,6 +80,9 @@ class SchedulingTest(unittest.TestCase):
             # The first overnight test takes the only slot; the other two queue.
             wait_until("the first overnight test starts", lambda: "testStartTime" in srv.request(
                 "GET", "test-status?testId=%d" % night_ids[0]).json)
+            # A running test cannot be cancelled: 200, and it runs to its end (checked below).
+            r = srv.request("DELETE", "test-cancel", json={"testId": night_ids[0]})
+            self.assertEqual((r.status, r.json), (200, {"testId": night_ids[0]}))
             now_meter = sim.meters[3]
             now_request = no_survey(now_meter)
             now_id = srv.test_request(now_request)
