@@ -25,7 +25,8 @@
 // Retry policy: a transient failure starts the next attempt after retry_delay, up to
 // max_attempts attempts in all; a permanent failure or success ends the test at once.
 // Whole-test deadline: when test_deadline passes the open link is closed and the test ends
-// "ERROR: test deadline exceeded" with what the current (or last) attempt read. The executor
+// with what the current (or last) attempt read: PARTIAL SUCCESS if that is anything, else
+// "ERROR: test deadline exceeded" (drivers::make_outcome). The executor
 // sets it a little below the scheduler's request timeout so this outcome, with its partial
 // readings, is the one recorded.
 //

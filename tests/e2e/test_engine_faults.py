@@ -198,5 +198,49 @@ class EngineFaultTest(unittest.TestCase):
         self.assertEqual(len(status["surveyData"][0]["readings"]), 48)
 
 
+class DeadlineTest(unittest.TestCase):
+    """The whole-test deadline (scheduler.test_deadline_seconds, the least allowed: 10 s; the
+    test actor's own deadline is 1 s earlier) ends a test in the middle of an attempt: the
+    result is what that attempt read, and no further attempt is made."""
+    START = EngineFaultTest.START
+    DEADLINE = 10
+
+    def test_the_deadline_ends_a_slow_session_and_a_retrying_test(self):
+        slow = SimulatedMeters(1, seed=32, start_time=self.START, faults=["pace_baud=300"])
+        self.addCleanup(slow.stop)
+        silent = SimulatedMeters(1, seed=33, start_time=self.START, faults=["silent"])
+        self.addCleanup(silent.stop)
+        overrides = ["--scheduler.test_deadline_seconds=%d" % self.DEADLINE,
+                     "--scheduler.max_attempts=100", "--scheduler.retry_delay_seconds=0"]
+        with Server(overrides=overrides) as srv:
+            slow_request = request_for(slow.meters[0])
+            slow_id = srv.test_request(slow_request)
+            silent_id = srv.test_request(request_for(silent.meters[0]))
+            slow_status = wait_done(srv, slow_id)
+            silent_status = wait_done(srv, silent_id)
+            srv.stop()
+        slow_meter = slow.stop()["meters"][0]
+        silent_meter = silent.stop()["meters"][0]
+
+        # At 300 baud two days of data take minutes: the deadline cuts the one session short,
+        # and what was read by then is reported.
+        self.assertEqual(slow_status["result"], "PARTIAL SUCCESS")
+        self.assertEqual(slow_status["attempts"], 1)
+        self.assertEqual(slow_meter["sessionsTotal"], 1)
+        self.assertEqual(slow_meter["sessionsNow"], 0)
+        expected = slow.expect(slow.meters[0], slow_request)
+        self.assertEqual(slow_status["serialNumber"], expected["serialNumber"])
+        self.assertEqual(slow_status["surveyData"], [])
+        got = [{k: v for k, v in r.items() if k != "timestamp"} for r in slow_status.get("registerValues", [])]
+        self.assertEqual(got, expected["registerValues"][:len(got)])
+
+        # A silent meter fails each attempt after the driver's 5 s response timeout: the
+        # deadline comes during the second attempt, which ends the test with nothing read.
+        self.assertEqual(silent_status["result"], "ERROR: test deadline exceeded")
+        self.assertEqual(silent_status["serialNumber"], "ERROR: test deadline exceeded")
+        self.assertEqual(silent_status["attempts"], 2)
+        self.assertEqual(silent_meter["sessionsTotal"], 2)
+
+
 if __name__ == "__main__":
     unittest.main()
