@@ -1,7 +1,7 @@
-"""kill -9 of the server while tests are mid-session, then a restart on the same database:
-every test completes exactly once, with the result `mts-sim expect` predicts; the tests that
-were running are run again (the simulator sees a second session for their meters), the others
-are not."""
+"""kill -9 (or SIGTERM) of the server while tests are mid-session, then a restart on the same
+database: every test completes exactly once, with the result `mts-sim expect` predicts; the
+tests that were running are run again (the simulator sees a second session for their meters),
+the others are not."""
 
 import datetime
 import sqlite3
@@ -26,8 +26,18 @@ def rows(db, sql):
 
 class RecoveryTest(unittest.TestCase):
     def test_kill_9_mid_session_then_restart_completes_every_test_exactly_once(self):
+        def kill(srv):
+            srv.kill9()
+            self.assertEqual(srv.proc.returncode, -9)
+        self.interrupt_and_restart(kill, seed=51)
+
+    def test_sigterm_mid_session_then_restart_completes_every_test_exactly_once(self):
+        # stop() checks a clean exit (code 0) within its limit while sessions are open.
+        self.interrupt_and_restart(lambda srv: srv.stop(), seed=52)
+
+    def interrupt_and_restart(self, interrupt, seed):
         # Paced meters and a one-day survey keep each session several seconds long.
-        sim = SimulatedMeters(METERS, seed=51, start_time=START, faults=["pace_baud=9600"])
+        sim = SimulatedMeters(METERS, seed=seed, start_time=START, faults=["pace_baud=9600"])
         self.addCleanup(sim.stop)
         srv = Server(overrides=["--scheduler.max_concurrent_tests=%d" % SLOTS])
         self.addCleanup(srv.close)
@@ -43,8 +53,7 @@ class RecoveryTest(unittest.TestCase):
         while sim.counters()["sessionsNow"] < SLOTS:
             self.assertLess(time.monotonic(), deadline, "the sessions never ran side by side")
             time.sleep(0.05)
-        srv.kill9()
-        self.assertEqual(srv.proc.returncode, -9)
+        interrupt(srv)
 
         # What the database holds at the kill: the interrupted tests are still RUNNING.
         at_kill = dict(rows(srv.db, "SELECT id, state FROM tests"))
