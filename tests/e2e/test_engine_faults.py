@@ -3,17 +3,21 @@
 server's test-status (`attempts`) and the simulator's own session counters must agree.
 
 One server for the class (max_attempts 3, retry delay 1 s) runs every case at once, each
-against its own `mts-sim` with one meter showing the fault. Transient failures (refused, silent, line dropped) take all 3
-attempts; permanent ones (password, serial number) take 1; faults a correct client rides out
-(checksum errors, garbage, gaps, slow lines) give SUCCESS in 1 session."""
+against its own `mts-sim` with one meter showing the fault (and one listener that never
+accepts, for a connection that never comes up). Transient failures (refused, connect timeout,
+silent, line dropped) take all 3 attempts; permanent ones (password, serial number) take 1;
+faults a correct client rides out (checksum errors, garbage, gaps, slow lines) give SUCCESS in
+1 session. A second class checks the whole-test deadline."""
 
 import datetime
+import socket
 import unittest
 
-from harness import Server
+from harness import HOST, Server
 from test_engine import SimulatedMeters, comparable, request_for, wait_done
 
 MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT = 2  # seconds (scheduler.connect_timeout_seconds)
 
 
 def utc_today():
@@ -53,8 +57,20 @@ class EngineFaultTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server(overrides=["--scheduler.max_attempts=%d" % MAX_ATTEMPTS,
-                                    "--scheduler.retry_delay_seconds=1"])
+                                    "--scheduler.retry_delay_seconds=1",
+                                    "--scheduler.connect_timeout_seconds=%d" % CONNECT_TIMEOUT])
         cls.addClassCleanup(cls.srv.close)
+        # A meter whose connection never comes up: a listener with a full accept queue (one
+        # connection it never accepts), so the kernel drops further connection requests.
+        cls.black_hole = socket.socket()
+        cls.addClassCleanup(cls.black_hole.close)
+        cls.black_hole.bind((HOST, 0))
+        cls.black_hole.listen(0)
+        cls.queue_filler = socket.create_connection(cls.black_hole.getsockname(), timeout=10)
+        cls.addClassCleanup(cls.queue_filler.close)
+        unreachable = {"meterType": "IEC62056-21", "remoteAddress": "%s:%d" % cls.black_hole.getsockname(),
+                       "outstationAddress": "1", "serialNumber": "1", "password": "x"}
+        cls.unreachable_id = cls.srv.test_request(request_for(unreachable))
         cls.cases = {}
         for name, (faults, seed, changes) in CASES.items():
             sim = SimulatedMeters(1, seed=seed, start_time=cls.START, faults=faults)
@@ -91,6 +107,12 @@ class EngineFaultTest(unittest.TestCase):
         self.assertEqual(status["serialNumber"], status["result"])  # nothing read
         self.assertEqual(status["surveyData"], [])  # requested, not read
         self.assertNotIn("registerValues", status)
+
+    def test_connection_that_never_comes_up_times_out_max_attempts_times_then_error(self):
+        status = wait_done(self.srv, self.unreachable_id)
+        self.assertEqual(status["result"], "ERROR: cannot connect: connection timed out")
+        self.assertEqual(status["attempts"], MAX_ATTEMPTS)
+        self.assertNotIn("connectionStartTime", status)
 
     def test_silent_meter_is_tried_max_attempts_times_then_error(self):
         status, expected, meter = self.run_against("silent")
