@@ -36,6 +36,12 @@ def wait_until(what, condition, limit=POLL_LIMIT):
     raise AssertionError("%s: not within %.0f s" % (what, limit))
 
 
+def started(srv, test_id):
+    """The test's status once it has started, else None."""
+    status = srv.request("GET", "test-status?testId=%d" % test_id).json
+    return status if "testStartTime" in status else None
+
+
 class SchedulingTest(unittest.TestCase):
     def assert_as_expected(self, sim, meter, request, status):
         expected = sim.expect(meter, request)
@@ -75,11 +81,15 @@ class SchedulingTest(unittest.TestCase):
         overrides = ["--scheduler.overnight_window=" + window(-1, 1),  # open now
                      "--scheduler.max_concurrent_tests=1"]
         with Server(overrides=overrides) as srv:
+            # The first overnight test reads a day of load profile too: its session is the
+            # longest, so the immediate test surely arrives while it runs.
             night = [(m, no_survey(m, immediate=False)) for m in sim.meters[:3]]
+            night[0] = (sim.meters[0], request_for(sim.meters[0], immediate=False, surveyDays=1))
             night_ids = [srv.test_request(rq) for _, rq in night]
             # The first overnight test takes the only slot; the other two queue.
-            wait_until("the first overnight test starts", lambda: "testStartTime" in srv.request(
-                "GET", "test-status?testId=%d" % night_ids[0]).json)
+            running = wait_until("the first overnight test starts", lambda: started(srv, night_ids[0]))
+            self.assertEqual(running["resultSummary"], "PENDING")  # running tests report PENDING
+            self.assertNotIn("attempts", running)  # known once the test has finished
             # A running test cannot be cancelled: 200, and it runs to its end (checked below).
             r = srv.request("DELETE", "test-cancel", json={"testId": night_ids[0]})
             self.assertEqual((r.status, r.json), (200, {"testId": night_ids[0]}))
@@ -94,6 +104,8 @@ class SchedulingTest(unittest.TestCase):
             for (meter, request), status in zip(night, [first] + later):
                 self.assert_as_expected(sim, meter, request, status)
             self.assert_as_expected(sim, now_meter, now_request, now_status)
+            self.assertLessEqual(now_status["testRequestTime"], first["testEndTime"],
+                                 "the immediate test was to arrive while the first one ran")
             # One slot: each test starts once the previous one has ended, in this order.
             order = [first, now_status] + later
             for before, after in zip(order, order[1:]):
