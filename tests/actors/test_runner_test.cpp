@@ -285,6 +285,34 @@ TEST_CASE_METHOD(runner_fixture, "a silent meter is retried max_attempts times, 
   CHECK(sys.registry().running() == actors_before);
 }
 
+TEST_CASE_METHOD(runner_fixture, "a line dropped in the load profile is retried; the last attempt's readings count",
+                 "[actors][runner]") {
+  fake_link drop;
+  drop.faults.drop_mid_profile = true;
+  auto rec = make_record();
+  SECTION("dropped every time: PARTIAL SUCCESS with what the last attempt read") {
+    links = {drop};
+    auto runner = sys.spawn(test_runner, runner_config(3));
+    auto out = run_test(runner, rec);
+    REQUIRE(out);
+    CHECK(out->result == "PARTIAL SUCCESS");
+    CHECK(tags == std::vector<std::uint64_t>{1, 2, 3});
+    CHECK(out->connection_attempts == std::optional<std::int64_t>(3));
+    // Everything but the survey, as the meter model says a dropped session gives.
+    CHECK(out->readings_json == expected_outcome(rec, drop.faults).readings_json);
+    CHECK(out->readings_json.find(R"("surveyData":[])") != std::string::npos);
+  }
+  SECTION("dropped once: the retry reads everything, SUCCESS") {
+    links = {drop, fake_link{}};
+    auto runner = sys.spawn(test_runner, runner_config(3));
+    auto out = run_test(runner, rec);
+    REQUIRE(out);
+    CHECK(out->result == "SUCCESS");
+    CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
+    CHECK(out->readings_json == expected_outcome(rec).readings_json);
+  }
+}
+
 TEST_CASE_METHOD(runner_fixture, "a wrong password is permanent: no retry", "[actors][runner]") {
   fake_link bad;
   bad.faults.reject_password = true;
