@@ -26,9 +26,9 @@
 // max_attempts attempts in all; a permanent failure or success ends the test at once.
 // Whole-test deadline: when test_deadline passes the open link is closed and the test ends
 // with what the current (or last) attempt read: PARTIAL SUCCESS if that is anything, else
-// "ERROR: test deadline exceeded" (drivers::make_outcome). The executor
-// sets it a little below the scheduler's request timeout so this outcome, with its partial
-// readings, is the one recorded.
+// "ERROR: test deadline exceeded" (drivers::make_outcome). The executor sets it a little
+// below the scheduler's request timeout so this outcome, with its partial readings, is the
+// one recorded.
 //
 // Outcome (decisions):
 //   - result and readings come from the LAST attempt only (drivers::make_outcome): an earlier
