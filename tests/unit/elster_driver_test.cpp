@@ -343,7 +343,7 @@ TEST_CASE("Elster A1700 full session transcript", "[elster][driver]") {
                                       {day, 0.005}, {day + 1800, 0.0}, {day + 3600, 0.001}, {day + 5400, 0.002}});
 }
 
-TEST_CASE("Elster A1700 real session fragment [S22]: option select 051, P0 seed -> P2 hash -> R1 798",
+TEST_CASE("Elster A1700 real session fragment (S22): option select 051, P0 seed -> P2 hash -> R1 798",
           "[elster][driver][trace]") {
   // The real client used the IEC1107-compatible option (mode 1) and security level 2.
   auto config = elster_a1700_config();
@@ -356,7 +356,7 @@ TEST_CASE("Elster A1700 real session fragment [S22]: option select 051, P0 seed 
   s.exchange(std::string("\x06"), std::string("\x01R1\x02" "798001(10)\x03\x65"));
 }
 
-TEST_CASE("Elster A1140 real session fragment [S23]: /GEC5120510070213@000, 056, level 3 P2, R1 798",
+TEST_CASE("Elster A1140 real session fragment (S23): /GEC5120510070213@000, 056, level 3 P2, R1 798",
           "[elster][driver][trace]") {
   // The real client used option mode 6 and security level 3 with password 00000000.
   auto config = elster_a1140_config();
@@ -462,7 +462,7 @@ TEST_CASE("Elster ERRn to a W1 profile selection names the write", "[elster][dri
   CHECK_FALSE(r.readings.survey);
 }
 
-TEST_CASE("Elster bad BCC: NAK and the meter's repeat; too many: checksum errors", "[elster][driver]") {
+TEST_CASE("Elster bad BCC: NAK and the meter's repeat, too many: checksum errors", "[elster][driver]") {
   const std::string bad_serial = b(STX "(30303030303030303035303734343934)" ETX, 0x0E);
   session s(no_survey(a1700_request()), elster_a1700_config());
   s.log_in_a1700();
@@ -564,7 +564,7 @@ TEST_CASE("Elster line dropped mid-profile keeps what was read, survey unread", 
   CHECK(s.driver.on_bytes(ack, s.tick(100)).empty()); // finished: everything else is ignored
 }
 
-TEST_CASE("Elster B0 ends a session without survey after 724; link down after B0 is success",
+TEST_CASE("Elster without a survey: B0 after 724 ends the session successfully",
           "[elster][driver]") {
   session s(no_survey(a1700_request()), elster_a1700_config());
   s.log_in_a1700();
@@ -657,7 +657,7 @@ TEST_CASE("Elster 550 stream: E2 stops parsing with an event, readings before ke
   CHECK(r.readings.status_events->back() == "Unsupported load profile record E2");
 }
 
-TEST_CASE("Elster survey clipping: only whole intervals inside the range, events in [from, to)",
+TEST_CASE("Elster survey clipping: only whole intervals inside the range, events from <= t < to",
           "[elster][driver]") {
   const auto stream = e4(day) + rec2("000010", "000020") + rec2("000030", "000040") + marker(0xE6, day + 3600) +
                       rec2("000050", "000060") + marker(0xE5, day + 5400 + 1) + rec2("000070", "000080");
