@@ -41,8 +41,9 @@ int days_in_month(int y, int m) {
   return m == 2 && leap(y) ? 29 : days[m - 1];
 }
 
-constexpr std::uint64_t pow10(int n) {
-  std::uint64_t v = 1;
+// 10^n as a double: exact up to 10^22, the nearest double beyond.
+double pow10(int n) {
+  double v = 1;
   for (int i = 0; i < n; ++i)
     v *= 10;
   return v;
@@ -134,8 +135,8 @@ std::string encode_le_bcd(std::uint64_t value, std::size_t size) {
 double scale_decimal(std::uint64_t value, int exponent) {
   const auto v = static_cast<double>(value);
   if (exponent >= 0)
-    return v * static_cast<double>(pow10(exponent));
-  return v / static_cast<double>(pow10(-exponent));
+    return v * pow10(exponent);
+  return v / pow10(-exponent);
 }
 
 std::optional<unix_seconds> decode_clock(std::string_view b) {

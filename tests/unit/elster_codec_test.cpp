@@ -67,6 +67,7 @@ TEST_CASE("Elster little-endian packed BCD registers", "[elster][codec]") {
   CHECK(scale_decimal(12345678901ull, -6) == 12345.678901);
   CHECK(scale_decimal(1234, -3) == 1.234);
   CHECK(scale_decimal(12, 2) == 1200.0);
+  CHECK(scale_decimal(99999, 27) == Approx(99999e27)); // beyond 10^19: no integer overflow
 }
 
 TEST_CASE("Elster 861 clock", "[elster][codec]") {
