@@ -1,5 +1,6 @@
 #include "drivers/registry.hpp"
 
+#include "drivers/elster.hpp"
 #include "drivers/iec62056_21.hpp"
 
 #include <algorithm>
@@ -13,8 +14,19 @@ const std::vector<meter_type_info>& registry() {
     const std::vector<std::string> energy = {"kWh Import", "kWh Export", "kvarh Q1",
                                              "kvarh Q2",   "kvarh Q3",   "kvarh Q4"};
     std::vector<meter_type_info> out;
-    out.push_back({"ELSTERA1700", drivers::line_settings{}, nullptr, energy});
-    out.push_back({"ELSTERA1140", drivers::line_settings{}, nullptr, energy});
+    // The Elster drivers also report the apparent energy register (docs/elster.md).
+    std::vector<std::string> elster_names = energy;
+    elster_names.push_back("kVAh");
+    out.push_back({"ELSTERA1700", drivers::elster_initial_line(),
+                   [](const drivers::session_request& request) {
+                     return drivers::make_elster_driver(request, drivers::elster_a1700_config());
+                   },
+                   elster_names});
+    out.push_back({"ELSTERA1140", drivers::elster_initial_line(),
+                   [](const drivers::session_request& request) {
+                     return drivers::make_elster_driver(request, drivers::elster_a1140_config());
+                   },
+                   elster_names});
     out.push_back({"IEC62056-21", drivers::iec62056_21_initial_line(),
                    [](const drivers::session_request& request) {
                      return drivers::make_iec62056_21_driver(request, drivers::iec62056_21_config{});

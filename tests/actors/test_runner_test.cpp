@@ -209,6 +209,10 @@ TEST_CASE("runnable tests: a driver for the type and a host:port address", "[act
   CHECK(why_not_runnable(r));
   r.remote_address = "127.0.0.1:4059";
   r.meter_type = "ELSTERA1700";
+  CHECK_FALSE(why_not_runnable(r));
+  r.meter_type = "ELSTERA1140";
+  CHECK_FALSE(why_not_runnable(r));
+  r.meter_type = "ELSTERA1800";
   CHECK(why_not_runnable(r));
   CHECK(parse_tcp_address("meter.example:10001")->host == "meter.example");
   CHECK(parse_tcp_address("[::1]:7")->host == "[::1]");

@@ -41,11 +41,21 @@ TEST_CASE("IEC62056-21 has a driver that signs on at 300 baud 7E1", "[registry]"
   CHECK(sent == "/?42!\r\n");
 }
 
-TEST_CASE("the Elster types are listed before their drivers exist", "[registry]") {
+TEST_CASE("the Elster types have drivers that sign on at 300 baud 7E1 and report kVAh", "[registry]") {
   for (const char* name : {"ELSTERA1700", "ELSTERA1140"}) {
     const auto* t = find_meter_type(name);
     REQUIRE(t);
-    CHECK_FALSE(t->make_driver);
-    CHECK(t->register_names.front() == "kWh Import");
+    CHECK(t->initial_line == drivers::line_settings{300, 7, 'E', 1});
+    CHECK(t->register_names == std::vector<std::string>{"kWh Import", "kWh Export", "kvarh Q1", "kvarh Q2",
+                                                        "kvarh Q3", "kvarh Q4", "kVAh"});
+    REQUIRE(t->make_driver);
+    auto driver = t->make_driver(drivers::session_request{});
+    REQUIRE(driver);
+    auto first = driver->on_link_up(0);
+    REQUIRE(first.size() == 1);
+    const auto timer = std::get<drivers::arm_timer>(first[0]).id;
+    auto second = driver->on_timer(timer, 200);
+    REQUIRE_FALSE(second.empty());
+    CHECK(std::get<drivers::send_bytes>(second[0]).data == "/?!\r\n");
   }
 }

@@ -1,0 +1,584 @@
+#include "drivers/elster.hpp"
+
+#include "drivers/elster_codec.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace mts::drivers {
+namespace {
+
+// The packet number is 3 hex digits.
+constexpr std::size_t max_packets = 0xFFF;
+
+std::string hex_number(std::size_t value, int digits) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%0*zX", digits, value);
+  return buf;
+}
+
+std::string_view trim_spaces(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// "(hex)" -> bytes, when the hex is exactly `size` bytes.
+std::optional<std::string> parenthesised_bytes(std::string_view text, std::size_t size) {
+  if (text.size() != 2 * size + 2 || text.front() != '(' || text.back() != ')')
+    return std::nullopt;
+  return elster::from_hex(text.substr(1, 2 * size));
+}
+
+std::string p2_message(std::string_view operand) { return iec::command_message("P2", "(" + std::string(operand) + ")"); }
+
+} // namespace
+
+elster_config elster_a1700_config() {
+  elster_config c;
+  c.register_count = 10;
+  c.profile_selection = elster_profile_selection::days;
+  return c;
+}
+
+elster_config elster_a1140_config() {
+  elster_config c;
+  c.register_count = 16;
+  c.profile_selection = elster_profile_selection::by_date;
+  return c;
+}
+
+elster_driver::elster_driver(session_request request, elster_config config)
+    : request_(std::move(request)), config_(std::move(config)), parser_(config_.max_message) {
+  config_.packet_size = std::clamp<std::size_t>(config_.packet_size, 1, 0x40);
+}
+
+void elster_driver::arm(actions& out, std::chrono::milliseconds after) {
+  out.push_back(arm_timer{after, ++timer_id_});
+}
+
+void elster_driver::schedule(actions& out, std::string bytes, after_send then) {
+  pending_ = std::move(bytes);
+  then_ = then;
+  arm(out, config_.reaction_delay);
+}
+
+void elster_driver::fail(actions& out, failure_kind kind, std::string reason) {
+  if (logged_in_)
+    out.push_back(send_bytes{iec::break_message()});
+  out.push_back(finish{kind, std::move(reason)});
+  stage_ = stage::done;
+  pending_.reset();
+}
+
+actions elster_driver::on_link_up(unix_ms) {
+  actions out;
+  if (stage_ != stage::idle)
+    return out;
+  stage_ = stage::ident;
+  schedule(out, iec::request_message(request_.outstation_address.value_or("")));
+  return out;
+}
+
+actions elster_driver::on_timer(std::uint64_t id, unix_ms) {
+  actions out;
+  if (stage_ == stage::done || stage_ == stage::idle || id != timer_id_)
+    return out;
+  if (pending_) {
+    std::string bytes = std::move(*pending_);
+    pending_.reset();
+    if (bytes.size() > 1)
+      last_sent_ = bytes; // a command, resent when the meter answers NAK
+    out.push_back(send_bytes{std::move(bytes)});
+    switch (then_) {
+    case after_send::response:
+      arm(out, config_.response_timeout);
+      break;
+    case after_send::baud_switch:
+      out.push_back(change_line{line_settings{baud_, 7, 'E', 1}});
+      arm(out, config_.baud_switch_delay);
+      switching_ = true;
+      break;
+    case after_send::finish_success:
+      out.push_back(finish{});
+      stage_ = stage::done;
+      break;
+    }
+    return out;
+  }
+  if (switching_) {
+    switching_ = false;
+    arm(out, config_.response_timeout);
+    return out;
+  }
+  fail(out, failure_kind::transient, timeout_reason());
+  return out;
+}
+
+actions elster_driver::on_bytes(std::string_view data, unix_ms now) {
+  actions out;
+  if (stage_ == stage::done || stage_ == stage::idle)
+    return out;
+  parser_.feed(data);
+  while (stage_ != stage::done) {
+    auto m = parser_.next();
+    if (!m)
+      break;
+    if (pending_ || stage_ == stage::signoff)
+      continue; // not awaiting anything: unsolicited bytes are dropped
+    handle(out, *m, now);
+  }
+  if (stage_ != stage::done && stage_ != stage::signoff && !pending_ && !switching_ && !data.empty())
+    arm(out, config_.response_timeout);
+  return out;
+}
+
+actions elster_driver::on_link_down(unix_ms) {
+  actions out;
+  if (stage_ == stage::done)
+    return out;
+  if (stage_ == stage::signoff)
+    out.push_back(finish{}); // everything was read
+  else
+    out.push_back(finish{failure_kind::transient, "line dropped"});
+  stage_ = stage::done;
+  pending_.reset();
+  return out;
+}
+
+std::string elster_driver::timeout_reason() const {
+  switch (stage_) {
+  case stage::ident:
+    return "no answer to sign-on";
+  case stage::p0:
+    return "no answer to option select";
+  case stage::password:
+    return "no answer to password";
+  case stage::request:
+    switch (plan_[pos_]) {
+    case item::serial:
+      return "no answer to serial number read";
+    case item::clock:
+      return "no answer to clock read";
+    case item::registers:
+      return "no answer to register read";
+    case item::status:
+      return "no answer to status read";
+    default:
+      return "no answer to load profile read";
+    }
+  default:
+    return "no answer";
+  }
+}
+
+void elster_driver::bad_block(actions& out) {
+  if (repeats_ >= config_.max_repeats) {
+    fail(out, failure_kind::transient, "checksum errors");
+    return;
+  }
+  ++repeats_;
+  schedule(out, std::string(1, iec::nak));
+}
+
+void elster_driver::meter_nak(actions& out) {
+  if (repeats_ >= config_.max_repeats || last_sent_.empty()) {
+    fail(out, failure_kind::transient, "checksum errors");
+    return;
+  }
+  ++repeats_;
+  schedule(out, last_sent_);
+}
+
+void elster_driver::handle(actions& out, const iec::message& m, unix_ms now) {
+  using k = iec::message_kind;
+  if (m.kind == k::oversize) {
+    fail(out, failure_kind::transient, "reply too long");
+    return;
+  }
+  if ((m.kind == k::block || m.kind == k::command) && !m.bcc_ok) {
+    bad_block(out);
+    return;
+  }
+  // Echoes of what the driver sent (half-duplex links) are never answers.
+  if (m.kind == k::request || m.kind == k::option_select)
+    return;
+  switch (stage_) {
+  case stage::ident:
+    if (m.kind == k::identification)
+      on_identification(out, m.text);
+    return;
+  case stage::p0:
+    if (m.kind == k::identification)
+      return;
+    if (m.kind == k::command && m.command == "P0") {
+      on_seed(out, m.text);
+      return;
+    }
+    fail(out, failure_kind::transient,
+         m.kind == k::command && !m.command.empty() && m.command[0] == 'B' ? "meter signed off"
+                                                                           : "unexpected answer to option select");
+    return;
+  case stage::password:
+    on_password_reply(out, m);
+    return;
+  case stage::request:
+    on_request_reply(out, m, now);
+    return;
+  default:
+    return;
+  }
+}
+
+void elster_driver::on_identification(actions& out, const std::string& id) {
+  const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
+  if (!meter_baud) {
+    fail(out, failure_kind::permanent, "meter does not support mode C");
+    return;
+  }
+  const int wanted = std::min(*meter_baud, config_.max_baud);
+  char z = '0';
+  for (char c = '6'; c >= '0'; --c)
+    if (*iec::mode_c_baud(c) <= wanted) {
+      z = c;
+      break;
+    }
+  baud_ = *iec::mode_c_baud(z);
+  repeats_ = 0;
+  stage_ = stage::p0;
+  schedule(out, iec::option_select_message('0', z, config_.option_mode), after_send::baud_switch);
+}
+
+void elster_driver::on_seed(actions& out, const std::string& text) {
+  const std::string password =
+      request_.password && !request_.password->empty() ? *request_.password : std::string(elster::default_password);
+  if (password.size() != 8) {
+    fail(out, failure_kind::permanent, "password must be 8 characters");
+    return;
+  }
+  const std::string_view seed =
+      text.size() == 18 && text.front() == '(' && text.back() == ')' ? std::string_view(text).substr(1, 16) : "";
+  const auto hash = elster::password_hash(password, seed);
+  if (!hash) {
+    fail(out, failure_kind::transient, "malformed password seed");
+    return;
+  }
+  hash_ = *hash;
+  repeats_ = 0;
+  stage_ = stage::password;
+  zero_sent_ = false;
+  schedule(out, p2_message(config_.security_level == 3 ? elster::zero_operand : std::string_view(hash_)));
+}
+
+void elster_driver::on_password_reply(actions& out, const iec::message& m) {
+  if (m.kind != iec::message_kind::ack) {
+    fail(out, failure_kind::permanent, "password rejected");
+    return;
+  }
+  repeats_ = 0;
+  if (config_.security_level == 3 && !zero_sent_ && !logged_in_) {
+    zero_sent_ = true;
+    schedule(out, p2_message(hash_));
+    return;
+  }
+  logged_in_ = true;
+  if (reauthenticating_) {
+    reauthenticating_ = false;
+    stage_ = stage::request;
+    send_request(out); // the request that met ERR5, again
+    return;
+  }
+  plan_ = {item::serial, item::clock, item::registers, item::status};
+  if (request_.survey_from && request_.survey_to && *request_.survey_from < *request_.survey_to)
+    plan_.insert(plan_.end(), {item::channels, item::period, item::select, item::blocks, item::profile});
+  pos_ = 0;
+  start_item(out);
+}
+
+bool elster_driver::is_write() const { return plan_[pos_] == item::select; }
+
+std::string elster_driver::data_id() const {
+  switch (plan_[pos_]) {
+  case item::serial:
+    return "798";
+  case item::clock:
+    return "861";
+  case item::registers:
+    return "507";
+  case item::status:
+    return "724";
+  case item::channels:
+    return "777";
+  case item::period:
+    return "878";
+  case item::select:
+    return config_.profile_selection == elster_profile_selection::days ? "551" : "554";
+  case item::blocks:
+    return "551";
+  case item::profile:
+    return "550";
+  }
+  return {};
+}
+
+std::size_t elster_driver::item_size() const {
+  switch (plan_[pos_]) {
+  case item::serial:
+    return 16;
+  case item::clock:
+    return 7;
+  case item::registers:
+    return 8 * config_.register_count;
+  case item::status:
+    return 4;
+  case item::channels:
+    return 2;
+  case item::period:
+    return 3;
+  case item::select:
+    return 0;
+  case item::blocks:
+    return 4;
+  case item::profile:
+    return profile_packets_ * config_.packet_size;
+  }
+  return 0;
+}
+
+void elster_driver::start_item(actions& out) {
+  if (pos_ >= plan_.size()) {
+    stage_ = stage::signoff;
+    schedule(out, iec::break_message(), after_send::finish_success);
+    return;
+  }
+  stage_ = stage::request;
+  packet_ = 1;
+  data_.clear();
+  repeats_ = 0;
+  send_request(out);
+}
+
+void elster_driver::next_item(actions& out) {
+  ++pos_;
+  start_item(out);
+}
+
+void elster_driver::send_request(actions& out) {
+  if (is_write()) {
+    const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+    std::string bytes;
+    if (config_.profile_selection == elster_profile_selection::days) {
+      const auto today = floor_div(meter_clock_, seconds_per_day);
+      const auto first = floor_div(*request_.survey_from + offset, seconds_per_day);
+      const auto days = std::clamp<std::int64_t>(today - first + 1, 1, 0xFFFF);
+      bytes = elster::encode_le_uint(static_cast<std::uint64_t>(days), 2);
+    } else {
+      bytes = elster::encode_le_uint(static_cast<std::uint32_t>(*request_.survey_from + offset), 4) +
+              elster::encode_le_uint(static_cast<std::uint32_t>(*request_.survey_to + offset), 4);
+    }
+    schedule(out, iec::command_message("W1", data_id() + "001(" + elster::to_hex(bytes) + ")"));
+    return;
+  }
+  const std::size_t wanted = std::min(config_.packet_size, item_size() - data_.size());
+  schedule(out, iec::command_message("R1", data_id() + hex_number(packet_, 3) + "(" + hex_number(wanted, 2) + ")"));
+}
+
+void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_ms now) {
+  using k = iec::message_kind;
+  if (m.kind == k::nak) {
+    meter_nak(out);
+    return;
+  }
+  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
+    fail(out, failure_kind::transient, "meter signed off");
+    return;
+  }
+  if (m.kind == k::block) {
+    if (const auto n = elster::error_number(m.text)) {
+      if (*n == 5) {
+        if (reauthentications_ >= config_.max_reauthentications) {
+          fail(out, failure_kind::transient, "password session keeps timing out");
+          return;
+        }
+        ++reauthentications_;
+        reauthenticating_ = true;
+        repeats_ = 0;
+        stage_ = stage::password;
+        schedule(out, p2_message(hash_));
+        return;
+      }
+      fail(out, failure_kind::permanent,
+           "meter error: ERR" + std::to_string(*n) + " " + elster::error_text(*n) +
+               (is_write() ? " writing " : " reading ") + data_id());
+      return;
+    }
+  }
+  if (is_write()) {
+    if (m.kind != k::ack) {
+      fail(out, failure_kind::transient, "unexpected answer from meter");
+      return;
+    }
+    repeats_ = 0;
+    next_item(out);
+    return;
+  }
+  if (m.kind != k::block) {
+    fail(out, failure_kind::transient, "unexpected answer from meter");
+    return;
+  }
+  const std::size_t wanted = std::min(config_.packet_size, item_size() - data_.size());
+  const auto bytes = parenthesised_bytes(m.text, wanted);
+  if (!bytes) {
+    fail(out, failure_kind::transient, "malformed reply reading " + data_id());
+    return;
+  }
+  repeats_ = 0;
+  data_ += *bytes;
+  if (data_.size() < item_size()) {
+    ++packet_;
+    send_request(out);
+    return;
+  }
+  item_complete(out, data_, now);
+}
+
+void elster_driver::add_event(std::string text) {
+  if (!readings_.status_events)
+    readings_.status_events.emplace();
+  readings_.status_events->push_back(std::move(text));
+}
+
+void elster_driver::item_complete(actions& out, const std::string& data, unix_ms now) {
+  const unix_seconds now_s = now / 1000;
+  const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+  switch (plan_[pos_]) {
+  case item::serial: {
+    const auto serial = elster::normalise_serial(data);
+    readings_.serial_number = serial;
+    if (request_.expected_serial && std::string(trim_spaces(*request_.expected_serial)) != serial) {
+      fail(out, failure_kind::permanent, "Serial number mismatch");
+      return;
+    }
+    break;
+  }
+  case item::clock:
+    if (const auto t = elster::decode_clock(data)) {
+      meter_clock_ = *t;
+      readings_.meter_time = *t - offset;
+      readings_.meter_time_taken = now_s;
+    } else {
+      meter_clock_ = now_s + offset; // unreadable clock: the day count uses the true date
+    }
+    break;
+  case item::registers: {
+    readings_.registers.emplace();
+    const auto& names = elster::channel_names();
+    for (std::size_t i = 0; i < names.size() && i < config_.register_count; ++i)
+      if (const auto raw = elster::decode_le_bcd(std::string_view(data).substr(8 * i, 8)))
+        readings_.registers->push_back(register_value{
+            names[i].name, elster::scale_decimal(*raw, config_.register_scale_exponent), names[i].units, now_s});
+    break;
+  }
+  case item::status: {
+    auto events = elster::system_status_events(static_cast<std::uint32_t>(elster::decode_le_uint(data)));
+    if (!readings_.status_events)
+      readings_.status_events.emplace();
+    readings_.status_events->insert(readings_.status_events->begin(), events.begin(), events.end());
+    break;
+  }
+  case item::channels:
+    channel_mask_ = static_cast<std::uint16_t>(elster::decode_le_uint(data));
+    break;
+  case item::period:
+    period_minutes_ = static_cast<unsigned char>(data[0]);
+    if (period_minutes_ != 30) {
+      add_event("Load profile interval of " + std::to_string(period_minutes_) + " minutes not supported");
+      pos_ = plan_.size();
+      start_item(out);
+      return;
+    }
+    break;
+  case item::select:
+    break;
+  case item::blocks:
+    profile_packets_ = static_cast<std::size_t>(elster::decode_le_uint(data.substr(0, 2))) + 1;
+    if (profile_packets_ > max_packets) {
+      fail(out, failure_kind::permanent, "load profile too large");
+      return;
+    }
+    break;
+  case item::profile:
+    store_profile();
+    break;
+  }
+  next_item(out);
+}
+
+void elster_driver::store_profile() {
+  const unix_seconds from = *request_.survey_from, to = *request_.survey_to;
+  const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+  const unix_seconds period = static_cast<unix_seconds>(period_minutes_) * 60;
+  const auto& names = elster::channel_names();
+
+  std::vector<survey_channel> channels;
+  std::vector<int> slot(names.size(), -1); // channel -> index in `channels`
+  for (std::size_t c = 0; c < names.size(); ++c)
+    if (channel_mask_ & (1u << c)) {
+      slot[c] = static_cast<int>(channels.size());
+      channels.push_back(survey_channel{names[c].name, names[c].units, {}});
+    }
+
+  const auto stream = elster::parse_profile_stream(data_, channel_mask_);
+  std::uint16_t layout = channel_mask_;
+  std::optional<unix_seconds> start; // meter seconds
+  for (const auto& r : stream.records) {
+    using rk = elster::record_kind;
+    if (r.kind == rk::data) {
+      if (!start)
+        continue;
+      const unix_seconds utc = *start - offset;
+      *start += period;
+      if (utc < from || utc + period > to)
+        continue;
+      std::size_t k = 0;
+      for (int c = 0; c < 16 && k < r.values.size(); ++c) {
+        if (!(layout & (1u << c)))
+          continue;
+        const auto& v = r.values[k++];
+        if (c >= static_cast<int>(names.size()) || slot[static_cast<std::size_t>(c)] < 0)
+          continue;
+        auto& readings = channels[static_cast<std::size_t>(slot[static_cast<std::size_t>(c)])].readings;
+        if (!readings.empty() && readings.back().timestamp >= utc)
+          continue;
+        readings.push_back(
+            survey_reading{utc, elster::scale_decimal(v.digits, v.exponent + config_.profile_scale_exponent)});
+      }
+      continue;
+    }
+    if (r.kind == rk::new_day || r.kind == rk::configuration_change)
+      layout = r.channels;
+    if (r.kind == rk::new_day || r.kind == rk::configuration_change || r.kind == rk::power_up ||
+        r.kind == rk::time_change)
+      start = static_cast<unix_seconds>(r.timestamp) - static_cast<unix_seconds>(r.timestamp) % period;
+    if (const char* text = elster::marker_event_text(r.kind)) {
+      const unix_seconds t = static_cast<unix_seconds>(r.timestamp) - offset;
+      if (t >= from && t < to)
+        add_event(std::string(text) + " at " + format_utc(t));
+    }
+  }
+  if (stream.unsupported)
+    add_event("Unsupported load profile record E2");
+  readings_.survey = std::move(channels);
+}
+
+std::unique_ptr<meter_driver> make_elster_driver(const session_request& request, const elster_config& config) {
+  return std::make_unique<elster_driver>(request, config);
+}
+
+line_settings elster_initial_line() { return line_settings{300, 7, 'E', 1}; }
+
+} // namespace mts::drivers

@@ -1,0 +1,147 @@
+#pragma once
+// Elster A1700 / A1140 driver (meterTypes "ELSTERA1700", "ELSTERA1140"): a pure state machine
+// on the drivers/driver.hpp framework. Framing and BCC are drivers/iec_frames.*, the Elster
+// encodings (password hash, BCD, clock, record stream) drivers/elster_codec.*. The wire
+// contract and every decision are in docs/elster.md; the essentials:
+//
+//   link up -> [reaction delay] "/?addr!\r\n" at 300 7E1 -> identification
+//   -> "ACK 0 Z Y\r\n" (Y = option mode '6' or '1'), change_line, baud switch delay
+//   -> P0(seed) -> [level 3: P2(0000000000000000) -> ACK] -> P2(hash) -> ACK
+//   -> R1 798 serial, 861 clock, 507 registers, 724 status
+//   -> [survey] R1 777, R1 878, W1 551 (A1700, days) or W1 554 (A1140, from/to),
+//      R1 551 (block count), R1 550 packets 001..blocks64+1 -> B0 and finish.
+//
+// Decisions (see docs/elster.md for the full list):
+// - Every message goes out after the reaction delay (the timer is armed, the bytes leave on
+//   its expiry; no sleeps). Every wait for the meter has the response timeout, re-armed by
+//   every batch of bytes that does not complete the awaited message.
+// - Reads are packetised: at most packet_size (64) bytes per R1 packet, packets 001, 002...
+// - (ERR5) to a read or write: P2(hash) again with this session's seed, then the same request
+//   again; at most max_reauthentications per session. Any other (ERRn): permanent
+//   "meter error: ERRn <text> reading|writing <ID>".
+// - Bad BCC: NAK, await the repeat (max_repeats per message). NAK from the meter: resend.
+// - UNVERIFIED details are per-type settings in elster_config (clock offset, scales), not
+//   guesses in the code.
+// - Failures after the password was accepted send B0 before finish (except a dropped line);
+//   finish() is always the last action; afterwards every event is ignored.
+#include "drivers/driver.hpp"
+#include "drivers/iec_frames.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mts::drivers {
+
+enum class elster_profile_selection {
+  days,   // W1 551 with a day count (A1700)
+  by_date // W1 554 with from/to (A1140)
+};
+
+// Per-meter-type settings (docs/elster.md "Per-type settings").
+struct elster_config {
+  char option_mode = '6';      // '6' Elster mode, '1' IEC1107-compatible
+  int security_level = 2;      // 2: P2(hash); 3: P2(zeros) then P2(hash)
+  int clock_utc_offset_minutes = 0;  // meter time = UTC + offset
+  int register_scale_exponent = -6;  // 507 raw x 10^exp -> kWh/kvarh/kVAh
+  int profile_scale_exponent = -3;   // 550 DDDDD x 10^E x 10^exp -> k-units
+  std::size_t register_count = 10;   // 8-byte registers in 507 (A1700 10, A1140 16)
+  elster_profile_selection profile_selection = elster_profile_selection::days;
+
+  std::chrono::milliseconds response_timeout{5000}; // per reply: first byte / gap between bytes
+  std::chrono::milliseconds baud_switch_delay{300}; // after change_line, before awaiting P0
+  std::chrono::milliseconds reaction_delay{200};    // before every message the driver sends
+  int max_baud = 9600;
+  int max_repeats = 3;           // NAKs per message on a bad BCC
+  int max_reauthentications = 3; // ERR5 recoveries per session
+  std::size_t packet_size = 64;  // bytes per R1 packet (0x40 at most)
+  std::size_t max_message = iec::frame_parser::default_max_message;
+};
+
+elster_config elster_a1700_config();
+elster_config elster_a1140_config();
+
+class elster_driver : public meter_driver {
+public:
+  elster_driver(session_request request, elster_config config);
+
+  actions on_link_up(unix_ms now) override;
+  actions on_bytes(std::string_view data, unix_ms now) override;
+  actions on_timer(std::uint64_t id, unix_ms now) override;
+  actions on_link_down(unix_ms now) override;
+  const meter_readings& readings() const override { return readings_; }
+
+private:
+  enum class stage {
+    idle,
+    ident,    // awaiting the identification
+    p0,       // awaiting the seed (after the baud switch)
+    password, // awaiting ACK to a P2
+    request,  // awaiting the answer to the current read or write
+    signoff,  // B0 waits for the reaction delay
+    done
+  };
+  // What the session reads or writes, in order.
+  enum class item { serial, clock, registers, status, channels, period, select, blocks, profile };
+  enum class after_send { response, baud_switch, finish_success };
+
+  void arm(actions& out, std::chrono::milliseconds after);
+  void schedule(actions& out, std::string bytes, after_send then = after_send::response);
+  void fail(actions& out, failure_kind kind, std::string reason);
+  void handle(actions& out, const iec::message& m, unix_ms now);
+  void on_identification(actions& out, const std::string& id);
+  void on_seed(actions& out, const std::string& text);
+  void on_password_reply(actions& out, const iec::message& m);
+  void on_request_reply(actions& out, const iec::message& m, unix_ms now);
+  void bad_block(actions& out);
+  void meter_nak(actions& out);
+
+  void start_item(actions& out);
+  void next_item(actions& out);
+  void send_request(actions& out);
+  void item_complete(actions& out, const std::string& data, unix_ms now);
+  std::string data_id() const;
+  std::size_t item_size() const;
+  bool is_write() const;
+  std::string timeout_reason() const;
+  void add_event(std::string text);
+  void store_profile();
+
+  session_request request_;
+  elster_config config_;
+  iec::frame_parser parser_;
+  meter_readings readings_;
+
+  stage stage_ = stage::idle;
+  bool logged_in_ = false;
+  bool switching_ = false; // in the baud switch delay
+  bool zero_sent_ = false; // level 3: the zero operand was accepted
+  bool reauthenticating_ = false;
+  int repeats_ = 0;
+  int reauthentications_ = 0;
+  int baud_ = 300;
+  std::uint64_t timer_id_ = 0;
+  std::optional<std::string> pending_; // sent when the reaction delay expires
+  after_send then_ = after_send::response;
+  std::string last_sent_;
+  std::string hash_;
+
+  std::vector<item> plan_;
+  std::size_t pos_ = 0;
+  std::size_t packet_ = 1;  // current packet number
+  std::string data_;        // bytes of the current item read so far
+  std::uint16_t channel_mask_ = 0;
+  int period_minutes_ = 0;
+  std::size_t profile_packets_ = 0;
+  unix_seconds meter_clock_ = 0; // the 861 reading, meter seconds
+};
+
+std::unique_ptr<meter_driver> make_elster_driver(const session_request& request, const elster_config& config);
+
+// The line a session starts on: 300 baud 7E1.
+line_settings elster_initial_line();
+
+} // namespace mts::drivers
