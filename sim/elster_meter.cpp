@@ -1,5 +1,6 @@
 #include "sim/elster_meter.hpp"
 
+#include "drivers/elster_codec.hpp"
 #include "sim/sim_config.hpp"
 
 #include <algorithm>
@@ -76,22 +77,6 @@ std::optional<std::string> unhex(std::string_view text) {
     out += static_cast<char>((hi << 4) | lo);
   }
   return out;
-}
-
-std::string password_hash(std::string_view password, std::string_view seed_hex) {
-  const auto seed = unhex(seed_hex).value_or(std::string());
-  unsigned char x[8];
-  for (std::size_t i = 0; i < 8; ++i) {
-    const auto p = i < password.size() ? static_cast<unsigned char>(password[i]) : 0;
-    const auto s = i < seed.size() ? static_cast<unsigned char>(seed[i]) : 0;
-    x[i] = static_cast<unsigned char>(p ^ s);
-  }
-  unsigned char last = x[7];
-  for (auto& v : x) {
-    v = static_cast<unsigned char>(v + last);
-    last = v;
-  }
-  return hex(std::string_view(reinterpret_cast<const char*>(x), 8));
 }
 
 std::string register_bytes(std::uint64_t raw) {
@@ -419,7 +404,8 @@ void elster_meter::command(actions& out, const iec::message& m) {
   if (m.command == "P2") {
     const auto& pw = model_.identity().password;
     const std::string zeros(16, '0');
-    const bool hash_ok = m.text == "(" + elster::password_hash(pw, seed_) + ")" ||
+    const auto hash = drivers::elster::password_hash(pw, seed_); // nullopt: not 8 characters
+    const bool hash_ok = (hash && m.text == "(" + *hash + ")") ||
                          (pw.empty() && m.text.size() == 18 && m.text.front() == '(' && m.text.back() == ')');
     const bool ok = !model_.faults().reject_password && (hash_ok || m.text == "(" + zeros + ")");
     if (ok) {
@@ -440,7 +426,7 @@ void elster_meter::command(actions& out, const iec::message& m) {
     error(out, 1);
     return;
   }
-  if (state_ != state::ready || timed_out_) {
+  if (state_ != state::ready || (timed_out_ && m.command == "R1")) {
     error(out, 5);
     return;
   }
@@ -598,6 +584,10 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
   }
   const std::string password =
       request.password && !request.password->empty() ? *request.password : elster::default_password;
+  if (password.size() != 8) { // the driver sends nothing for it
+    x.end = {failure_kind::permanent, "password must be 8 characters"};
+    return x;
+  }
   if (faults.reject_password || (!identity.password.empty() && password != identity.password)) {
     x.end = {failure_kind::permanent, "password rejected"};
     return x;
@@ -620,11 +610,10 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
     return x;
   r.serial_number = elster::normalised_serial(elster::serial_bytes(model.reported_serial()));
   if (request.expected_serial) {
-    std::string want;
-    for (char c : *request.expected_serial)
-      if (c != ' ')
-        want += c;
-    if (want != *r.serial_number) {
+    const auto& want = *request.expected_serial; // compared without surrounding blanks
+    const auto b = want.find_first_not_of(" \t");
+    const auto e = want.find_last_not_of(" \t");
+    if ((b == std::string::npos ? std::string() : want.substr(b, e - b + 1)) != *r.serial_number) {
       x.end = {failure_kind::permanent, "Serial number mismatch"};
       return x;
     }
@@ -658,7 +647,7 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
   } else {
     // The driver writes meter date now - date(from) + 1 days.
     const std::int64_t days = (elster::day_floor(meter_now) - elster::day_floor(from)) / seconds_per_day + 1;
-    range = elster::days_551(std::max<std::int64_t>(days, 0), meter_now);
+    range = elster::days_551(std::max<std::int64_t>(days, 1), meter_now); // at least 1
   }
   const auto items = elster::profile_items(model, range, meter_now);
   const std::size_t packets = elster::encode_profile(items).size() / elster::packet_bytes + 1;

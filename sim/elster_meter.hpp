@@ -28,8 +28,10 @@
 // - Errors: unknown identity (or a write to one that is not writable) ERR2; LL outside
 //   1..0x40, bytes beyond the data or a packet number 0 ERR3; malformed text (lower-case hex
 //   included), write data of the wrong length, or a command other than P2/R1/W1/B0 ERR1;
-//   R1/W1 before a hash was accepted (or after the password session timed out) ERR5.
-// - Password: an empty identity password accepts any P2 operand. A wrong P2 after login
+//   R1/W1 before a P2 was accepted, and R1 after the password session timed out, ERR5.
+// - Password: the hash is drivers/elster_codec.hpp password_hash (the published algorithm,
+//   shared with the driver). An empty identity password accepts any P2 operand; one that is
+//   not 8 characters accepts only the zero operand. A wrong P2 after login
 //   keeps the login (NAK only). P1 (plain password) is answered NAK (not simulated).
 //   The all-zero operand gives the same access as the hash; only the hash ends a
 //   password-session timeout (fault password_timeout_after_reads).
@@ -88,9 +90,6 @@ std::size_t register_count(const std::string& type); // 507: 10 (A1700) or 16 (A
 
 std::string hex(std::string_view bytes);                  // upper case
 std::optional<std::string> unhex(std::string_view text);  // upper case only
-// Notes §2.3: XOR with the seed bytes, then a running add; 16 upper-case hex characters.
-// A password shorter than 8 characters counts as padded with NUL bytes.
-std::string password_hash(std::string_view password, std::string_view seed_hex);
 
 std::string register_bytes(std::uint64_t raw);  // 8 bytes little-endian packed BCD
 std::string clock_bytes(unix_seconds meter_time); // sec min hour day month 0 year-2000, BCD
