@@ -19,9 +19,9 @@ POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes w
 class SimulatedMeters:
     """`mts-sim serve` with a frozen clock, so `expect` can predict every register value."""
 
-    def __init__(self, count, seed, start_time, faults=()):
+    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21"):
         port = free_port_run(count)
-        args = [MTS_SIM_BIN, "serve", "--type", "IEC62056-21", "--count", str(count),
+        args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
                 "--port", str(port), "--seed", str(seed), "--start-time", start_time,
                 "--freeze-clock"]
         for f in faults:
