@@ -123,7 +123,7 @@ class ElsterTest(unittest.TestCase):
         self.assertEqual(status["result"], "ERROR: password rejected")
         status, _ = self.check_expected("serial_mismatch")
         self.assertEqual(status["result"], "ERROR: Serial number mismatch")
-        self.assertEqual(status["serialNumber"], self.cases["serial_mismatch"][1]["serialNumber"])
+        self.assertIn(self.cases["serial_mismatch"][1]["serialNumber"], status["serialNumber"])
 
     def test_err5_mid_profile_is_recovered_by_re_authentication(self):
         status, _ = self.check_expected("err5_mid_profile")
@@ -132,7 +132,7 @@ class ElsterTest(unittest.TestCase):
         # More timeouts than the driver re-authenticates: the survey stays unread.
         status, _ = self.check_expected("err5_too_often")
         self.assertEqual(status["result"], "PARTIAL SUCCESS")
-        self.assertNotIn("surveyData", status)
+        self.assertEqual(status["surveyData"], [])  # unread
 
     def test_power_failures_inside_the_survey_range_are_status_events(self):
         status, _ = self.check_expected("power_failure")
@@ -159,8 +159,9 @@ class ElsterTest(unittest.TestCase):
             with self.subTest(fault=name):
                 status, _ = self.check_expected(name)
                 self.assertEqual(status["result"], result)
-        self.assertNotIn("surveyData", self.status("drop_mid_profile"))
-        self.assertEqual(self.status("reported_serial")["serialNumber"], "07654321")  # 798 "00000000 7654321"
+        self.assertEqual(self.status("drop_mid_profile")["surveyData"], [])  # unread
+        # 798 "00000000 7654321": spaces out, leading zeros down to 8 characters
+        self.assertIn("the meter reports 07654321", self.status("reported_serial")["serialNumber"])
         gaps = self.status("survey_gaps")
         self.assertEqual(len(gaps["surveyData"][0]["readings"]), 48 - 3)
         self.assertEqual(gaps["statusEvents"], [
@@ -180,7 +181,7 @@ class ElsterTest(unittest.TestCase):
         status = self.status("drop_after_bytes")
         self.assertEqual(status["result"], "PARTIAL SUCCESS")
         self.assertEqual(status["serialNumber"], self.cases["drop_after_bytes"][1]["serialNumber"])
-        self.assertNotIn("surveyData", status)
+        self.assertEqual(status["surveyData"], [])  # unread
 
 
 if __name__ == "__main__":
