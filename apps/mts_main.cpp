@@ -11,6 +11,7 @@
 #include "actors/persistence.hpp"
 #include "actors/scheduler.hpp"
 #include "config/settings.hpp"
+#include "drivers/registry.hpp"
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "http/tokens.hpp"
@@ -109,6 +110,7 @@ int serve(const settings& s) {
     caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
     return 1;
   }
+  configure_meter_types(s); // per-type driver settings, before any test runs
   scheduler_config sched_cfg;
   sched_cfg.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
   sched_cfg.max_concurrent_tests = s.scheduler.max_concurrent_tests;

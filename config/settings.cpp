@@ -113,6 +113,10 @@ std::string check_overnight_window(const settings& s) {
 
 const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
+std::string check_option_mode(const std::string& mode) { return mode == "1" || mode == "6" ? "" : "must be \"6\" or \"1\""; }
+std::string check_a1700_option_mode(const settings& s) { return check_option_mode(s.elster_a1700.option_mode); }
+std::string check_a1140_option_mode(const settings& s) { return check_option_mode(s.elster_a1140.option_mode); }
+
 std::string check_log_level(const settings& s) {
   for (const char* level : log_levels)
     if (s.log.level == level) return "";
@@ -203,6 +207,62 @@ const key_descriptor keys[] = {
 
     boolean("api.mask_passwords", field<&S::api, &api_settings::mask_passwords>,
             "Test status shows \"********\" instead of the meter password."),
+
+    text("elster_a1700.option_mode", field<&S::elster_a1700, &elster_type_settings::option_mode>,
+         "\"6\" or \"1\"", check_a1700_option_mode,
+         "Option select mode: \"6\" (Elster mode) or \"1\" (IEC1107-compatible)."),
+    integer("elster_a1700.security_level", field<&S::elster_a1700, &elster_type_settings::security_level>, 2,
+            3, "2: P2(hash); 3: P2(0000000000000000) first, then P2(hash)."),
+    integer("elster_a1700.clock_utc_offset_minutes",
+            field<&S::elster_a1700, &elster_type_settings::clock_utc_offset_minutes>, -900, 900,
+            "The meter clock's offset from UTC (meter time = UTC + offset)."),
+    integer("elster_a1700.register_scale_exponent",
+            field<&S::elster_a1700, &elster_type_settings::register_scale_exponent>, -12, 12,
+            "Cumulative register (507) value = raw x 10^exponent."),
+    integer("elster_a1700.profile_scale_exponent",
+            field<&S::elster_a1700, &elster_type_settings::profile_scale_exponent>, -12, 12,
+            "Load profile (550) value = DDDDD x 10^E x 10^exponent."),
+    integer("elster_a1700.response_timeout_ms",
+            field<&S::elster_a1700, &elster_type_settings::response_timeout_ms>, 100, 600000,
+            "Longest wait for a reply's first byte, and between its bytes."),
+    integer("elster_a1700.baud_switch_delay_ms",
+            field<&S::elster_a1700, &elster_type_settings::baud_switch_delay_ms>, 0, 10000,
+            "Pause after the option select before awaiting the seed."),
+    integer("elster_a1700.reaction_delay_ms", field<&S::elster_a1700, &elster_type_settings::reaction_delay_ms>,
+            0, 10000, "Pause before every message the driver sends."),
+    integer("elster_a1700.max_repeats", field<&S::elster_a1700, &elster_type_settings::max_repeats>, 0, 100,
+            "NAKs per message on a bad BCC before the attempt fails."),
+    integer("elster_a1700.max_reauthentications",
+            field<&S::elster_a1700, &elster_type_settings::max_reauthentications>, 0, 100,
+            "ERR5 (password session timed out) recoveries per session."),
+
+    text("elster_a1140.option_mode", field<&S::elster_a1140, &elster_type_settings::option_mode>,
+         "\"6\" or \"1\"", check_a1140_option_mode,
+         "Option select mode: \"6\" (Elster mode) or \"1\" (IEC1107-compatible)."),
+    integer("elster_a1140.security_level", field<&S::elster_a1140, &elster_type_settings::security_level>, 2,
+            3, "2: P2(hash); 3: P2(0000000000000000) first, then P2(hash)."),
+    integer("elster_a1140.clock_utc_offset_minutes",
+            field<&S::elster_a1140, &elster_type_settings::clock_utc_offset_minutes>, -900, 900,
+            "The meter clock's offset from UTC (meter time = UTC + offset)."),
+    integer("elster_a1140.register_scale_exponent",
+            field<&S::elster_a1140, &elster_type_settings::register_scale_exponent>, -12, 12,
+            "Cumulative register (507) value = raw x 10^exponent."),
+    integer("elster_a1140.profile_scale_exponent",
+            field<&S::elster_a1140, &elster_type_settings::profile_scale_exponent>, -12, 12,
+            "Load profile (550) value = DDDDD x 10^E x 10^exponent."),
+    integer("elster_a1140.response_timeout_ms",
+            field<&S::elster_a1140, &elster_type_settings::response_timeout_ms>, 100, 600000,
+            "Longest wait for a reply's first byte, and between its bytes."),
+    integer("elster_a1140.baud_switch_delay_ms",
+            field<&S::elster_a1140, &elster_type_settings::baud_switch_delay_ms>, 0, 10000,
+            "Pause after the option select before awaiting the seed."),
+    integer("elster_a1140.reaction_delay_ms", field<&S::elster_a1140, &elster_type_settings::reaction_delay_ms>,
+            0, 10000, "Pause before every message the driver sends."),
+    integer("elster_a1140.max_repeats", field<&S::elster_a1140, &elster_type_settings::max_repeats>, 0, 100,
+            "NAKs per message on a bad BCC before the attempt fails."),
+    integer("elster_a1140.max_reauthentications",
+            field<&S::elster_a1140, &elster_type_settings::max_reauthentications>, 0, 100,
+            "ERR5 (password session timed out) recoveries per session."),
 
     text("log.level", field<&S::log, &log_settings::level>,
          "trace, debug, info, warn, error, critical or off", check_log_level,

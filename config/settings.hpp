@@ -61,6 +61,21 @@ struct api_settings {
   bool mask_passwords = false;
 };
 
+// Per-meter-type settings of an Elster type (docs/elster.md "Per-type settings"); one section
+// per type: [elster_a1700], [elster_a1140].
+struct elster_type_settings {
+  std::string option_mode = "6";             // "6" Elster mode, "1" IEC1107-compatible
+  std::int64_t security_level = 2;           // 2: P2(hash); 3: P2(zeros) then P2(hash)
+  std::int64_t clock_utc_offset_minutes = 0; // meter time = UTC + offset
+  std::int64_t register_scale_exponent = -6; // 507 raw x 10^exp
+  std::int64_t profile_scale_exponent = -3;  // 550 value x 10^exp
+  std::int64_t response_timeout_ms = 5000;
+  std::int64_t baud_switch_delay_ms = 300;
+  std::int64_t reaction_delay_ms = 200;
+  std::int64_t max_repeats = 3;
+  std::int64_t max_reauthentications = 3;
+};
+
 struct log_settings {
   std::string level = "info"; // trace, debug, info, warn, error, critical, off
 };
@@ -73,6 +88,8 @@ struct settings {
   limits_settings limits;
   scheduler_settings scheduler;
   api_settings api;
+  elster_type_settings elster_a1700;
+  elster_type_settings elster_a1140;
   log_settings log;
 };
 

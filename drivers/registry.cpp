@@ -1,12 +1,40 @@
 #include "drivers/registry.hpp"
 
+#include "config/settings.hpp"
 #include "drivers/elster.hpp"
 #include "drivers/iec62056_21.hpp"
 
 #include <algorithm>
+#include <mutex>
 
 namespace mts {
 namespace {
+
+// The Elster per-type settings in force (configure_meter_types), read by the driver factories.
+struct elster_configs {
+  std::mutex mutex;
+  drivers::elster_config a1700 = drivers::elster_a1700_config();
+  drivers::elster_config a1140 = drivers::elster_a1140_config();
+};
+
+elster_configs& elster_in_force() {
+  static elster_configs configs;
+  return configs;
+}
+
+drivers::elster_config with_settings(drivers::elster_config c, const elster_type_settings& s) {
+  c.option_mode = s.option_mode.at(0); // "6" or "1" (checked when loaded)
+  c.security_level = static_cast<int>(s.security_level);
+  c.clock_utc_offset_minutes = static_cast<int>(s.clock_utc_offset_minutes);
+  c.register_scale_exponent = static_cast<int>(s.register_scale_exponent);
+  c.profile_scale_exponent = static_cast<int>(s.profile_scale_exponent);
+  c.response_timeout = std::chrono::milliseconds(s.response_timeout_ms);
+  c.baud_switch_delay = std::chrono::milliseconds(s.baud_switch_delay_ms);
+  c.reaction_delay = std::chrono::milliseconds(s.reaction_delay_ms);
+  c.max_repeats = static_cast<int>(s.max_repeats);
+  c.max_reauthentications = static_cast<int>(s.max_reauthentications);
+  return c;
+}
 
 const std::vector<meter_type_info>& registry() {
   static const std::vector<meter_type_info> types = [] {
@@ -19,12 +47,16 @@ const std::vector<meter_type_info>& registry() {
     elster_names.push_back("kVAh");
     out.push_back({"ELSTERA1700", drivers::elster_initial_line(),
                    [](const drivers::session_request& request) {
-                     return drivers::make_elster_driver(request, drivers::elster_a1700_config());
+                     auto& in_force = elster_in_force();
+                     std::lock_guard<std::mutex> lock(in_force.mutex);
+                     return drivers::make_elster_driver(request, in_force.a1700);
                    },
                    elster_names});
     out.push_back({"ELSTERA1140", drivers::elster_initial_line(),
                    [](const drivers::session_request& request) {
-                     return drivers::make_elster_driver(request, drivers::elster_a1140_config());
+                     auto& in_force = elster_in_force();
+                     std::lock_guard<std::mutex> lock(in_force.mutex);
+                     return drivers::make_elster_driver(request, in_force.a1140);
                    },
                    elster_names});
     out.push_back({"IEC62056-21", drivers::iec62056_21_initial_line(),
@@ -55,6 +87,13 @@ const meter_type_info* find_meter_type(const std::string& meter_type) {
   const auto& types = registry();
   auto it = std::find_if(types.begin(), types.end(), [&](const auto& t) { return t.name == meter_type; });
   return it == types.end() ? nullptr : &*it;
+}
+
+void configure_meter_types(const settings& s) {
+  auto& in_force = elster_in_force();
+  std::lock_guard<std::mutex> lock(in_force.mutex);
+  in_force.a1700 = with_settings(drivers::elster_a1700_config(), s.elster_a1700);
+  in_force.a1140 = with_settings(drivers::elster_a1140_config(), s.elster_a1140);
 }
 
 } // namespace mts

@@ -27,4 +27,10 @@ bool is_supported_meter_type(const std::string& meter_type);
 // nullptr for an unsupported type.
 const meter_type_info* find_meter_type(const std::string& meter_type);
 
+struct settings;
+// Applies the operator's per-type settings ([elster_a1700], [elster_a1140]) to the drivers made
+// from now on. Call once at start-up, before tests run; without it the documented defaults
+// apply.
+void configure_meter_types(const settings& s);
+
 } // namespace mts

@@ -1,5 +1,6 @@
 // The meter type registry.
 #include "drivers/registry.hpp"
+#include "config/settings.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -58,4 +59,23 @@ TEST_CASE("the Elster types have drivers that sign on at 300 baud 7E1 and report
     REQUIRE_FALSE(second.empty());
     CHECK(std::get<drivers::send_bytes>(second[0]).data == "/?!\r\n");
   }
+}
+
+TEST_CASE("the Elster per-type settings reach the drivers", "[registry]") {
+  // Option mode 1 for the A1700: its option select after the identification is ACK 0 5 1.
+  auto s = load_settings(std::nullopt, {"elster_a1700.option_mode=1", "elster_a1700.reaction_delay_ms=50"});
+  configure_meter_types(s);
+  const auto option_select = [](const char* type) {
+    auto driver = find_meter_type(type)->make_driver(drivers::session_request{});
+    auto up = driver->on_link_up(0);
+    const auto reaction = std::get<drivers::arm_timer>(up.at(0));
+    driver->on_timer(reaction.id, 100);
+    auto armed = driver->on_bytes("/GEC5090100100400@000\r\n", 200);
+    const auto id = std::get<drivers::arm_timer>(armed.at(0)).id;
+    return std::make_pair(reaction.after, std::get<drivers::send_bytes>(driver->on_timer(id, 300).at(0)).data);
+  };
+  CHECK(option_select("ELSTERA1700") == std::make_pair(std::chrono::milliseconds(50), std::string("\x06" "051\r\n")));
+  CHECK(option_select("ELSTERA1140") == std::make_pair(std::chrono::milliseconds(200), std::string("\x06" "056\r\n")));
+  configure_meter_types(load_settings(std::nullopt, {})); // back to the defaults
+  CHECK(option_select("ELSTERA1700").second == std::string("\x06" "056\r\n"));
 }
