@@ -418,7 +418,7 @@ void elster_meter::command(actions& out, const iec::message& m) {
     reply(out, std::string(1, ok ? iec::ack : iec::nak), false);
     return;
   }
-  if (m.command == "P1" && state_ == state::password) {
+  if (m.command == "P1") {
     reply(out, std::string(1, iec::nak), false);
     return;
   }
@@ -490,15 +490,15 @@ void elster_meter::read(actions& out, const std::string& text) {
     error(out, 1);
     return;
   }
-  const auto packet_bytes = elster::unhex("0" + text.substr(3, 3));
+  const auto packet_text = elster::unhex("0" + text.substr(3, 3));
   const auto length = elster::unhex(text.substr(7, 2));
-  if (!packet_bytes || !length) {
+  if (!packet_text || !length) {
     error(out, 1);
     return;
   }
   const int id = std::stoi(text.substr(0, 3));
-  const std::size_t packet = (static_cast<unsigned char>((*packet_bytes)[0]) << 8) |
-                             static_cast<unsigned char>((*packet_bytes)[1]);
+  const std::size_t packet = (static_cast<unsigned char>((*packet_text)[0]) << 8) |
+                             static_cast<unsigned char>((*packet_text)[1]);
   const std::size_t ll = static_cast<unsigned char>((*length)[0]);
   std::optional<std::string> data;
   if (packet == 1 || !snapshots_.count(id)) {
@@ -525,7 +525,8 @@ void elster_meter::read(actions& out, const std::string& text) {
     }
     close_after_pending_ = true;
   }
-  profile_packet_sent_ = profile_packet_sent_ || id == 550;
+  if (id == 550)
+    profile_packet_sent_ = true;
   ++reads_since_login_;
   const int limit = model_.faults().password_timeout_after_reads;
   if (limit > 0 && reads_since_login_ >= limit)

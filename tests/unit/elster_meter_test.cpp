@@ -368,15 +368,17 @@ struct timer_slot {
   std::uint64_t id = 0;
 };
 
-outcome run_session(const meter_identity& id, const meter_faults& f, const session_request& rq) {
+outcome run_session(const meter_identity& id, const meter_faults& f, const session_request& rq,
+                    std::optional<elster_config> config = std::nullopt) {
   elster_meter meter(id, f, [] {
     elster_meter_config c;
     c.pinned_now = now_s;
     c.session_number = 7;
     return c;
   }());
-  auto driver = make_elster_driver(
-      rq, id.type == std::string(elster_a1140_type) ? elster_a1140_config() : elster_a1700_config());
+  if (!config)
+    config = id.type == std::string(elster_a1140_type) ? elster_a1140_config() : elster_a1700_config();
+  auto driver = make_elster_driver(rq, *config);
   outcome o;
   unix_ms t = now_ms;
   line_settings dline = elster_initial_line(), mline = meter.line();
@@ -537,6 +539,29 @@ TEST_CASE("elster driver vs simulated meter: full session equals the expected re
     CHECK(want.registers->back().name == "kVAh");
     CHECK(want.status_events == std::vector<std::string>{"Phase A failure", "Time synchronisation"});
     require_equal(o.readings, want, o.end);
+  }
+}
+
+TEST_CASE("elster driver vs simulated meter: option mode 1 and security level 3", "[sim][elster][e2e]") {
+  for (const char* type : both_types) {
+    INFO(type);
+    const auto id = identity(type);
+    auto config = id.type == std::string(elster_a1140_type) ? elster_a1140_config() : elster_a1700_config();
+    config.option_mode = '1';
+    config.security_level = 3; // P2(zeros), then P2(hash)
+    meter_faults f;
+    f.password_timeout_after_reads = 15; // the re-authentication uses the hash, not the zeros
+    const auto rq = full_request();
+    const auto o = run_session(id, f, rq, config);
+    CHECK(o.failure == failure_kind::none);
+    CHECK(o.p2_sent >= 3);
+    require_equal(o.readings, expected_readings(id, f, rq, now_s), o.end);
+    auto wrong = rq;
+    wrong.password = "ABCD1235"; // the zero operand is accepted, the wrong hash is not
+    const auto bad = run_session(id, {}, wrong, config);
+    CHECK(bad.failure == failure_kind::permanent);
+    CHECK(bad.reason == "password rejected");
+    CHECK(bad.p2_sent == 2);
   }
 }
 
