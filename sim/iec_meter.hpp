@@ -49,6 +49,7 @@
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
 #include "sim/meter_data.hpp"
+#include "sim/meter_session.hpp"
 
 #include <chrono>
 #include <optional>
@@ -66,17 +67,17 @@ struct iec_meter_config {
   std::string identification;             // after '/'; empty: "SIM" Z "MTS-SIM"
 };
 
-class iec_meter {
+class iec_meter : public meter_session {
 public:
   iec_meter(meter_identity identity, meter_faults faults, iec_meter_config config = {});
 
-  drivers::actions on_link_up(drivers::unix_ms now);
-  drivers::actions on_bytes(std::string_view data, drivers::unix_ms now);
-  drivers::actions on_timer(std::uint64_t id, drivers::unix_ms now);
-  drivers::actions on_link_down(drivers::unix_ms now);
+  drivers::actions on_link_up(drivers::unix_ms now) override;
+  drivers::actions on_bytes(std::string_view data, drivers::unix_ms now) override;
+  drivers::actions on_timer(std::uint64_t id, drivers::unix_ms now) override;
+  drivers::actions on_link_down(drivers::unix_ms now) override;
 
-  const drivers::line_settings& line() const { return line_; }
-  bool closed() const { return state_ == state::closed; }
+  const drivers::line_settings& line() const override { return line_; }
+  bool closed() const override { return state_ == state::closed; }
   const meter_model& model() const { return model_; }
   // The load-profile answer text for [from, to] at meter time meter_now ("(ERROR)" if empty).
   std::string profile_text(unix_seconds from, unix_seconds to, unix_seconds meter_now) const;

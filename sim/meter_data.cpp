@@ -1,6 +1,9 @@
 #include "sim/meter_data.hpp"
 
+#include "sim/elster_meter.hpp"
+
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 namespace mts::sim {
@@ -133,6 +136,19 @@ std::array<std::int64_t, channel_count> meter_model::registers_at(unix_seconds t
   return out;
 }
 
+std::int64_t meter_model::va_register_wh(unix_seconds t) const {
+  const std::int64_t p = register_wh(channel::kwh_import, t);
+  const std::int64_t q = register_wh(channel::kvarh_q1, t) + register_wh(channel::kvarh_q4, t);
+  const std::uint64_t square = static_cast<std::uint64_t>(p) * static_cast<std::uint64_t>(p) +
+                               static_cast<std::uint64_t>(q) * static_cast<std::uint64_t>(q);
+  auto r = static_cast<std::uint64_t>(std::sqrt(static_cast<long double>(square)));
+  while (r > 0 && r * r > square) // the floating root may be one off either way
+    --r;
+  while ((r + 1) * (r + 1) <= square)
+    ++r;
+  return static_cast<std::int64_t>(r);
+}
+
 std::int64_t meter_model::interval_wh(channel ch, unix_seconds start) const {
   const int c = static_cast<int>(ch);
   if (start < data_epoch)
@@ -178,6 +194,8 @@ std::vector<profile_entry> meter_model::survey(unix_seconds from, unix_seconds t
 
 drivers::meter_readings expected_readings(const meter_identity& identity, const meter_faults& faults,
                                           const drivers::session_request& request, unix_seconds now) {
+  if (is_elster_type(identity.type))
+    return expected_elster(identity, faults, request, now).readings;
   drivers::meter_readings r;
   if (faults.silent || faults.refuse_connection)
     return r;

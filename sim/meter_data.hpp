@@ -25,6 +25,9 @@
 //   shape, zero at night); Q1 is 30% and Q4 10% of the import shape; Q2 and Q3 stay zero.
 // - Power failures (fault setting power_failure_every_days = N): each day whose hash is 0
 //   mod N has one failure, flagged (VDEW status 0x80) on the half hour chosen by the hash.
+// - Apparent energy (kVAh, Elster register 507 only; not a profile channel, so channel_count and
+//   the IEC meter stay at six channels): va(t) = isqrt(import(t)^2 + (Q1(t) + Q4(t))^2), whole
+//   Wh, which grows whenever its inputs grow.
 // - Gaps (fault setting survey_gaps): listed half-hour starts (meter time) have no profile
 //   entry. The registers are unaffected.
 #include "drivers/driver.hpp"
@@ -60,7 +63,10 @@ struct meter_faults {
   std::optional<std::string> reported_serial; // answered instead of the real serial
   std::vector<unix_seconds> survey_gaps;      // half-hour starts (meter time) left out
   int power_failure_every_days = 0; // 0: none
-  std::uint32_t error_register = 0; // F.F value (hex bit field)
+  std::uint32_t error_register = 0; // F.F value (hex bit field); Elster: system status 724
+  // Elster only: after this many successful R1 replies every R1 answers (ERR5) until the
+  // right P2 hash comes again; the count then restarts (0: off).
+  int password_timeout_after_reads = 0;
 };
 
 inline constexpr int channel_count = 6;
@@ -102,6 +108,8 @@ public:
   // Cumulative register (Wh) at meter time t.
   std::int64_t register_wh(channel c, unix_seconds t) const;
   std::array<std::int64_t, channel_count> registers_at(unix_seconds t) const;
+  // Cumulative apparent energy (VAh) at meter time t (see above).
+  std::int64_t va_register_wh(unix_seconds t) const;
   // Energy (Wh) of the half hour starting at `start` (meter time, aligned).
   std::int64_t interval_wh(channel c, unix_seconds start) const;
   bool is_gap(unix_seconds start) const;
@@ -122,7 +130,8 @@ private:
   std::array<std::int64_t, channel_count> base_{};
 };
 
-// What a correct client (the IEC 62056-21 driver with its default configuration) must report
+// What a correct client (the driver of identity.type with its default configuration; the
+// Elster types are predicted by sim/elster_meter.hpp expected_elster) must report
 // for `request` at true time `now`, the meter's clock reading `now + clock_offset`.
 // Register timestamps and meter_time_taken are `now` (a real session reads them a little
 // later: compare those with a tolerance). Faults: silent, refused or rejected password ->

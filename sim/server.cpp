@@ -47,11 +47,12 @@ struct sim_server::shared {
     return base + duration_cast<milliseconds>(steady_clock::now() - started).count();
   }
 
-  // False when the server is going away (the connection is refused).
-  bool session_started(std::size_t index, io::connection_id id) {
+  // The meter's session number (from 1), or nothing when the server is going away (the
+  // connection is refused).
+  std::optional<std::uint64_t> session_started(std::size_t index, io::connection_id id) {
     std::lock_guard<std::mutex> lock(m);
     if (stopping)
-      return false;
+      return std::nullopt;
     live.emplace(id, index);
     for (auto* c : {&counters.overall, &counters.per_meter[index]}) {
       ++c->now;
@@ -59,7 +60,7 @@ struct sim_server::shared {
       if (c->now > c->peak)
         c->peak = c->now;
     }
-    return true;
+    return counters.per_meter[index].total;
   }
   void session_ended(std::size_t index, io::connection_id id) {
     std::lock_guard<std::mutex> lock(m);
@@ -76,21 +77,22 @@ using shared_state = sim_server::shared;
 
 class session : public io::link_handler, public std::enable_shared_from_this<session> {
 public:
-  session(std::shared_ptr<shared_state> s, std::size_t index, io::connection_id id)
+  session(std::shared_ptr<shared_state> s, std::size_t index, io::connection_id id, std::uint64_t number)
       : s_(std::move(s)), index_(index), id_(id),
-        meter_(s_->meters[index].identity, s_->meters[index].faults, s_->options.meter_config) {}
+        meter_(make_meter_session(s_->meters[index].identity, s_->meters[index].faults, s_->options.meter_config,
+                                  number)) {}
 
-  void start() { execute(meter_.on_link_up(s_->now_ms())); }
+  void start() { execute(meter_->on_link_up(s_->now_ms())); }
 
   void on_data(io::connection_id, std::string_view bytes) override {
     if (!closing_)
-      execute(meter_.on_bytes(bytes, s_->now_ms()));
+      execute(meter_->on_bytes(bytes, s_->now_ms()));
   }
 
   void on_closed(io::connection_id, const std::string& reason) override {
     cancel_timer();
-    if (!meter_.closed())
-      (void)meter_.on_link_down(s_->now_ms()); // a closed link: nothing left to do
+    if (!meter_->closed())
+      (void)meter_->on_link_down(s_->now_ms()); // a closed link: nothing left to do
     closing_ = true;
     s_->session_ended(index_, id_);
     spdlog::debug("meter {} ({}): session {} ended: {}", index_, s_->meters[index_].identity.serial, id_, reason);
@@ -106,14 +108,14 @@ private:
   void fire(std::uint64_t meter_timer) {
     timer_ = 0;
     if (!closing_)
-      execute(meter_.on_timer(meter_timer, s_->now_ms()));
+      execute(meter_->on_timer(meter_timer, s_->now_ms()));
   }
 
   std::chrono::microseconds per_byte() const {
     const int pace = s_->meters[index_].faults.pace_baud;
     if (pace <= 0)
       return std::chrono::microseconds{0};
-    const int baud = std::max(1, std::min(pace, meter_.line().baud));
+    const int baud = std::max(1, std::min(pace, meter_->line().baud));
     return std::chrono::microseconds{(10 * 1000000 + baud - 1) / baud}; // 10 bits a character
   }
 
@@ -140,7 +142,7 @@ private:
             } else if constexpr (std::is_same_v<T, drivers::cancel_timer>) {
               cancel_timer();
             } else if constexpr (std::is_same_v<T, drivers::change_line>) {
-              // Pacing follows meter_.line() at each send.
+              // Pacing follows meter_->line() at each send.
             } else if constexpr (std::is_same_v<T, drivers::finish>) {
               cancel_timer();
               closing_ = true;
@@ -154,7 +156,7 @@ private:
   std::shared_ptr<shared_state> s_;
   std::size_t index_;
   io::connection_id id_;
-  iec_meter meter_;
+  std::unique_ptr<meter_session> meter_;
   io::timer_id timer_ = 0;
   bool closing_ = false;
 };
@@ -164,10 +166,11 @@ public:
   acceptor(std::shared_ptr<shared_state> s, std::size_t index) : s_(std::move(s)), index_(index) {}
 
   std::shared_ptr<io::link_handler> on_accept(io::connection_id id, const std::string& peer) override {
-    if (!s_->session_started(index_, id))
+    const auto number = s_->session_started(index_, id);
+    if (!number)
       return nullptr;
     spdlog::debug("meter {} ({}): session {} from {}", index_, s_->meters[index_].identity.serial, id, peer);
-    auto sess = std::make_shared<session>(s_, index_, id);
+    auto sess = std::make_shared<session>(s_, index_, id, *number);
     sess->start();
     return sess;
   }

@@ -1,6 +1,7 @@
 #pragma once
 // The simulator's serving side: meters listening on TCP ports of one io::tcp_reactor, each
-// accepted connection a fresh sim::iec_meter session whose actions the I/O thread executes.
+// accepted connection a fresh meter session (sim/meter_session.hpp: sim::iec_meter or
+// sim::elster_meter by the meter's type) whose actions the I/O thread executes.
 //
 // Decisions:
 // - Everything of a session (its state machine, its timer) runs on the reactor's I/O thread:
@@ -18,6 +19,7 @@
 // - Counters: sessions open now, the peak and the total, overall and per meter.
 #include "io/tcp_reactor.hpp"
 #include "sim/iec_meter.hpp"
+#include "sim/meter_session.hpp"
 #include "sim/sim_config.hpp"
 
 #include <chrono>
@@ -34,7 +36,9 @@ struct server_options {
   std::string address = "127.0.0.1";
   std::optional<unix_seconds> start_time;
   bool freeze_clock = false;
-  iec_meter_config meter_config; // pinned_now is ignored: see start_time
+  // Timing of every meter session (and the IEC meter's own settings); pinned_now is ignored:
+  // see start_time.
+  iec_meter_config meter_config;
 };
 
 struct session_counters {

@@ -3,6 +3,7 @@
 #include "common/json.hpp"
 #include "drivers/outcome.hpp"
 #include "drivers/registry.hpp"
+#include "sim/elster_meter.hpp"
 
 #include "common/toml.hpp"
 
@@ -19,11 +20,16 @@ namespace mts::sim {
 namespace bj = boost::json;
 
 void check_simulated_type(const std::string& type) {
-  if (type == simulated_type)
+  if (type == simulated_type || is_elster_type(type))
     return;
   if (is_supported_meter_type(type))
     throw sim_error("meter type " + type + " is not simulated yet");
   throw sim_error("unknown meter type \"" + type.substr(0, 64) + "\"");
+}
+
+void check_password(const std::string& type, const std::string& password) {
+  if (is_elster_type(type) && !password.empty() && password.size() != 8)
+    throw sim_error("an " + type + " password has 8 characters (or none: any is accepted)");
 }
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -77,7 +83,8 @@ constexpr fault_key fault_keys[] = {
     {"drop_mid_profile", fault_kind::flag},    {"corrupt_bcc_every", fault_kind::integer},
     {"garbage_before_reply", fault_kind::text}, {"reject_password", fault_kind::flag},
     {"reported_serial", fault_kind::text},     {"survey_gaps", fault_kind::times},
-    {"power_failure_every_days", fault_kind::integer}, {"error_register", fault_kind::integer}};
+    {"power_failure_every_days", fault_kind::integer}, {"error_register", fault_kind::integer},
+    {"password_timeout_after_reads", fault_kind::integer}};
 
 const fault_key* find_fault(std::string_view name) {
   for (const auto& k : fault_keys)
@@ -116,6 +123,8 @@ std::string set_fault(meter_faults& f, std::string_view name, bool flag, std::in
     return non_negative_int(f.corrupt_bcc_every);
   else if (name == "power_failure_every_days")
     return non_negative_int(f.power_failure_every_days);
+  else if (name == "password_timeout_after_reads")
+    return non_negative_int(f.password_timeout_after_reads);
   else if (name == "drop_after_bytes") {
     if (number < 0)
       return "must not be negative";
@@ -332,6 +341,11 @@ sim_config load_config_file(const std::string& path) {
       } catch (const sim_error& e) {
         r.fail("type", e.what());
       }
+      try {
+        check_password(type, password.value_or(""));
+      } catch (const sim_error& e) {
+        r.fail("password", e.what());
+      }
       if (port < 0)
         r.fail("port", "required");
       if (count > 1 && port == 0)
@@ -418,14 +432,11 @@ drivers::session_request session_request_from_json(std::string_view request_json
   return rq;
 }
 
-std::string expected_result_json(const meter_identity& identity, const meter_faults& faults,
-                                 std::string_view request_json, unix_seconds now) {
-  check_simulated_type(identity.type);
-  if (faults.drop_after_bytes)
-    throw sim_error("fault drop_after_bytes: its result cannot be predicted");
-  const auto rq = session_request_from_json(request_json, now);
-  const auto readings = expected_readings(identity, faults, rq, now);
+namespace {
 
+// How an IEC62056-21 session ends (sim_config.hpp "How the session ends").
+drivers::finish expected_iec_end(const meter_identity& identity, const meter_faults& faults,
+                                 const drivers::session_request& rq) {
   drivers::finish end;
   const std::string addr = rq.outstation_address.value_or("");
   const meter_model model(identity, faults);
@@ -447,7 +458,28 @@ std::string expected_result_json(const meter_identity& identity, const meter_fau
     end = {drivers::failure_kind::permanent, "Serial number mismatch"};
   else if (faults.drop_mid_profile && rq.survey_from && rq.survey_to && *rq.survey_from < *rq.survey_to)
     end = {drivers::failure_kind::transient, "line dropped"};
+  return end;
+}
 
+} // namespace
+
+std::string expected_result_json(const meter_identity& identity, const meter_faults& faults,
+                                 std::string_view request_json, unix_seconds now) {
+  check_simulated_type(identity.type);
+  check_password(identity.type, identity.password);
+  if (faults.drop_after_bytes)
+    throw sim_error("fault drop_after_bytes: its result cannot be predicted");
+  const auto rq = session_request_from_json(request_json, now);
+  drivers::meter_readings readings;
+  drivers::finish end;
+  if (is_elster_type(identity.type)) {
+    auto x = expected_elster(identity, faults, rq, now);
+    readings = std::move(x.readings);
+    end = std::move(x.end);
+  } else {
+    readings = expected_readings(identity, faults, rq, now);
+    end = expected_iec_end(identity, faults, rq);
+  }
   const auto outcome = drivers::make_outcome(0, rq, readings, end, now);
   std::string error;
   auto parsed = json::parse_strict(outcome.readings_json, error);
@@ -469,5 +501,6 @@ std::string expected_result_json(const meter_identity& identity, const meter_fau
   }
   return json::serialize(out);
 }
+
 
 } // namespace mts::sim

@@ -4,8 +4,11 @@
 // the server's test-status must report for a test request (`mts-sim expect`).
 //
 // Decisions:
-// - Only IEC62056-21 is simulated; the other product types are refused with
+// - Simulated: IEC62056-21 (sim/iec_meter.hpp), ELSTERA1700 and ELSTERA1140
+//   (sim/elster_meter.hpp). A product type without a simulator would be refused with
 //   "meter type X is not simulated yet", anything else with "unknown meter type X".
+// - An Elster meter's password has 8 characters (the generated 8 hex digits are; a file's or
+//   expect's password of another length is an error); empty accepts any.
 // - Generated identity of meter `index` (0-based) for seed S: every meter keeps the seed S;
 //   serial = 8 digits, 10000000 + (h(S) + index) mod 90000000 (distinct for up to 90 million
 //   meters of one seed); outstation address = index + 1 as text; password = 8 upper-case hex
@@ -13,7 +16,9 @@
 // - Fault names are meter_faults' member names, the same on the command line
 //   (`--fault NAME[=VALUE]`) and as [[meter]] keys in the TOML file. Boolean faults take no
 //   value on the command line (or =true / =false); survey_gaps takes a comma-separated list of
-//   YYYY-MM-DDTHH:mm:ssZ half-hour starts; error_register a number (0x... for hex).
+//   YYYY-MM-DDTHH:mm:ssZ half-hour starts; error_register a number (0x... for hex; the Elster
+//   meters answer it as system status 724); password_timeout_after_reads N (Elster only: ERR5
+//   after N good reads until the next right P2).
 // - TOML file: top-level keys address, start_time, seed (the default for the meters); one
 //   [[meter]] table per meter (or per `count` meters on consecutive ports) with type, port,
 //   count, seed, serial, outstation_address, password, clock_offset_seconds and the fault
@@ -25,7 +30,12 @@
 //   silent, or an outstation address the meter does not answer to -> transient "no answer to
 //   sign-on"; reject_password or a wrong password -> permanent "password rejected"; another
 //   serial than requested -> permanent "Serial number mismatch"; drop_mid_profile with a
-//   survey requested -> transient "line dropped"; otherwise success. These are the driver's
+//   survey requested -> transient "line dropped"; otherwise success. Elster meters
+//   (sim/elster_meter.hpp expected_elster): a request without a password logs in with
+//   "00000000"; the reported serial is 798's normalised text; password_timeout_after_reads N
+//   -> transient "password session keeps timing out" when the session's R1 reads exceed 4N
+//   (the driver re-authenticates at most 3 times), keeping what was read before; otherwise
+//   the timeouts change nothing. These are the driver's
 //   own reasons (the server may add retry wording). drop_after_bytes cannot be predicted and
 //   is refused by expect. The printed object has result, serialNumber, statusEvents,
 //   registerValues (without timestamps) and surveyData, each only when make_outcome gives it;
@@ -49,6 +59,9 @@ inline constexpr const char* simulated_type = "IEC62056-21";
 
 // Throws sim_error unless `type` is simulated.
 void check_simulated_type(const std::string& type);
+// Throws sim_error when `password` cannot be the password of a meter of `type` (an Elster
+// password has 8 characters; empty means "accepts any").
+void check_password(const std::string& type, const std::string& password);
 
 std::uint64_t splitmix64(std::uint64_t x);
 

@@ -26,9 +26,9 @@ class SimulatedMeters:
 
     COUNTERS_TIMEOUT = 10.0  # seconds for the simulator to print its counters
 
-    def __init__(self, count, seed, start_time, faults=()):
+    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21"):
         port = free_port_run(count)
-        args = [MTS_SIM_BIN, "serve", "--type", "IEC62056-21", "--count", str(count),
+        args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
                 "--port", str(port), "--seed", str(seed), "--start-time", start_time,
                 "--freeze-clock"]
         for f in faults:

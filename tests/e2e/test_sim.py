@@ -163,6 +163,21 @@ class SimTest(unittest.TestCase):
             r = run_sim(["serve", "--config", path])
             self.assertEqual(r.returncode, 2)
             self.assertIn("meter[0].pace_baud: expected an integer", r.stderr)
+            # Elster meters in a file: their identification; a password must have 8 characters.
+            with open(path, "w") as f:
+                f.write('[[meter]]\ntype = "ELSTERA1140"\nport = %d\npassword = "ABCD1234"\n' % first)
+            sim = Served(["--config", path], 1)
+            try:
+                self.assertEqual(sim.meters[0]["meterType"], "ELSTERA1140")
+                self.assertEqual(sign_on(first), b"/GEC5120510070213@000\r\n")
+            finally:
+                rc, err = sim.stop()
+            self.assertEqual(rc, 0, err)
+            with open(path, "w") as f:
+                f.write('[[meter]]\ntype = "ELSTERA1700"\nport = 1\npassword = "secret"\n')
+            r = run_sim(["serve", "--config", path])
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("meter[0].password: an ELSTERA1700 password has 8 characters", r.stderr)
 
     def test_expect_is_deterministic(self):
         request = json.dumps({"meterType": "IEC62056-21", "remoteAddress": "127.0.0.1:4001",
@@ -191,14 +206,20 @@ class SimTest(unittest.TestCase):
         r = run_sim(["serve", "--type", "NOPE", "--port", "0"])
         self.assertEqual(r.returncode, 2)
         self.assertIn('unknown meter type "NOPE"', r.stderr)
-        r = run_sim(["serve", "--type", "ELSTERA1700", "--port", "0"])
-        self.assertEqual(r.returncode, 2)
-        self.assertIn("meter type ELSTERA1700 is not simulated yet", r.stderr)
-        r = run_sim(["expect", "--type", "ELSTERA1140", "--seed", "1", "--serial", "1",
+        # The product's types are all simulated (the Elster ones since issue 4); a near miss is not.
+        r = run_sim(["expect", "--type", "ELSTERA1800", "--seed", "1", "--serial", "1",
                      "--request", "{}", "--now", "2024-03-01T12:00:00Z"])
         self.assertEqual(r.returncode, 2)
-        self.assertIn("meter type ELSTERA1140 is not simulated yet", r.stderr)
+        self.assertIn('unknown meter type "ELSTERA1800"', r.stderr)
         self.assertEqual(r.stdout, "")
+        r = run_sim(["expect", "--type", "ELSTERA1140", "--seed", "1", "--serial", "1",
+                     "--request", "{}", "--now", "2024-03-01T12:00:00Z"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["result"], "SUCCESS")
+        r = run_sim(["expect", "--type", "ELSTERA1700", "--seed", "1", "--serial", "1",
+                     "--password", "secret", "--request", "{}", "--now", "2024-03-01T12:00:00Z"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("8 characters", r.stderr)
 
 
 if __name__ == "__main__":

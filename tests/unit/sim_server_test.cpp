@@ -1,6 +1,8 @@
 // The simulator's server in-process: simulated meters on one reactor, the product's IEC 62056-21
 // driver on a second one, over real loopback TCP. Every wait is bounded.
+#include "drivers/elster.hpp"
 #include "drivers/iec62056_21.hpp"
+#include "sim/elster_meter.hpp"
 #include "io/tcp_reactor.hpp"
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
@@ -97,8 +99,17 @@ drivers::iec62056_21_config fast_driver() {
   return c;
 }
 
-std::shared_ptr<client> run_client(io::tcp_reactor& reactor, std::uint16_t port, const drivers::session_request& rq) {
-  auto c = std::make_shared<client>(reactor, drivers::make_iec62056_21_driver(rq, fast_driver()));
+drivers::elster_config fast_elster(const std::string& type) {
+  auto c = type == sim::elster_a1140_type ? drivers::elster_a1140_config() : drivers::elster_a1700_config();
+  c.reaction_delay = 5ms;
+  c.baud_switch_delay = 5ms;
+  c.response_timeout = 1000ms;
+  return c;
+}
+
+std::shared_ptr<client> run_client(io::tcp_reactor& reactor, std::uint16_t port, const drivers::session_request& rq,
+                                   std::unique_ptr<drivers::meter_driver> driver = nullptr) {
+  auto c = std::make_shared<client>(reactor, driver ? std::move(driver) : drivers::make_iec62056_21_driver(rq, fast_driver()));
   // The id is set on the I/O thread before any callback of the connection can run.
   std::mutex m;
   std::condition_variable cv;
@@ -196,6 +207,86 @@ TEST_CASE("sim server: the IEC driver reads exactly the expected readings over T
   CHECK(server.counters_json().find("\"sessionsTotal\":2") != std::string::npos);
 }
 
+TEST_CASE("sim server: Elster meters over TCP: both types, pacing, refusal", "[sim_server][elster]") {
+  io::tcp_reactor meters_reactor, client_reactor;
+  std::vector<sim::sim_meter> meters(3);
+  meters[0].identity = sim::generated_identity(sim::elster_a1700_type, 9, 0);
+  meters[0].faults.power_failure_every_days = 1;
+  meters[1].identity = sim::generated_identity(sim::elster_a1140_type, 9, 1);
+  meters[1].faults.pace_baud = 9600;
+  meters[1].faults.password_timeout_after_reads = 8; // ~25 reads: 3 re-authentications
+  meters[2].identity = sim::generated_identity(sim::elster_a1700_type, 9, 2);
+  meters[2].faults.refuse_connection = true;
+  sim::sim_server server(meters_reactor, meters, frozen());
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& id = server.meter(i).identity;
+    drivers::session_request rq;
+    rq.outstation_address = id.outstation_address;
+    rq.password = id.password;
+    rq.expected_serial = id.serial;
+    rq.survey_from = start - seconds_per_day;
+    rq.survey_to = start;
+    for (int session = 0; session < 2; ++session) { // a new seed each time, the same result
+      const auto t0 = std::chrono::steady_clock::now();
+      auto c = run_client(client_reactor, server.port(i), rq, drivers::make_elster_driver(rq, fast_elster(id.type)));
+      REQUIRE(c->wait_done(20s));
+      REQUIRE(c->end);
+      CHECK(c->end->failure == drivers::failure_kind::none);
+      CHECK(c->end->reason == "");
+      const auto want = sim::expected_readings(id, server.meter(i).faults, rq, start);
+      REQUIRE(want.survey);
+      CHECK(!want.survey->front().readings.empty());
+      check_equal(c->driver->readings(), want);
+      if (i == 1) // the 21-byte identification alone takes 21 * 33 ms at 300 baud
+        CHECK(std::chrono::steady_clock::now() - t0 >= 690ms);
+    }
+  }
+  CHECK(server.counters().per_meter[0].total == 2);
+  drivers::session_request rq;
+  auto refused = run_client(client_reactor, server.port(2), rq, drivers::make_elster_driver(rq, fast_elster("")));
+  REQUIRE(refused->wait_done());
+  CHECK(refused->connect_failed);
+}
+
+TEST_CASE("sim config: Elster types, passwords and the timeout fault", "[sim_server][elster]") {
+  const auto a = sim::generated_identity(sim::elster_a1140_type, 7, 0);
+  CHECK(a.type == "ELSTERA1140");
+  CHECK(a.password.size() == 8);
+  sim::meter_faults f;
+  sim::apply_fault(f, "password_timeout_after_reads=4");
+  CHECK(f.password_timeout_after_reads == 4);
+  CHECK_THROWS_WITH(sim::apply_fault(f, "password_timeout_after_reads=-1"), Catch::Contains("password_timeout_after_reads"));
+  CHECK_THROWS_WITH(sim::check_password("ELSTERA1700", "secret"), Catch::Contains("8 characters"));
+  CHECK_NOTHROW(sim::check_password("ELSTERA1700", ""));
+  CHECK_NOTHROW(sim::check_password("IEC62056-21", "secret"));
+
+  // 2024-02-29: the whole day before `start`'s, no faults.
+  const std::string request = R"({"serialNumber":")" + a.serial + R"(","password":")" + a.password +
+                              R"(","surveyDays":1,"surveyDate":"2024-02-29"})";
+  const auto json = sim::expected_result_json(a, {}, request, start);
+  CHECK(json.rfind(R"({"result":"SUCCESS","serialNumber":")" + a.serial + "\"", 0) == 0);
+  CHECK(json.find(R"("name":"kVAh","value":)") != std::string::npos);
+  CHECK(json.find(R"("units":"kVAh")") != std::string::npos);
+  CHECK(json.find("2024-02-29T23:30:00Z") != std::string::npos);
+  CHECK(json.find("2024-03-01T00:00:00Z") == std::string::npos);
+  sim::meter_faults status;
+  status.error_register = 0x40000000;
+  CHECK(sim::expected_result_json(a, status, request, start).find(R"("statusEvents":["Normal register backup used"])") !=
+        std::string::npos);
+  const std::string short_password = R"({"password":"secret","surveyDays":0})";
+  CHECK(sim::expected_result_json(a, {}, short_password, start)
+            .rfind(R"({"result":"ERROR: password must be 8 characters")", 0) == 0);
+  sim::meter_faults timeouts;
+  timeouts.password_timeout_after_reads = 1; // 4 reads at most, the session needs 5 without survey
+  const auto cut = sim::expected_result_json(a, timeouts, R"({"password":")" + a.password + R"("})", start);
+  CHECK(cut.rfind(R"({"result":"PARTIAL SUCCESS")", 0) == 0);
+  CHECK(cut.find("registerValues") != std::string::npos);
+  CHECK(cut.find("statusEvents") == std::string::npos); // 724 was the read that met the 4th timeout
+  auto wrong = a;
+  wrong.password = "secret";
+  CHECK_THROWS_WITH(sim::expected_result_json(wrong, {}, request, start), Catch::Contains("8 characters"));
+}
+
 TEST_CASE("sim server: refused and silent meters", "[sim_server]") {
   io::tcp_reactor meters_reactor, client_reactor;
   std::vector<sim::sim_meter> meters(2);
@@ -256,7 +347,10 @@ TEST_CASE("sim config: faults from text, identities, expected JSON", "[sim_serve
   CHECK(f.survey_gaps.size() == 2);
   CHECK_THROWS_WITH(sim::apply_fault(f, "pace_baud"), Catch::Contains("pace_baud"));
   CHECK_THROWS_WITH(sim::apply_fault(f, "nonsense=1"), Catch::Contains("nonsense: unknown"));
-  CHECK_THROWS_WITH(sim::check_simulated_type("ELSTERA1700"), "meter type ELSTERA1700 is not simulated yet");
+  // Every product type is simulated now (the Elster types since issue 4).
+  CHECK_NOTHROW(sim::check_simulated_type("ELSTERA1700"));
+  CHECK_NOTHROW(sim::check_simulated_type("ELSTERA1140"));
+  CHECK_THROWS_WITH(sim::check_simulated_type("ELSTERA1800"), "unknown meter type \"ELSTERA1800\"");
 
   const auto a = sim::generated_identity(sim::simulated_type, 7, 0);
   const auto b = sim::generated_identity(sim::simulated_type, 7, 1);

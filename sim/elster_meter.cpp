@@ -1,0 +1,682 @@
+#include "sim/elster_meter.hpp"
+
+#include "drivers/elster_codec.hpp"
+#include "sim/sim_config.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace mts::sim {
+
+namespace iec = drivers::iec;
+using drivers::actions;
+
+bool is_elster_type(const std::string& type) { return type == elster_a1700_type || type == elster_a1140_type; }
+
+namespace elster {
+namespace {
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0)))
+    --q;
+  return q;
+}
+
+char bcd(int v) { return static_cast<char>(((v / 10) << 4) | (v % 10)); }
+
+const char* const status_texts[32] = {
+    "Meter transient reset",     "Time synchronisation",       "Meter comms write event",
+    nullptr,                     nullptr,                      nullptr,
+    nullptr,                     nullptr,                      "Phase A failure",
+    "Phase B failure",           "Phase C failure",            "Phase A over-current",
+    "Phase B over-current",      "Phase C over-current",       "Reverse run",
+    "Meter comms write session", "Module A hot-swap",          "Module B hot-swap",
+    "RTC device failure",        "RTC not incrementing",       "ASIC device failure",
+    "ASIC interrupt B event",    "Elapsed battery failure",    "Power-up battery failure",
+    "Billing reset",             "Last power-down incomplete", "Meter power-down event",
+    "On-board device failure",   "On-board transient reset",   "On-board battery failure",
+    "Normal register backup used", "Backup register set corrupt"};
+
+} // namespace
+
+unix_seconds day_floor(unix_seconds t) { return floor_div(t, seconds_per_day) * seconds_per_day; }
+
+std::string identification(const std::string& type) {
+  return type == elster_a1140_type ? "GEC5120510070213@000" : "GEC5090100100400@000";
+}
+
+std::size_t register_count(const std::string& type) { return type == elster_a1140_type ? 16 : 10; }
+
+std::string hex(std::string_view bytes) {
+  static const char digits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0x0F];
+  }
+  return out;
+}
+
+std::optional<std::string> unhex(std::string_view text) {
+  if (text.size() % 2 != 0)
+    return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    out += static_cast<char>((hi << 4) | lo);
+  }
+  return out;
+}
+
+std::string register_bytes(std::uint64_t raw) {
+  std::string out(8, '\0');
+  for (std::size_t i = 0; i < 8; ++i) { // least significant digit pair first
+    out[i] = bcd(static_cast<int>(raw % 100));
+    raw /= 100;
+  }
+  return out;
+}
+
+std::string clock_bytes(unix_seconds t) {
+  const auto iso = format_utc(t); // YYYY-MM-DDTHH:MM:SSZ
+  auto num = [&](std::size_t at, std::size_t n) { return std::stoi(iso.substr(at, n)); };
+  std::string out;
+  for (int v : {num(17, 2), num(14, 2), num(11, 2), num(8, 2), num(5, 2), 0, num(0, 4) - 2000})
+    out += bcd(v);
+  return out;
+}
+
+std::string serial_bytes(const std::string& serial) {
+  if (serial.size() >= 16)
+    return serial.substr(serial.size() - 16);
+  return std::string(16 - serial.size(), '0') + serial;
+}
+
+std::string normalised_serial(const std::string& field) {
+  std::string s;
+  for (char c : field)
+    if (c != ' ')
+      s += c;
+  std::size_t zeros = 0;
+  while (s.size() - zeros > 8 && s[zeros] == '0')
+    ++zeros;
+  return s.substr(zeros);
+}
+
+std::string le_bytes(std::uint64_t value, std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i, value >>= 8)
+    out += static_cast<char>(value & 0xFF);
+  return out;
+}
+
+const char* status_bit_text(int bit) { return bit >= 0 && bit < 32 ? status_texts[bit] : nullptr; }
+
+std::vector<std::string> status_events(std::uint32_t value) {
+  std::vector<std::string> out;
+  for (int bit = 31; bit >= 0; --bit)
+    if ((value >> bit) & 1U)
+      if (const char* text = status_bit_text(bit))
+        out.emplace_back(text);
+  return out;
+}
+
+std::string profile_value_bytes(std::int64_t wh) {
+  std::int64_t digits = std::max<std::int64_t>(wh, 0);
+  int e = 0;
+  while (digits > 99999 && e < 9) {
+    digits /= 10;
+    ++e;
+  }
+  const std::int64_t nibbles = std::min<std::int64_t>(digits, 99999) * 10 + e; // DDDDDE as 6 decimal digits
+  return std::string{bcd(static_cast<int>(nibbles / 10000 % 100)), bcd(static_cast<int>(nibbles / 100 % 100)),
+                     bcd(static_cast<int>(nibbles % 100))};
+}
+
+std::int64_t profile_value_carried(std::int64_t wh) {
+  std::int64_t digits = std::max<std::int64_t>(wh, 0), scale = 1;
+  int e = 0;
+  while (digits > 99999 && e < 9) {
+    digits /= 10;
+    scale *= 10;
+    ++e;
+  }
+  return std::min<std::int64_t>(digits, 99999) * scale;
+}
+
+day_range days_551(std::int64_t days, unix_seconds meter_now) {
+  const unix_seconds today = day_floor(meter_now);
+  if (days <= 0)
+    return {};
+  if (days >= 0xFFFF)
+    days = all_days_cap;
+  days = std::min(days, all_days_cap);
+  return {std::max(today - (days - 1) * seconds_per_day, data_epoch), today};
+}
+
+day_range days_554(unix_seconds from, unix_seconds to, unix_seconds meter_now) {
+  if (to <= from)
+    return {};
+  const unix_seconds first = std::max(day_floor(from), data_epoch);
+  const unix_seconds last = std::min(day_floor(to - 1), day_floor(meter_now));
+  if (last - first >= all_days_cap * seconds_per_day)
+    return {last - (all_days_cap - 1) * seconds_per_day, last};
+  return {first, last};
+}
+
+std::vector<profile_item> profile_items(const meter_model& model, day_range range, unix_seconds meter_now) {
+  std::vector<profile_item> out;
+  for (unix_seconds day = std::max(range.first, data_epoch); day <= range.last && day <= meter_now;
+       day += seconds_per_day) {
+    out.push_back(profile_item{new_day, day, {}});
+    for (unix_seconds h = day; h < day + seconds_per_day && h + half_hour <= meter_now; h += half_hour) {
+      const bool gap_before = model.is_gap(h - half_hour);
+      if (model.is_gap(h)) {
+        if (!gap_before)
+          out.push_back(profile_item{power_down, h + 1, {}});
+        continue;
+      }
+      if (gap_before)
+        out.push_back(profile_item{power_up, h, {}});
+      if (model.interval_status(h) & status_power_failure) {
+        out.push_back(profile_item{power_down, h + 600, {}});
+        out.push_back(profile_item{power_up, h + 900, {}});
+      }
+      profile_item record{0, h, {}};
+      for (int c = 0; c < channel_count; ++c)
+        record.wh[c] = model.interval_wh(static_cast<channel>(c), h);
+      out.push_back(record);
+    }
+  }
+  return out;
+}
+
+std::string encode_profile(const std::vector<profile_item>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    if (item.marker == 0) {
+      out += '\0'; // status
+      for (int c = 0; c < channel_count; ++c)
+        out += profile_value_bytes(item.wh[c]);
+      continue;
+    }
+    out += static_cast<char>(item.marker);
+    out += le_bytes(static_cast<std::uint64_t>(item.time), 4);
+    if (item.marker == new_day) {
+      out += static_cast<char>(channel_mask >> 8); // big-endian
+      out += static_cast<char>(channel_mask & 0xFF);
+      out += static_cast<char>(integration_code);
+    }
+  }
+  out += static_cast<char>(end_of_data);
+  return out;
+}
+
+} // namespace elster
+
+// ---- the meter ----
+
+elster_meter::elster_meter(meter_identity identity, meter_faults faults, elster_meter_config config)
+    : model_(std::move(identity), std::move(faults)), config_(std::move(config)) {
+  std::uint64_t key = splitmix64(model_.identity().seed);
+  for (unsigned char c : model_.identity().serial)
+    key = splitmix64(key ^ c);
+  const std::uint64_t seed = splitmix64(key + config_.session_number);
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llX", static_cast<unsigned long long>(seed));
+  seed_ = text;
+}
+
+unix_seconds elster_meter::meter_now() const {
+  const unix_seconds t =
+      config_.pinned_now ? *config_.pinned_now : (now_ >= 0 ? now_ / 1000 : -((-now_ + 999) / 1000));
+  return t + model_.identity().clock_offset_seconds;
+}
+
+void elster_meter::arm(actions& out, std::chrono::milliseconds after) {
+  out.push_back(drivers::arm_timer{after, ++timer_id_});
+}
+
+void elster_meter::close(actions& out) {
+  if (state_ == state::closed)
+    return;
+  state_ = state::closed;
+  pending_.reset();
+  out.push_back(drivers::finish{});
+}
+
+void elster_meter::emit(actions& out, std::string bytes) {
+  const auto& drop = model_.faults().drop_after_bytes;
+  if (drop && sent_ + bytes.size() >= *drop) {
+    bytes.resize(*drop > sent_ ? *drop - sent_ : 0);
+    sent_ += bytes.size();
+    if (!bytes.empty())
+      out.push_back(drivers::send_bytes{std::move(bytes)});
+    close(out);
+    return;
+  }
+  sent_ += bytes.size();
+  out.push_back(drivers::send_bytes{std::move(bytes)});
+}
+
+// Queue a reply. block: an STX/SOH message (counted for BCC corruption, remembered for NAK).
+void elster_meter::reply(actions& out, std::string message, bool block) {
+  std::string wire = message;
+  if (block) {
+    last_ = message;
+    ++blocks_;
+    const int k = model_.faults().corrupt_bcc_every;
+    if (k > 0 && blocks_ % static_cast<std::size_t>(k) == 0)
+      wire.back() = static_cast<char>((wire.back() ^ 0x01) & 0x7F);
+  }
+  pending_ = model_.faults().garbage_before_reply + wire;
+  if (config_.reaction_delay.count() > 0)
+    arm(out, config_.reaction_delay);
+  else
+    flush(out);
+}
+
+void elster_meter::flush(actions& out) {
+  std::string bytes = std::move(*pending_);
+  pending_.reset();
+  emit(out, std::move(bytes));
+  if (state_ != state::closed && close_after_pending_)
+    close(out);
+}
+
+actions elster_meter::on_link_up(drivers::unix_ms now) {
+  actions out;
+  if (state_ != state::idle)
+    return out;
+  now_ = now;
+  state_ = state::request;
+  arm(out, config_.inactivity_timeout);
+  return out;
+}
+
+actions elster_meter::on_link_down(drivers::unix_ms now) {
+  now_ = now;
+  state_ = state::closed;
+  pending_.reset();
+  return {};
+}
+
+actions elster_meter::on_timer(std::uint64_t id, drivers::unix_ms now) {
+  actions out;
+  if (state_ == state::closed || state_ == state::idle || id != timer_id_)
+    return out;
+  now_ = now;
+  if (!pending_) {
+    close(out); // inactivity
+    return out;
+  }
+  flush(out);
+  if (state_ != state::closed)
+    arm(out, config_.inactivity_timeout);
+  return out;
+}
+
+actions elster_meter::on_bytes(std::string_view data, drivers::unix_ms now) {
+  actions out;
+  if (state_ == state::closed || state_ == state::idle)
+    return out;
+  now_ = now;
+  if (model_.faults().silent) {
+    arm(out, config_.inactivity_timeout);
+    return out;
+  }
+  parser_.feed(data);
+  while (state_ != state::closed) {
+    auto m = parser_.next();
+    if (!m)
+      break;
+    handle(out, *m);
+  }
+  if (state_ != state::closed && !pending_ && !data.empty())
+    arm(out, config_.inactivity_timeout);
+  return out;
+}
+
+void elster_meter::handle(actions& out, const iec::message& m) {
+  using k = iec::message_kind;
+  if (m.kind == k::oversize)
+    return;
+  if (m.kind == k::request) {
+    if (state_ != state::request && state_ != state::option)
+      return;
+    const auto& want = model_.identity().outstation_address;
+    if (!m.text.empty() && !want.empty() && m.text != want)
+      return; // not addressed to this meter
+    state_ = state::option;
+    parser_.expect_option_select(true);
+    reply(out, iec::identification_message(elster::identification(model_.identity().type)), false);
+    return;
+  }
+  if (state_ == state::request)
+    return;
+  if (state_ == state::option) {
+    if (m.kind != k::option_select || m.text.size() != 3 || m.text[0] != '0')
+      return;
+    const auto baud = iec::mode_c_baud(m.text[1]);
+    if (!baud || *baud > 9600 || (m.text[2] != '1' && m.text[2] != '6'))
+      return;
+    parser_.expect_option_select(false);
+    line_.baud = *baud;
+    out.push_back(drivers::change_line{line_});
+    state_ = state::password;
+    reply(out, iec::command_message("P0", "(" + seed_ + ")"), true);
+    return;
+  }
+  if (m.kind == k::nak) {
+    if (!last_.empty())
+      reply(out, last_, false);
+    return;
+  }
+  if (m.kind != k::command)
+    return;
+  if (!m.bcc_ok) {
+    reply(out, std::string(1, iec::nak), false);
+    return;
+  }
+  command(out, m);
+}
+
+void elster_meter::error(actions& out, int n) {
+  reply(out, iec::data_message("(ERR" + std::to_string(n) + ")"), true);
+}
+
+void elster_meter::command(actions& out, const iec::message& m) {
+  if (!m.command.empty() && m.command[0] == 'B') {
+    close(out);
+    return;
+  }
+  if (m.command == "P2") {
+    const auto& pw = model_.identity().password;
+    const std::string zeros(16, '0');
+    const auto hash = drivers::elster::password_hash(pw, seed_); // nullopt: not 8 characters
+    const bool hash_ok = (hash && m.text == "(" + *hash + ")") ||
+                         (pw.empty() && m.text.size() == 18 && m.text.front() == '(' && m.text.back() == ')');
+    const bool ok = !model_.faults().reject_password && (hash_ok || m.text == "(" + zeros + ")");
+    if (ok) {
+      state_ = state::ready;
+      if (hash_ok) {
+        timed_out_ = false;
+        reads_since_login_ = 0;
+      }
+    }
+    reply(out, std::string(1, ok ? iec::ack : iec::nak), false);
+    return;
+  }
+  if (m.command == "P1") {
+    reply(out, std::string(1, iec::nak), false);
+    return;
+  }
+  if (m.command != "R1" && m.command != "W1") {
+    error(out, 1);
+    return;
+  }
+  if (state_ != state::ready || (timed_out_ && m.command == "R1")) {
+    error(out, 5);
+    return;
+  }
+  if (m.command == "R1")
+    read(out, m.text);
+  else
+    write(out, m.text);
+}
+
+std::optional<std::string> elster_meter::data_of(int id) {
+  const auto& type = model_.identity().type;
+  const unix_seconds t = meter_now();
+  switch (id) {
+  case 798:
+    return elster::serial_bytes(model_.reported_serial());
+  case 861:
+    return elster::clock_bytes(t);
+  case 507: {
+    std::string out;
+    const auto regs = model_.registers_at(t);
+    for (int c = 0; c < channel_count; ++c)
+      out += elster::register_bytes(static_cast<std::uint64_t>(regs[c]) * 1000);
+    out += elster::register_bytes(static_cast<std::uint64_t>(model_.va_register_wh(t)) * 1000);
+    while (out.size() < elster::register_count(type) * 8)
+      out += elster::register_bytes(0); // customer-defined registers
+    return out;
+  }
+  case 724:
+    return elster::le_bytes(model_.faults().error_register, 4);
+  case 777:
+    return elster::le_bytes(elster::channel_mask, 2);
+  case 878:
+    return std::string{'\x1E', '\x1E', '\x01'};
+  case 551:
+  case 550:
+    if (!profile_)
+      select_profile(elster::days_551(1, t));
+    if (id == 551)
+      return elster::le_bytes(profile_blocks64_, 2) + elster::le_bytes(profile_blocks256_, 2);
+    return *profile_;
+  default:
+    return std::nullopt;
+  }
+}
+
+void elster_meter::select_profile(elster::day_range range) {
+  std::string stream = elster::encode_profile(elster::profile_items(model_, range, meter_now()));
+  profile_blocks64_ = stream.size() / 64;
+  profile_blocks256_ = stream.size() / 256;
+  stream.resize((profile_blocks64_ + 1) * 64, static_cast<char>(elster::end_of_data));
+  profile_ = std::move(stream);
+}
+
+void elster_meter::read(actions& out, const std::string& text) {
+  // <ID 3 digits><packet 3 hex>(<LL 2 hex>)
+  auto digits = [&](std::size_t at, std::size_t n) {
+    return std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at),
+                       text.begin() + static_cast<std::ptrdiff_t>(at + n), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (text.size() != 10 || !digits(0, 3) || text[6] != '(' || text[9] != ')') {
+    error(out, 1);
+    return;
+  }
+  const auto packet_text = elster::unhex("0" + text.substr(3, 3));
+  const auto length = elster::unhex(text.substr(7, 2));
+  if (!packet_text || !length) {
+    error(out, 1);
+    return;
+  }
+  const int id = std::stoi(text.substr(0, 3));
+  const std::size_t packet = (static_cast<unsigned char>((*packet_text)[0]) << 8) |
+                             static_cast<unsigned char>((*packet_text)[1]);
+  const std::size_t ll = static_cast<unsigned char>((*length)[0]);
+  std::optional<std::string> data;
+  if (packet == 1 || !snapshots_.count(id)) {
+    data = data_of(id);
+    if (data)
+      snapshots_[id] = *data;
+  } else {
+    data = snapshots_[id];
+  }
+  if (!data) {
+    error(out, 2);
+    return;
+  }
+  const std::size_t offset = (packet - 1) * elster::packet_bytes;
+  if (packet == 0 || ll == 0 || ll > elster::packet_bytes || offset + ll > data->size()) {
+    error(out, 3);
+    return;
+  }
+  if (id == 550 && !profile_packet_sent_ && model_.faults().drop_mid_profile) {
+    profile_packet_sent_ = true;
+    if (data->size() <= elster::packet_bytes) {
+      close(out); // the only packet: the line drops instead
+      return;
+    }
+    close_after_pending_ = true;
+  }
+  if (id == 550)
+    profile_packet_sent_ = true;
+  ++reads_since_login_;
+  const int limit = model_.faults().password_timeout_after_reads;
+  if (limit > 0 && reads_since_login_ >= limit)
+    timed_out_ = true;
+  reply(out, iec::data_message("(" + elster::hex(data->substr(offset, ll)) + ")"), true);
+}
+
+void elster_meter::write(actions& out, const std::string& text) {
+  // <ID>001(<hex data>)
+  if (text.size() < 8 || text.substr(3, 4) != "001(" || text.back() != ')') {
+    error(out, 1);
+    return;
+  }
+  const std::string id = text.substr(0, 3);
+  const auto data = elster::unhex(text.substr(7, text.size() - 8));
+  const bool a1140 = model_.identity().type == elster_a1140_type;
+  if (id != "551" && !(id == "554" && a1140)) {
+    error(out, 2);
+    return;
+  }
+  if (!data || data->size() != (id == "551" ? 2U : 8U)) {
+    error(out, 1);
+    return;
+  }
+  auto le = [&](std::size_t at, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<unsigned char>((*data)[at + i])) << (8 * i);
+    return v;
+  };
+  if (id == "551")
+    select_profile(elster::days_551(static_cast<std::int64_t>(le(0, 2)), meter_now()));
+  else
+    select_profile(elster::days_554(static_cast<unix_seconds>(le(0, 4)), static_cast<unix_seconds>(le(4, 4)),
+                                    meter_now()));
+  snapshots_.erase(550);
+  snapshots_.erase(551);
+  reply(out, std::string(1, iec::ack), false);
+}
+
+// ---- the expected result ----
+
+elster_expectation expected_elster(const meter_identity& identity, const meter_faults& faults,
+                                   const drivers::session_request& request, unix_seconds now) {
+  using drivers::failure_kind;
+  elster_expectation x;
+  auto& r = x.readings;
+  if (faults.refuse_connection) {
+    x.end = {failure_kind::transient, "connection refused"};
+    return x;
+  }
+  const std::string addr = request.outstation_address.value_or("");
+  if (faults.silent || (!addr.empty() && !identity.outstation_address.empty() && addr != identity.outstation_address)) {
+    x.end = {failure_kind::transient, "no answer to sign-on"};
+    return x;
+  }
+  const std::string password =
+      request.password && !request.password->empty() ? *request.password : elster::default_password;
+  if (password.size() != 8) { // the driver sends nothing for it
+    x.end = {failure_kind::permanent, "password must be 8 characters"};
+    return x;
+  }
+  if (faults.reject_password || (!identity.password.empty() && password != identity.password)) {
+    x.end = {failure_kind::permanent, "password rejected"};
+    return x;
+  }
+  const meter_model model(identity, faults);
+  // The R1 replies the session needs, in order; the one that meets the 4th password-session
+  // timeout ends it (after N good replies the next gets ERR5; 3 re-authentications at most).
+  const int n = faults.password_timeout_after_reads;
+  const std::size_t fatal_read = n > 0 ? 4 * static_cast<std::size_t>(n) : static_cast<std::size_t>(-1);
+  std::size_t reads = 0;
+  auto read_ok = [&](std::size_t packets) {
+    reads += packets;
+    if (reads > fatal_read) {
+      x.end = {failure_kind::transient, "password session keeps timing out"};
+      return false;
+    }
+    return true;
+  };
+  if (!read_ok(1))
+    return x;
+  r.serial_number = elster::normalised_serial(elster::serial_bytes(model.reported_serial()));
+  if (request.expected_serial) {
+    const auto& want = *request.expected_serial; // compared without surrounding blanks
+    const auto b = want.find_first_not_of(" \t");
+    const auto e = want.find_last_not_of(" \t");
+    if ((b == std::string::npos ? std::string() : want.substr(b, e - b + 1)) != *r.serial_number) {
+      x.end = {failure_kind::permanent, "Serial number mismatch"};
+      return x;
+    }
+  }
+  const unix_seconds meter_now = now + identity.clock_offset_seconds;
+  if (!read_ok(1))
+    return x;
+  r.meter_time = meter_now;
+  r.meter_time_taken = now;
+  const std::size_t register_packets =
+      (elster::register_count(identity.type) * 8 + elster::packet_bytes - 1) / elster::packet_bytes;
+  if (!read_ok(register_packets))
+    return x;
+  r.registers.emplace();
+  const auto regs = model.registers_at(meter_now);
+  auto value = [](std::int64_t wh) { return static_cast<double>(wh * 1000) / 1e6; };
+  for (int c = 0; c < channel_count; ++c)
+    r.registers->push_back(drivers::register_value{info(c).name, value(regs[c]), info(c).units, now});
+  r.registers->push_back(drivers::register_value{"kVAh", value(model.va_register_wh(meter_now)), "kVAh", now});
+  if (!read_ok(1))
+    return x;
+  r.status_events = elster::status_events(faults.error_register);
+  if (!request.survey_from || !request.survey_to || *request.survey_from >= *request.survey_to)
+    return x;
+  const unix_seconds from = *request.survey_from, to = *request.survey_to;
+  if (!read_ok(3)) // 777, 878, 551
+    return x;
+  elster::day_range range;
+  if (identity.type == elster_a1140_type) {
+    range = elster::days_554(from, to, meter_now);
+  } else {
+    // The driver writes meter date now - date(from) + 1 days.
+    const std::int64_t days = (elster::day_floor(meter_now) - elster::day_floor(from)) / seconds_per_day + 1;
+    range = elster::days_551(std::max<std::int64_t>(days, 1), meter_now); // at least 1
+  }
+  const auto items = elster::profile_items(model, range, meter_now);
+  const std::size_t packets = elster::encode_profile(items).size() / elster::packet_bytes + 1;
+  if (faults.drop_mid_profile) {
+    if (read_ok(1))
+      x.end = {failure_kind::transient, "line dropped"};
+    return x;
+  }
+  if (!read_ok(packets))
+    return x;
+  std::vector<drivers::survey_channel> survey;
+  for (int c = 0; c < channel_count; ++c)
+    survey.push_back(drivers::survey_channel{info(c).name, info(c).units, {}});
+  for (const auto& item : items) {
+    if (item.marker == elster::power_up || item.marker == elster::power_down) {
+      if (item.time >= from && item.time < to)
+        r.status_events->push_back(std::string(item.marker == elster::power_up ? "Power up at " : "Power down at ") +
+                                   format_utc(item.time));
+      continue;
+    }
+    if (item.marker != 0 || item.time < from || item.time + half_hour > to)
+      continue;
+    for (int c = 0; c < channel_count; ++c)
+      survey[c].readings.push_back(drivers::survey_reading{
+          item.time, static_cast<double>(elster::profile_value_carried(item.wh[c])) / 1000.0});
+  }
+  r.survey = std::move(survey);
+  return x;
+}
+
+} // namespace mts::sim

@@ -1,0 +1,21 @@
+#include "sim/meter_session.hpp"
+
+#include "sim/elster_meter.hpp"
+#include "sim/iec_meter.hpp"
+
+namespace mts::sim {
+
+std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity, const meter_faults& faults,
+                                                  const iec_meter_config& config, std::uint64_t session_number) {
+  if (is_elster_type(identity.type)) {
+    elster_meter_config c;
+    c.reaction_delay = config.reaction_delay;
+    c.inactivity_timeout = config.inactivity_timeout;
+    c.pinned_now = config.pinned_now;
+    c.session_number = session_number;
+    return std::make_unique<elster_meter>(identity, faults, c);
+  }
+  return std::make_unique<iec_meter>(identity, faults, config);
+}
+
+} // namespace mts::sim
