@@ -274,7 +274,7 @@ TEST_CASE_METHOD(actor_fixture, "never two running tests to the same remote addr
   sched.run();
 }
 
-TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests; modem tests are not counted",
+TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests, and modem tests are not counted",
                  "[actors][scheduler]") {
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(10);

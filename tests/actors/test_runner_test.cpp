@@ -289,7 +289,7 @@ TEST_CASE_METHOD(runner_fixture, "a silent meter is retried max_attempts times, 
   CHECK(sys.registry().running() == actors_before);
 }
 
-TEST_CASE_METHOD(runner_fixture, "a line dropped in the load profile is retried; the last attempt's readings count",
+TEST_CASE_METHOD(runner_fixture, "a line dropped in the load profile is retried and the last attempt's readings count",
                  "[actors][runner]") {
   fake_link drop;
   drop.faults.drop_mid_profile = true;
@@ -342,7 +342,7 @@ TEST_CASE_METHOD(runner_fixture, "a serial mismatch is permanent and keeps the s
   CHECK(out->connection_attempts == std::optional<std::int64_t>(1));
 }
 
-TEST_CASE_METHOD(runner_fixture, "a refused connection is retried; the second attempt succeeds",
+TEST_CASE_METHOD(runner_fixture, "a refused connection is retried and the second attempt succeeds",
                  "[actors][runner]") {
   clock_follows_timers = true;
   fake_link refused;

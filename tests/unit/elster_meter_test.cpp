@@ -284,7 +284,7 @@ TEST_CASE("elster meter: reads, errors, writes", "[sim][elster]") {
   CHECK(ask("R1", "550009(40)") == data_reply("(ERR3)"));
 }
 
-TEST_CASE("elster meter: A1140 read by date; password session timeout", "[sim][elster]") {
+TEST_CASE("elster meter: A1140 read by date, and the password session timeout", "[sim][elster]") {
   meter_faults f;
   f.password_timeout_after_reads = 2;
   elster_meter m(identity(elster_a1140_type), f, instant());

@@ -544,7 +544,7 @@ TEST_CASE("a graceful close drains the peer's input so the output is not reset",
   CHECK(client->closed[cid] == std::vector<std::string>{"closed"});
 }
 
-TEST_CASE("scheduled timers run on the I/O thread in time order; cancelled ones never run", "[reactor]") {
+TEST_CASE("scheduled timers run on the I/O thread in time order, and cancelled ones never run", "[reactor]") {
   tcp_reactor reactor;
   std::mutex m;
   std::condition_variable cv;
@@ -600,7 +600,7 @@ TEST_CASE("scheduled timers run on the I/O thread in time order; cancelled ones 
   }
 }
 
-TEST_CASE("timers pending at stop are dropped; schedule after stop does nothing", "[reactor]") {
+TEST_CASE("timers pending at stop are dropped, and a schedule after stop does nothing", "[reactor]") {
   auto flag = std::make_shared<int>(0);
   tcp_reactor reactor;
   reactor.schedule(std::chrono::hours(1), [flag] { ++*flag; });

@@ -384,7 +384,7 @@ TEST_CASE("batch-request: valid elements in order", "[validation]") {
   CHECK_FALSE((*b)[2].request_reference.has_value());
 }
 
-TEST_CASE("batch-request: one bad element refuses all; details carry the index", "[validation]") {
+TEST_CASE("batch-request: one bad element refuses all and details carry the index", "[validation]") {
   details_t d;
   auto b = mts::validate_batch_request(
       parse("[" + request() + ", " + request("", "\"abc\"") + ", 5, " +
