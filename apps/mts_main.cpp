@@ -14,6 +14,7 @@
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "http/tokens.hpp"
+#include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
 #include "mts/version.hpp"
 #include "persistence/store.hpp"
@@ -71,6 +72,11 @@ int serve(const settings& s) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("mts {} starting; database {}", mts::version, s.storage.path);
+  // Each running test holds a socket: a thousand of them need more than the usual soft
+  // limit of 1024 descriptors (io/fd_limit.hpp).
+  const auto files = io::raise_open_file_limit();
+  spdlog::info("open file limit {}{}", files.now,
+               files.now != files.before ? " (raised from " + std::to_string(files.before) + ")" : "");
   std::shared_ptr<store> writer;
   try {
     writer = std::make_shared<store>(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
