@@ -132,6 +132,7 @@ int serve(const settings& s) {
   runner_cfg.max_attempts = s.scheduler.max_attempts;
   runner_cfg.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
   runner_cfg.connect_timeout = std::chrono::seconds(s.scheduler.connect_timeout_seconds);
+  runner_cfg.transcript_max_bytes = static_cast<std::size_t>(s.scheduler.transcript_max_bytes);
   // A little below the scheduler's deadline, so the test actor's own outcome (with what it
   // read) arrives before the scheduler gives up on it.
   runner_cfg.test_deadline = sched_cfg.test_deadline - std::min<std::chrono::milliseconds>(

@@ -44,6 +44,9 @@ struct test_outcome {
   // JSON object text with what the meter gave: serialNumber, meterTime, statusEvents,
   // registerValues, surveyData (each only when read). Empty when nothing was read.
   std::string readings_json;
+  // JSON array text of the attempts' transcripts (actors/transcript.hpp); empty when none
+  // were recorded (scheduler.transcript_max_bytes = 0, or the test never ran).
+  std::string transcript_json;
 };
 
 // A stored test as test-status, batch-status and test-search see it.

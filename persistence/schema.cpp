@@ -69,8 +69,20 @@ CREATE INDEX tests_meter_type_received_time ON tests (meter_type, received_time)
 CREATE INDEX tests_request_reference_received_time ON tests (request_reference, received_time);
 )SQL";
 
+// Transcripts (test-transcript): one row per completed test that recorded any, the JSON array
+// of its attempts' transcripts (actors/transcript.hpp). A table of its own, not a column of
+// tests: most queries never want it, and deleting a test deletes its transcript (cascade).
+// (Its version is its place in all_migrations.)
+const char* const migration_transcripts = R"SQL(
+CREATE TABLE test_transcripts (
+  test_id         INTEGER PRIMARY KEY REFERENCES tests(id) ON DELETE CASCADE,
+  transcript_json TEXT NOT NULL
+);
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
+    migration_transcripts,
 };
 
 } // namespace

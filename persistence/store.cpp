@@ -196,6 +196,7 @@ struct store::impl {
   std::unique_ptr<SQLite::Statement> touch_token_st;
   std::unique_ptr<SQLite::Statement> mark_running_st;
   std::unique_ptr<SQLite::Statement> complete_test_st;
+  std::unique_ptr<SQLite::Statement> insert_transcript_st;
 
   impl(const std::string& path, store_mode m, int flags, std::int64_t busy_timeout_ms)
       : db(path, flags, clamp_timeout(busy_timeout_ms)), mode(m) {}
@@ -480,6 +481,14 @@ bool store::complete_test(const test_outcome& outcome) {
       bind_int(*st, 7, outcome.id);
       changed = st->exec();
     }
+    if (changed == 1 && !outcome.transcript_json.empty()) {
+      statement_use st(impl_->cached(impl_->insert_transcript_st,
+                                     "INSERT OR REPLACE INTO test_transcripts (test_id, transcript_json) "
+                                     "VALUES (?, ?)"));
+      bind_int(*st, 1, outcome.id);
+      bind_text(*st, 2, outcome.transcript_json);
+      st->exec();
+    }
     tx.commit();
     return changed == 1;
   });
@@ -507,6 +516,16 @@ std::optional<test_record> store::find_test(test_id id) {
     bind_int(*st, 1, id);
     if (!st->executeStep()) return std::nullopt;
     return read_test_row(*st, true);
+  });
+}
+
+std::optional<std::string> store::find_transcript(test_id id) {
+  return guarded("find transcript", [&]() -> std::optional<std::string> {
+    SQLite::Statement st(impl_->db, "SELECT (SELECT transcript_json FROM test_transcripts WHERE test_id = t.id) "
+                                    "FROM tests t WHERE t.id = ?");
+    bind_int(st, 1, id);
+    if (!st.executeStep()) return std::nullopt;
+    return column_bytes(st.getColumn(0));
   });
 }
 

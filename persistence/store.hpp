@@ -61,8 +61,8 @@ public:
   // (the first attempt's start survives restarts). False if the test is not PENDING.
   bool mark_running(test_id id, unix_seconds start_time);
   // Writes a finished test: state COMPLETED, result, end and connection times, readings,
-  // completed_time = outcome.test_end_time. Only a RUNNING test is written (exactly once);
-  // false otherwise.
+  // completed_time = outcome.test_end_time, and its transcript when it has one. Only a
+  // RUNNING test is written (exactly once); false otherwise.
   bool complete_test(const test_outcome& outcome);
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
   // attempts); returns all PENDING tests in id order.
@@ -71,6 +71,9 @@ public:
   // ---- tests (queries; any mode) ----
   std::optional<test_record> find_test(test_id id);                 // with readings_json
   std::optional<std::vector<test_record>> batch_tests(batch_id id); // summaries, id order
+  // test-transcript: the stored transcript JSON array text ("" when the test has none: not
+  // finished, or transcripts off); nothing for an unknown test.
+  std::optional<std::string> find_transcript(test_id id);
   search_page search(const search_query& query);                    // summaries
 
   // ---- tokens ----
