@@ -43,6 +43,7 @@ using conn_fail_atom = caf::atom_constant<caf::atom("conn_fail")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -99,7 +100,9 @@ using reader_actor = caf::typed_actor<
   // test-search.
   caf::replies_to<search_atom, search_query>::with<search_page>,
   // service-status: whether the database answers.
-  caf::replies_to<health_atom>::with<bool>>;
+  caf::replies_to<health_atom>::with<bool>,
+  // test-transcript: the stored transcript JSON array text, "" if none (error unknown_test).
+  caf::replies_to<get_atom, transcript_atom, test_id>::with<std::string>>;
 
 // The EXECUTOR runs one test to its end (all attempts) and answers the outcome. It spawns one
 // TEST actor per run and delegates the request to it (actors/executor.hpp).

@@ -92,6 +92,17 @@ reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> 
     [self](search_atom, const search_query& q) -> caf::result<search_page> {
       return guarded("search", [&] { return self->state.db->search(q); });
     },
+    [self](get_atom, transcript_atom, test_id id) -> caf::result<std::string> {
+      try {
+        auto text = self->state.db->find_transcript(id);
+        if (!text)
+          return make_error(app_errc::unknown_test);
+        return std::move(*text);
+      } catch (const std::exception& e) {
+        spdlog::error("storage: test transcript failed: {}", e.what());
+        return make_error(app_errc::storage_failure, "test transcript");
+      }
+    },
     [self](health_atom) -> bool {
       try {
         self->state.db->find_test(0);
