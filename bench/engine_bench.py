@@ -255,7 +255,7 @@ def request_for(meter, survey_days, ref):
 def unthrottled(args):
     n = args.meters
     overrides = ["--scheduler.max_concurrent_tests=%d" % n, "--scheduler.max_tcp_sessions=%d" % n,
-                 "--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"]
+                 "--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
     rig = Rig(n, [], overrides, args.log_level)
     try:
         server_pid, sim_pid = rig.server.pid, rig.sim.pid
@@ -319,7 +319,7 @@ def unthrottled(args):
 
 
 def paced(args):
-    overrides = ["--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"]
+    overrides = ["--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
     rig = Rig(1, ["--fault", "pace_baud=%d" % args.baud], overrides, args.log_level)
     try:
         meter = rig.meters[0]
@@ -385,6 +385,8 @@ def main():
     for s in (u, p):
         s.add_argument("--log-level", default="info", help="the server's log.level")
         s.add_argument("--keep", action="store_true", help="keep the logs and the database")
+        s.add_argument("--server-arg", action="append", default=[],
+                       help="an extra `mts serve` override, e.g. --server-arg=--scheduler.transcript_max_bytes=0")
     args = ap.parse_args()
     for b in (MTS, MTS_SIM):
         if not os.access(b, os.X_OK):
