@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <string_view>
 #include <system_error>
@@ -189,6 +190,7 @@ struct store::impl {
   // the connection closes.
   SQLite::Database db;
   store_mode mode;
+  bool grouping = false; // inside in_one_transaction: writes join its transaction
 
   std::unique_ptr<SQLite::Statement> insert_test_st;
   std::unique_ptr<SQLite::Statement> find_test_st;
@@ -286,6 +288,23 @@ struct store::impl {
     st.bind(1, static_cast<std::int64_t>(id));
     return st.executeStep();
   }
+};
+
+// The write transaction of one store call: its own, or, inside in_one_transaction, none (the
+// group's transaction commits everything at once).
+class write_transaction {
+public:
+  write_transaction(SQLite::Database& db, bool grouping) {
+    if (!grouping)
+      tx_.emplace(db, SQLite::TransactionBehavior::IMMEDIATE);
+  }
+  void commit() {
+    if (tx_)
+      tx_->commit();
+  }
+
+private:
+  std::optional<SQLite::Transaction> tx_;
 };
 
 store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms) {
@@ -442,7 +461,7 @@ batch_cancel_result store::cancel_batch(batch_id id, bool delete_completed) {
 
 bool store::mark_running(test_id id, unix_seconds start_time) {
   return guarded("mark test running", [&] {
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    write_transaction tx(impl_->db, impl_->grouping);
     int changed = 0;
     {
       statement_use st(impl_->cached(impl_->mark_running_st,
@@ -460,7 +479,7 @@ bool store::mark_running(test_id id, unix_seconds start_time) {
 
 bool store::complete_test(const test_outcome& outcome) {
   return guarded("complete test", [&] {
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    write_transaction tx(impl_->db, impl_->grouping);
     int changed = 0;
     {
       statement_use st(impl_->cached(
@@ -516,6 +535,21 @@ std::optional<test_record> store::find_test(test_id id) {
     bind_int(*st, 1, id);
     if (!st->executeStep()) return std::nullopt;
     return read_test_row(*st, true);
+  });
+}
+
+void store::in_one_transaction(const std::function<void()>& fn) {
+  guarded("write group", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    impl_->grouping = true;
+    try {
+      fn();
+    } catch (...) {
+      impl_->grouping = false;
+      throw; // tx rolls back
+    }
+    impl_->grouping = false;
+    tx.commit();
   });
 }
 

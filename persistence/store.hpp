@@ -6,6 +6,7 @@
 #include "common/model.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -64,6 +65,11 @@ public:
   // completed_time = outcome.test_end_time, and its transcript when it has one. Only a
   // RUNNING test is written (exactly once); false otherwise.
   bool complete_test(const test_outcome& outcome);
+  // Group commit: runs fn in one write transaction; mark_running and complete_test called
+  // from fn join it instead of committing each on its own, so a burst of them costs one
+  // commit (one fsync) instead of one each. If fn throws, all it wrote is rolled back and the
+  // exception propagates.
+  void in_one_transaction(const std::function<void()>& fn);
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
   // attempts); returns all PENDING tests in id order.
   std::vector<test_record> recover_queue(); // full requests; readings_json empty

@@ -796,3 +796,35 @@ TEST_CASE("transcripts are stored with the outcome and deleted with their test",
   CHECK_FALSE(s.find_transcript(1));
   CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM test_transcripts") == 0);
 }
+
+TEST_CASE("in_one_transaction: starts and results commit together, or not at all", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  auto [b, ids] = s.insert_batch({simple_request(), simple_request(), simple_request()}, 10);
+  REQUIRE(s.mark_running(1, 20));
+
+  std::vector<bool> got;
+  s.in_one_transaction([&] {
+    got.push_back(s.mark_running(2, 21));
+    got.push_back(s.mark_running(2, 22)); // no longer pending, inside the same transaction
+    got.push_back(s.complete_test(outcome_for(1, "SUCCESS", 30)));
+    got.push_back(s.complete_test(outcome_for(3, "SUCCESS", 30))); // not running
+  });
+  CHECK(got == std::vector<bool>{true, false, true, false});
+  CHECK(s.find_test(1)->state == test_state::completed);
+  CHECK(s.find_test(2)->state == test_state::running);
+  CHECK(s.find_test(2)->test_start_time == unix_seconds{21});
+  CHECK(s.find_test(3)->state == test_state::pending);
+
+  // A failure part-way rolls back what the group wrote before it.
+  CHECK_THROWS_AS(s.in_one_transaction([&] {
+    REQUIRE(s.mark_running(3, 40));
+    throw store_error("disk on fire");
+  }),
+                  store_error);
+  CHECK(s.find_test(3)->state == test_state::pending);
+  // ... and single writes commit on their own again afterwards.
+  REQUIRE(s.mark_running(3, 50));
+  store reader(dir.db(), store_mode::read_only, busy_ms);
+  CHECK(reader.find_test(3)->state == test_state::running);
+}
