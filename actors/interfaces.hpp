@@ -43,6 +43,8 @@ using conn_fail_atom = caf::atom_constant<caf::atom("conn_fail")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
+using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -69,7 +71,7 @@ struct scheduler_stats {
 // ---- interfaces ----
 
 // The PERSISTENCE actor: the server's only writer to SQLite. Every reply is sent after the
-// change is committed.
+// change is committed. Test starts and results are group-committed (actors/persistence.hpp).
 using persistence_actor = caf::typed_actor<
   // Store one test; answers its id.
   caf::replies_to<insert_atom, test_request, unix_seconds>::with<test_id>,
@@ -88,7 +90,9 @@ using persistence_actor = caf::typed_actor<
   // Start-up recovery: running tests back to pending; answers the whole pending queue.
   caf::replies_to<recover_atom>::with<std::vector<test_record>>,
   // Note that a token was used (sent at most once a minute per token).
-  caf::reacts_to<touch_atom, std::int64_t, unix_seconds>>;
+  caf::reacts_to<touch_atom, std::int64_t, unix_seconds>,
+  // Internal (the actor sends it to itself): commit the test starts and results waiting.
+  caf::reacts_to<flush_atom>>;
 
 // A READER actor: answers queries on its own read-only connection. The server runs a few.
 using reader_actor = caf::typed_actor<
@@ -99,7 +103,9 @@ using reader_actor = caf::typed_actor<
   // test-search.
   caf::replies_to<search_atom, search_query>::with<search_page>,
   // service-status: whether the database answers.
-  caf::replies_to<health_atom>::with<bool>>;
+  caf::replies_to<health_atom>::with<bool>,
+  // test-transcript: the stored transcript JSON array text, "" if none (error unknown_test).
+  caf::replies_to<get_atom, transcript_atom, test_id>::with<std::string>>;
 
 // The EXECUTOR runs one test to its end (all attempts) and answers the outcome. It spawns one
 // TEST actor per run and delegates the request to it (actors/executor.hpp).

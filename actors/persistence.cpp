@@ -18,6 +18,49 @@ auto guarded(const char* what, F&& f) -> caf::result<decltype(f())> {
   }
 }
 
+using persistence_ptr = persistence_actor::stateful_pointer<persistence_state>;
+
+void request_flush(persistence_ptr self) {
+  if (self->state.flush_requested)
+    return;
+  self->state.flush_requested = true;
+  self->send(self, flush_atom::value);
+}
+
+// Writes every waiting start and result in one transaction and answers them.
+void flush(persistence_ptr self) {
+  auto& st = self->state;
+  st.flush_requested = false;
+  auto starts = std::move(st.starts);
+  auto finishes = std::move(st.finishes);
+  st.starts.clear();
+  st.finishes.clear();
+  if (starts.empty() && finishes.empty())
+    return;
+  std::vector<bool> started, finished;
+  try {
+    st.db->in_one_transaction([&] {
+      for (const auto& s : starts)
+        started.push_back(st.db->mark_running(s.id, s.at));
+      for (const auto& f : finishes)
+        finished.push_back(st.db->complete_test(f.outcome));
+    });
+  } catch (const std::exception& e) {
+    spdlog::error("storage: writing {} test start(s) and {} result(s) failed: {}", starts.size(), finishes.size(),
+                  e.what());
+    for (auto& s : starts)
+      s.promise.deliver(make_error(app_errc::storage_failure, "mark test running"));
+    for (auto& f : finishes)
+      f.promise.deliver(make_error(app_errc::storage_failure, "complete test"));
+    return;
+  }
+  ++st.group_commits;
+  for (std::size_t i = 0; i < starts.size(); ++i)
+    starts[i].promise.deliver(bool{started[i]});
+  for (std::size_t i = 0; i < finishes.size(); ++i)
+    finishes[i].promise.deliver(bool{finished[i]});
+}
+
 } // namespace
 
 persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer<persistence_state> self,
@@ -44,12 +87,19 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     [st](cancel_atom, batch_id id, bool delete_completed) -> caf::result<batch_cancel_result> {
       return guarded("cancel batch", [&] { return st->cancel_batch(id, delete_completed); });
     },
-    [st](start_atom, test_id id, unix_seconds at) -> caf::result<bool> {
-      return guarded("mark test running", [&] { return st->mark_running(id, at); });
+    [self](start_atom, test_id id, unix_seconds at) -> caf::result<bool> {
+      auto rp = self->make_response_promise<bool>();
+      self->state.starts.push_back({id, at, rp});
+      request_flush(self);
+      return rp;
     },
-    [st](finish_atom, const test_outcome& outcome) -> caf::result<bool> {
-      return guarded("complete test", [&] { return st->complete_test(outcome); });
+    [self](finish_atom, test_outcome& outcome) -> caf::result<bool> {
+      auto rp = self->make_response_promise<bool>();
+      self->state.finishes.push_back({std::move(outcome), rp});
+      request_flush(self);
+      return rp;
     },
+    [self](flush_atom) { flush(self); },
     [st](recover_atom) -> caf::result<std::vector<test_record>> {
       return guarded("recover queue", [&] { return st->recover_queue(); });
     },
@@ -91,6 +141,17 @@ reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> 
     },
     [self](search_atom, const search_query& q) -> caf::result<search_page> {
       return guarded("search", [&] { return self->state.db->search(q); });
+    },
+    [self](get_atom, transcript_atom, test_id id) -> caf::result<std::string> {
+      try {
+        auto text = self->state.db->find_transcript(id);
+        if (!text)
+          return make_error(app_errc::unknown_test);
+        return std::move(*text);
+      } catch (const std::exception& e) {
+        spdlog::error("storage: test transcript failed: {}", e.what());
+        return make_error(app_errc::storage_failure, "test transcript");
+      }
     },
     [self](health_atom) -> bool {
       try {

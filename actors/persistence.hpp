@@ -2,16 +2,46 @@
 // The PERSISTENCE actor (single SQLite writer) and the READER actors (read-only queries).
 // Both block on SQLite, so the server spawns them detached; tests spawn them on the
 // deterministic scheduler.
+//
+// Group commit: test starts (start) and results (finish) are not written one by one. Each
+// request is kept with its response promise, and the first of a group sends the actor a flush
+// message, which queues behind every request already in the mailbox; the flush writes all
+// that are waiting in one transaction (store::in_one_transaction), then answers each as the
+// single write would have. When a thousand tests end at once this is one commit (one fsync)
+// instead of a thousand; a lone request waits only for that one extra message. Should the
+// group's transaction fail, every request in it gets storage_failure (nothing of it was
+// written). Other requests (inserts, cancels, ...) are written at once, so a batch-cancel
+// that arrives while a test's start waits in a group deletes the test (it is still pending)
+// and the start then answers false, as for any test cancelled before it started.
 #include "actors/interfaces.hpp"
 #include "persistence/store.hpp"
 
+#include <caf/typed_response_promise.hpp>
+
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace mts {
 
 struct persistence_state {
   static inline const char* name = "persistence";
   std::shared_ptr<store> db;
+
+  // Waiting for the next group commit.
+  struct pending_start {
+    test_id id;
+    unix_seconds at;
+    caf::typed_response_promise<bool> promise;
+  };
+  struct pending_finish {
+    test_outcome outcome;
+    caf::typed_response_promise<bool> promise;
+  };
+  std::vector<pending_start> starts;
+  std::vector<pending_finish> finishes;
+  bool flush_requested = false;
+  std::uint64_t group_commits = 0; // transactions written by flushes (for tests)
 };
 
 // Takes ownership of an opened read-write store.

@@ -20,6 +20,19 @@ unix_seconds now_s(self_ptr self) { return now_ms(self) / 1000; }
 
 void start_attempt(self_ptr self, std::int64_t attempt);
 
+// The current attempt's transcript, if transcripts are kept and it has not ended.
+attempt_transcript* transcript(self_ptr self) {
+  auto& st = self->state;
+  if (st.transcripts.empty() || st.transcripts.back().attempt() != st.attempt || st.transcripts.back().ended())
+    return nullptr;
+  return &st.transcripts.back();
+}
+
+void note(self_ptr self, std::string event, std::string detail = {}) {
+  if (auto* t = transcript(self))
+    t->event(now_ms(self), std::move(event), std::move(detail));
+}
+
 void complete(self_ptr self) {
   auto& st = self->state;
   if (st.done)
@@ -29,6 +42,7 @@ void complete(self_ptr self) {
   outcome.connection_start_time = st.connection_start;
   outcome.connection_end_time = st.connection_end;
   outcome.connection_attempts = st.attempt;
+  outcome.transcript_json = transcripts_json(st.transcripts);
   spdlog::info("test {}: {} after {} attempt(s)", st.record.id, outcome.result, st.attempt);
   st.promise.deliver(std::move(outcome));
   self->quit();
@@ -39,6 +53,8 @@ void end_attempt(self_ptr self, drivers::finish end) {
   auto& st = self->state;
   if (!st.active)
     return;
+  if (auto* t = transcript(self))
+    t->end(now_ms(self), end.reason);
   st.active = false;
   st.armed_timer.reset();
   if (st.connection_start && !st.connection_end)
@@ -62,6 +78,8 @@ void execute(self_ptr self, drivers::actions acts) {
     if (!st.active)
       return;
     if (auto* send = std::get_if<drivers::send_bytes>(&act)) {
+      if (auto* t = transcript(self))
+        t->sent(now_ms(self), send->data);
       self->send(st.conn, send_atom::value, std::move(send->data));
     } else if (auto* arm = std::get_if<drivers::arm_timer>(&act)) {
       st.armed_timer = arm->id;
@@ -95,6 +113,13 @@ void start_attempt(self_ptr self, std::int64_t attempt) {
   st.last_readings = {};
   st.request = make_session_request(st.record.request, now_s(self));
   st.driver = st.type->make_driver(st.request);
+  if (st.config.transcript_max_bytes > 0) {
+    std::vector<std::string> secrets;
+    if (st.record.request.password && !st.record.request.password->empty())
+      secrets.push_back(*st.record.request.password);
+    st.transcripts.emplace_back(attempt, now_ms(self), st.config.transcript_max_bytes, std::move(secrets));
+    note(self, "connecting", st.target.host + ":" + std::to_string(st.target.port));
+  }
   st.conn = st.config.connect(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
                               st.target, st.config.connect_timeout);
   self->monitor(st.conn);
@@ -140,6 +165,7 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
     auto& st = self->state;
     if (!st.active || dm.source != st.conn.address())
       return;
+    note(self, "link down", "the connection ended");
     if (!st.link_up) {
       end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection lost"});
     } else {
@@ -175,16 +201,21 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
         return;
       st.link_up = true;
       st.connection_start = now_s(self);
+      note(self, "link up");
       execute(self, st.driver->on_link_up(now_ms(self)));
     },
     [self](bytes_atom, std::uint64_t tag, std::string& bytes) {
-      if (current(self, tag) && self->state.link_up)
-        execute(self, self->state.driver->on_bytes(bytes, now_ms(self)));
+      if (!current(self, tag) || !self->state.link_up)
+        return;
+      if (auto* t = transcript(self))
+        t->received(now_ms(self), bytes);
+      execute(self, self->state.driver->on_bytes(bytes, now_ms(self)));
     },
-    [self](link_down_atom, std::uint64_t tag, std::string&) {
+    [self](link_down_atom, std::uint64_t tag, std::string& reason) {
       auto& st = self->state;
       if (!current(self, tag))
         return;
+      note(self, "link down", reason);
       if (!st.link_up) { // closed before it came up
         end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection closed"});
         return;
@@ -195,15 +226,23 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       end_attempt(self, {drivers::failure_kind::transient, "line dropped"});
     },
     [self](conn_fail_atom, std::uint64_t tag, std::string& reason) {
-      if (current(self, tag))
-        end_attempt(self, {drivers::failure_kind::transient, "cannot connect: " + reason});
+      if (!current(self, tag))
+        return;
+      note(self, "connect failed", reason);
+      end_attempt(self, {drivers::failure_kind::transient, "cannot connect: " + reason});
     },
     [self](timer_atom, std::int64_t attempt, std::uint64_t id) {
       auto& st = self->state;
       if (!st.active || attempt != st.attempt || st.armed_timer != id)
         return;
       st.armed_timer.reset();
-      execute(self, st.driver->on_timer(id, now_ms(self)));
+      auto acts = st.driver->on_timer(id, now_ms(self));
+      // A timer that makes the driver send was a reaction delay (the send shows it); one that
+      // does not is worth seeing (a response timeout, the end of the baud switch delay).
+      if (std::none_of(acts.begin(), acts.end(),
+                       [](const auto& a) { return std::holds_alternative<drivers::send_bytes>(a); }))
+        note(self, "timer");
+      execute(self, std::move(acts));
     },
     [self](retry_atom, std::int64_t attempt) { start_attempt(self, attempt); },
     [self](deadline_atom, std::int64_t attempt) {
@@ -218,6 +257,8 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       if (st.done)
         return;
       if (st.active) {
+        if (auto* t = transcript(self))
+          t->end(now_ms(self), "test deadline exceeded");
         self->send(st.conn, close_atom::value);
         if (st.connection_start && !st.connection_end)
           st.connection_end = now_s(self);

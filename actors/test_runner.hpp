@@ -30,6 +30,10 @@
 // below the scheduler's request timeout so this outcome, with its partial readings, is the
 // one recorded.
 //
+// Transcript (actors/transcript.hpp): with transcript_max_bytes > 0 each attempt records its
+// link events, the bytes both ways (password masked), the driver timers that expired without
+// a send, and how it ended; the outcome carries them all as transcript_json.
+//
 // Outcome (decisions):
 //   - result and readings come from the LAST attempt only (drivers::make_outcome): an earlier
 //     attempt's partial readings are dropped, so the readings, connection times and result
@@ -46,6 +50,7 @@
 //     the scheduler's can_run keeps such tests queued so they normally never get here.
 #include "actors/connection.hpp"
 #include "actors/interfaces.hpp"
+#include "actors/transcript.hpp"
 #include "drivers/driver.hpp"
 #include "drivers/registry.hpp"
 
@@ -64,6 +69,8 @@ struct test_runner_config {
   std::chrono::milliseconds connect_timeout{20000};
   std::chrono::milliseconds test_deadline{1800000}; // zero or less: none
   connection_factory connect;
+  // Bound of each attempt's transcript (scheduler.transcript_max_bytes); 0: none recorded.
+  std::size_t transcript_max_bytes = 0;
   // The wall clock, milliseconds since the epoch (UTC); injected so actor tests are
   // deterministic. Empty: the system clock.
   std::function<drivers::unix_ms()> clock;
@@ -99,6 +106,8 @@ struct test_runner_state {
   // How the last finished attempt ended, and what it read.
   drivers::finish last_finish;
   drivers::meter_readings last_readings;
+
+  std::vector<attempt_transcript> transcripts; // one per attempt, when enabled
 };
 
 test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer<test_runner_state> self,

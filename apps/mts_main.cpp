@@ -15,6 +15,7 @@
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "http/tokens.hpp"
+#include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
 #include "mts/version.hpp"
 #include "persistence/store.hpp"
@@ -72,6 +73,11 @@ int serve(const settings& s) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("mts {} starting; database {}", mts::version, s.storage.path);
+  // Each running test holds a socket: a thousand of them need more than the usual soft
+  // limit of 1024 descriptors (io/fd_limit.hpp).
+  const auto files = io::raise_open_file_limit();
+  spdlog::info("open file limit {}{}", files.now,
+               files.now != files.before ? " (raised from " + std::to_string(files.before) + ")" : "");
   std::shared_ptr<store> writer;
   try {
     writer = std::make_shared<store>(s.storage.path, store_mode::read_write, s.storage.busy_timeout_ms);
@@ -128,6 +134,7 @@ int serve(const settings& s) {
   runner_cfg.max_attempts = s.scheduler.max_attempts;
   runner_cfg.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
   runner_cfg.connect_timeout = std::chrono::seconds(s.scheduler.connect_timeout_seconds);
+  runner_cfg.transcript_max_bytes = static_cast<std::size_t>(s.scheduler.transcript_max_bytes);
   // A little below the scheduler's deadline, so the test actor's own outcome (with what it
   // read) arrives before the scheduler gives up on it.
   runner_cfg.test_deadline = sched_cfg.test_deadline - std::min<std::chrono::milliseconds>(

@@ -9,6 +9,7 @@
 // it runs until SIGTERM or SIGINT (exit 0) and prints its session counters as one JSON line on
 // stderr on SIGUSR1 and at exit. expect prints the JSON object the server's test-status must
 // report (sim/sim_config.hpp). Errors: a message on stderr and exit status 2.
+#include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
@@ -60,6 +61,12 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   spdlog::set_level(a.verbose ? spdlog::level::debug : spdlog::level::info);
+
+  // Every meter listens on its own socket and each session is another one: a thousand
+  // meters need more than the usual soft limit of 1024 descriptors (io/fd_limit.hpp).
+  const auto files = io::raise_open_file_limit();
+  if (files.now != files.before)
+    spdlog::info("open file limit raised from {} to {}", files.before, files.now);
 
   sim::sim_config cfg;
   if (!a.config_file.empty()) {

@@ -211,66 +211,9 @@ bool is_json_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c
 
 // ---- serializer ----
 
-void write_string(std::string& out, std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      // Strings we build are UTF-8; should one not be, its bad bytes become U+FFFD so the
-      // response stays valid UTF-8.
-      const std::size_t n = utf8_sequence_length(s, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.data() + i, n);
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0xF]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
-  out.push_back('"');
-}
-
 template <class T> void write_integer(std::string& out, T v) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-
-void write_double(std::string& out, double d) {
-  if (!std::isfinite(d)) {
-    out += "null";
-    return;
-  }
-  // Fixed notation needs up to ~330 characters (DBL_MAX has 309 digits, the smallest
-  // subnormal 324 decimals).
-  char buf[400];
-  const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
-  if (r.ec != std::errc()) {
-    out += "null"; // cannot happen with this buffer size
-    return;
-  }
   out.append(buf, r.ptr);
 }
 
@@ -393,6 +336,63 @@ std::optional<boost::json::value> parse_strict(std::string_view text, std::strin
     error = "malformed JSON";
   }
   return std::nullopt;
+}
+
+void write_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // Strings we build are UTF-8; should one not be, its bad bytes become U+FFFD so the
+      // response stays valid UTF-8.
+      const std::size_t n = utf8_sequence_length(s, i);
+      if (n == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(s.data() + i, n);
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(hex[c >> 4]);
+          out.push_back(hex[c & 0xF]);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+void write_double(std::string& out, double d) {
+  if (!std::isfinite(d)) {
+    out += "null";
+    return;
+  }
+  // Fixed notation needs up to ~330 characters (DBL_MAX has 309 digits, the smallest
+  // subnormal 324 decimals).
+  char buf[400];
+  const auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  if (r.ec != std::errc()) {
+    out += "null"; // cannot happen with this buffer size
+    return;
+  }
+  out.append(buf, r.ptr);
 }
 
 std::string serialize(const boost::json::value& v) {

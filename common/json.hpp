@@ -26,4 +26,10 @@ std::optional<boost::json::value> parse_strict(std::string_view text, std::strin
 // (1.5 -> 1.5, 2.0 -> 2, 1e-7 -> 0.0000001); non-finite doubles become null.
 std::string serialize(const boost::json::value& v);
 
+// The serializer's pieces, for writers that stream a large array straight to text instead of
+// building a DOM first (drivers/outcome.cpp's survey data); the output is what serialize
+// writes for the same value.
+void write_string(std::string& out, std::string_view s);
+void write_double(std::string& out, double d);
+
 } // namespace mts::json

@@ -47,6 +47,9 @@ struct test_outcome {
   // Connection attempts of the run that produced this outcome (the test actor's; a run starts
   // again at 1 after a restart). Nothing when no test actor answered (executor failure).
   std::optional<std::int64_t> connection_attempts;
+  // JSON array text of the attempts' transcripts (actors/transcript.hpp); empty when none
+  // were recorded (scheduler.transcript_max_bytes = 0, or the test never ran).
+  std::string transcript_json;
 };
 
 // A stored test as test-status, batch-status and test-search see it.

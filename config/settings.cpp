@@ -204,6 +204,9 @@ const key_descriptor keys[] = {
     integer("scheduler.connect_timeout_seconds",
             field<&S::scheduler, &scheduler_settings::connect_timeout_seconds>, 1, 600,
             "Longest wait for a TCP connection to a meter to open."),
+    integer("scheduler.transcript_max_bytes",
+            field<&S::scheduler, &scheduler_settings::transcript_max_bytes>, 0, 1048576,
+            "Bound of each attempt's transcript (test-transcript); 0: none are kept."),
 
     boolean("api.mask_passwords", field<&S::api, &api_settings::mask_passwords>,
             "Test status shows \"********\" instead of the meter password."),

@@ -55,6 +55,7 @@ struct scheduler_settings {
   std::int64_t max_attempts = 3;
   std::int64_t retry_delay_seconds = 60;
   std::int64_t connect_timeout_seconds = 20;
+  std::int64_t transcript_max_bytes = 16384; // per attempt; 0: no transcripts
 };
 
 struct api_settings {

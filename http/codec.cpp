@@ -43,6 +43,17 @@ bj::object error_body(const std::vector<std::string>& details) {
   return o;
 }
 
+bj::object encode_test_transcript(test_id id, const std::string& transcript_json) {
+  bj::value attempts = bj::array{};
+  if (!transcript_json.empty()) {
+    boost::system::error_code ec;
+    auto parsed = bj::parse(transcript_json, ec); // written by the server itself
+    if (!ec && parsed.is_array())
+      attempts = std::move(parsed);
+  }
+  return bj::object{{"testId", id}, {"attempts", std::move(attempts)}};
+}
+
 bj::object encode_test_status(const test_record& record, bool mask_passwords) {
   const test_request& req = record.request;
   bj::object o;

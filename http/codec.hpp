@@ -16,6 +16,8 @@ boost::json::object error_body(const std::vector<std::string>& details);
 // resultSummary and result, the known times, and once run the readings (serialNumber read
 // from the meter replaces the requested one; see DECISIONS.md).
 boost::json::object encode_test_status(const test_record& record, bool mask_passwords);
+// test-transcript: {"testId":N,"attempts":[...]} from the stored array text ([] when empty).
+boost::json::object encode_test_transcript(test_id id, const std::string& transcript_json);
 
 // A Status Summary Object. for_search adds receivedTimestamp, completedTimestamp and batchId.
 boost::json::object encode_summary(const test_record& record, bool for_search);

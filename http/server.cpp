@@ -284,6 +284,7 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
     {"test-cancel", "DELETE", method_kind::command, &api_server::test_cancel},
     {"batch-cancel", "DELETE", method_kind::command, &api_server::batch_cancel},
     {"test-status", "GET", method_kind::query, &api_server::test_status},
+    {"test-transcript", "GET", method_kind::query, &api_server::test_transcript},
     {"batch-status", "GET", method_kind::query, &api_server::batch_status},
     {"test-search", "GET", method_kind::query, &api_server::test_search},
     {"service-status", "GET", method_kind::open, &api_server::service_status},
@@ -502,6 +503,16 @@ void api_server::test_status(call& c) {
     return send_error(c.res, 400, details);
   if (auto record = ask<test_record>(*deps_.system, config_, c.res, next_reader(), get_atom::value, *id))
     send_json(c.res, 200, encode_test_status(*record, config_.api.mask_passwords));
+}
+
+void api_server::test_transcript(call& c) {
+  std::vector<std::string> details;
+  auto id = validate_id_query(c.params, "testId", details);
+  if (!id)
+    return send_error(c.res, 400, details);
+  if (auto text = ask<std::string>(*deps_.system, config_, c.res, next_reader(), get_atom::value,
+                                   transcript_atom::value, *id))
+    send_json(c.res, 200, encode_test_transcript(*id, *text));
 }
 
 void api_server::batch_status(call& c) {

@@ -55,6 +55,7 @@ private:
   void test_cancel(call& c);
   void batch_cancel(call& c);
   void test_status(call& c);
+  void test_transcript(call& c);
   void batch_status(call& c);
   void test_search(call& c);
   void service_status(call& c);

@@ -928,8 +928,11 @@ void tcp_reactor::flush(connection& c) {
     ssize_t n;
     if (front.per_byte.count() > 0) {
       n = ::send(c.fd, front.data.data() + front.offset, 1, MSG_NOSIGNAL);
+      // The next byte's slot follows this one's, as on a serial line: a late timer wake-up
+      // must not stretch every byte after it (the lateness, tens of microseconds, added up
+      // to ~4% at 9600 baud). A line idle for over a byte time starts afresh from now.
       if (n == 1)
-        c.line_free = clock::now() + front.per_byte;
+        c.line_free = (now - c.line_free < front.per_byte ? c.line_free : now) + front.per_byte;
     } else {
       iovec iov[max_iov];
       int count = 0;

@@ -130,8 +130,10 @@ public:
 
   // Queues bytes for sending. Ignored for unknown or closing connections.
   void send(connection_id id, std::string bytes);
-  // Queues bytes written one at a time, at least per_byte apart (9600 baud with 10-bit
-  // characters is 1042 us). Later sends, paced or not, go out after these, and not before
+  // Queues bytes written one at a time, one per_byte slot each (9600 baud with 10-bit
+  // characters is 1042 us): byte k of a run never leaves before k * per_byte after the first,
+  // and a byte sent late (timer latency) does not delay the slots after it, so the average
+  // rate is the line's. Later sends, paced or not, go out after these, and not before
   // per_byte after the last paced byte. per_byte <= 0 is a plain send.
   void send_paced(connection_id id, std::string bytes, std::chrono::microseconds per_byte);
   // Graceful: stops delivering input (it is read and dropped), flushes queued output, shuts

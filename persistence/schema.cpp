@@ -77,9 +77,21 @@ const char* const migration_2 = R"SQL(
 ALTER TABLE tests ADD COLUMN connection_attempts INTEGER;
 )SQL";
 
+// Transcripts (test-transcript): one row per completed test that recorded any, the JSON array
+// of its attempts' transcripts (actors/transcript.hpp). A table of its own, not a column of
+// tests: most queries never want it, and deleting a test deletes its transcript (cascade).
+// Version 3 (a version is its place in all_migrations).
+const char* const migration_transcripts = R"SQL(
+CREATE TABLE test_transcripts (
+  test_id         INTEGER PRIMARY KEY REFERENCES tests(id) ON DELETE CASCADE,
+  transcript_json TEXT NOT NULL
+);
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
     migration_2,
+    migration_transcripts,
 };
 
 } // namespace

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <string_view>
 #include <system_error>
@@ -190,6 +191,7 @@ struct store::impl {
   // the connection closes.
   SQLite::Database db;
   store_mode mode;
+  bool grouping = false; // inside in_one_transaction: writes join its transaction
 
   std::unique_ptr<SQLite::Statement> insert_test_st;
   std::unique_ptr<SQLite::Statement> find_test_st;
@@ -197,6 +199,7 @@ struct store::impl {
   std::unique_ptr<SQLite::Statement> touch_token_st;
   std::unique_ptr<SQLite::Statement> mark_running_st;
   std::unique_ptr<SQLite::Statement> complete_test_st;
+  std::unique_ptr<SQLite::Statement> insert_transcript_st;
 
   impl(const std::string& path, store_mode m, int flags, std::int64_t busy_timeout_ms)
       : db(path, flags, clamp_timeout(busy_timeout_ms)), mode(m) {}
@@ -286,6 +289,23 @@ struct store::impl {
     st.bind(1, static_cast<std::int64_t>(id));
     return st.executeStep();
   }
+};
+
+// The write transaction of one store call: its own, or, inside in_one_transaction, none (the
+// group's transaction commits everything at once).
+class write_transaction {
+public:
+  write_transaction(SQLite::Database& db, bool grouping) {
+    if (!grouping)
+      tx_.emplace(db, SQLite::TransactionBehavior::IMMEDIATE);
+  }
+  void commit() {
+    if (tx_)
+      tx_->commit();
+  }
+
+private:
+  std::optional<SQLite::Transaction> tx_;
 };
 
 store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms) {
@@ -442,7 +462,7 @@ batch_cancel_result store::cancel_batch(batch_id id, bool delete_completed) {
 
 bool store::mark_running(test_id id, unix_seconds start_time) {
   return guarded("mark test running", [&] {
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    write_transaction tx(impl_->db, impl_->grouping);
     int changed = 0;
     {
       statement_use st(impl_->cached(impl_->mark_running_st,
@@ -460,7 +480,7 @@ bool store::mark_running(test_id id, unix_seconds start_time) {
 
 bool store::complete_test(const test_outcome& outcome) {
   return guarded("complete test", [&] {
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    write_transaction tx(impl_->db, impl_->grouping);
     int changed = 0;
     {
       statement_use st(impl_->cached(
@@ -481,6 +501,14 @@ bool store::complete_test(const test_outcome& outcome) {
       bind_opt_int(*st, 7, outcome.connection_attempts);
       bind_int(*st, 8, outcome.id);
       changed = st->exec();
+    }
+    if (changed == 1 && !outcome.transcript_json.empty()) {
+      statement_use st(impl_->cached(impl_->insert_transcript_st,
+                                     "INSERT OR REPLACE INTO test_transcripts (test_id, transcript_json) "
+                                     "VALUES (?, ?)"));
+      bind_int(*st, 1, outcome.id);
+      bind_text(*st, 2, outcome.transcript_json);
+      st->exec();
     }
     tx.commit();
     return changed == 1;
@@ -509,6 +537,31 @@ std::optional<test_record> store::find_test(test_id id) {
     bind_int(*st, 1, id);
     if (!st->executeStep()) return std::nullopt;
     return read_test_row(*st, true);
+  });
+}
+
+void store::in_one_transaction(const std::function<void()>& fn) {
+  guarded("write group", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    impl_->grouping = true;
+    try {
+      fn();
+    } catch (...) {
+      impl_->grouping = false;
+      throw; // tx rolls back
+    }
+    impl_->grouping = false;
+    tx.commit();
+  });
+}
+
+std::optional<std::string> store::find_transcript(test_id id) {
+  return guarded("find transcript", [&]() -> std::optional<std::string> {
+    SQLite::Statement st(impl_->db, "SELECT (SELECT transcript_json FROM test_transcripts WHERE test_id = t.id) "
+                                    "FROM tests t WHERE t.id = ?");
+    bind_int(st, 1, id);
+    if (!st.executeStep()) return std::nullopt;
+    return column_bytes(st.getColumn(0));
   });
 }
 

@@ -6,6 +6,7 @@
 #include "common/model.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -61,9 +62,14 @@ public:
   // (the first attempt's start survives restarts). False if the test is not PENDING.
   bool mark_running(test_id id, unix_seconds start_time);
   // Writes a finished test: state COMPLETED, result, end and connection times, readings,
-  // connection attempts, completed_time = outcome.test_end_time. Only a RUNNING test is written (exactly once);
-  // false otherwise.
+  // connection attempts, completed_time = outcome.test_end_time, and its transcript when it
+  // has one. Only a RUNNING test is written (exactly once); false otherwise.
   bool complete_test(const test_outcome& outcome);
+  // Group commit: runs fn in one write transaction; mark_running and complete_test called
+  // from fn join it instead of committing each on its own, so a burst of them costs one
+  // commit (one fsync) instead of one each. If fn throws, all it wrote is rolled back and the
+  // exception propagates.
+  void in_one_transaction(const std::function<void()>& fn);
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
   // attempts); returns all PENDING tests in id order.
   std::vector<test_record> recover_queue(); // full requests; readings_json empty
@@ -71,6 +77,9 @@ public:
   // ---- tests (queries; any mode) ----
   std::optional<test_record> find_test(test_id id);                 // with readings_json
   std::optional<std::vector<test_record>> batch_tests(batch_id id); // summaries, id order
+  // test-transcript: the stored transcript JSON array text ("" when the test has none: not
+  // finished, or transcripts off); nothing for an unknown test.
+  std::optional<std::string> find_transcript(test_id id);
   search_page search(const search_query& query);                    // summaries
 
   // ---- tokens ----

@@ -23,6 +23,7 @@ struct sim_server::shared {
       : reactor(r), meters(std::move(m)), options(std::move(o)) {
     options.meter_config.pinned_now.reset();
     counters.per_meter.resize(meters.size());
+    counters.traffic.resize(meters.size());
   }
 
   io::tcp_reactor& reactor;
@@ -62,12 +63,23 @@ struct sim_server::shared {
     }
     return counters.per_meter[index].total;
   }
-  void session_ended(std::size_t index, io::connection_id id) {
+  void session_ended(std::size_t index, io::connection_id id, double duration_ms) {
     std::lock_guard<std::mutex> lock(m);
     if (live.erase(id) == 0)
       return;
     --counters.overall.now;
     --counters.per_meter[index].now;
+    counters.traffic[index].last_session_ms = duration_ms;
+  }
+  void count_received(std::size_t index, int baud, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(m);
+    counters.traffic[index].bytes_received[baud] += bytes;
+    counters.traffic[index].reads += 1;
+  }
+  void count_sent(std::size_t index, int baud, std::size_t bytes) {
+    std::lock_guard<std::mutex> lock(m);
+    counters.traffic[index].bytes_sent[baud] += bytes;
+    counters.traffic[index].replies += 1;
   }
 };
 
@@ -85,8 +97,10 @@ public:
   void start() { execute(meter_->on_link_up(s_->now_ms())); }
 
   void on_data(io::connection_id, std::string_view bytes) override {
-    if (!closing_)
-      execute(meter_->on_bytes(bytes, s_->now_ms()));
+    if (closing_)
+      return;
+    s_->count_received(index_, meter_->line().baud, bytes.size());
+    execute(meter_->on_bytes(bytes, s_->now_ms()));
   }
 
   void on_closed(io::connection_id, const std::string& reason) override {
@@ -94,7 +108,8 @@ public:
     if (!meter_->closed())
       (void)meter_->on_link_down(s_->now_ms()); // a closed link: nothing left to do
     closing_ = true;
-    s_->session_ended(index_, id_);
+    const std::chrono::duration<double, std::milli> lasted = std::chrono::steady_clock::now() - accepted_;
+    s_->session_ended(index_, id_, lasted.count());
     spdlog::debug("meter {} ({}): session {} ended: {}", index_, s_->meters[index_].identity.serial, id_, reason);
   }
 
@@ -127,6 +142,7 @@ private:
           [&](const auto& act) {
             using T = std::decay_t<decltype(act)>;
             if constexpr (std::is_same_v<T, drivers::send_bytes>) {
+              s_->count_sent(index_, meter_->line().baud, act.data.size());
               const auto pace = per_byte();
               if (pace.count() > 0)
                 s_->reactor.send_paced(id_, act.data, pace);
@@ -159,6 +175,7 @@ private:
   std::unique_ptr<meter_session> meter_;
   io::timer_id timer_ = 0;
   bool closing_ = false;
+  const std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
 };
 
 class acceptor : public io::accept_handler {
@@ -246,13 +263,28 @@ server_counters sim_server::counters() const {
 std::string sim_server::counters_json() const {
   const auto c = counters();
   namespace bj = boost::json;
+  const auto by_baud = [](const std::map<int, std::uint64_t>& bytes) {
+    bj::object o;
+    for (const auto& [baud, n] : bytes)
+      o[std::to_string(baud)] = n;
+    return o;
+  };
   bj::array meters;
-  for (std::size_t i = 0; i < c.per_meter.size(); ++i)
-    meters.push_back(bj::object{{"port", port(i)},
-                                {"serialNumber", meter(i).identity.serial},
-                                {"sessionsNow", c.per_meter[i].now},
-                                {"sessionsPeak", c.per_meter[i].peak},
-                                {"sessionsTotal", c.per_meter[i].total}});
+  for (std::size_t i = 0; i < c.per_meter.size(); ++i) {
+    const auto& t = c.traffic[i];
+    bj::object m{{"port", port(i)},
+                 {"serialNumber", meter(i).identity.serial},
+                 {"sessionsNow", c.per_meter[i].now},
+                 {"sessionsPeak", c.per_meter[i].peak},
+                 {"sessionsTotal", c.per_meter[i].total},
+                 {"bytesReceived", by_baud(t.bytes_received)},
+                 {"bytesSent", by_baud(t.bytes_sent)},
+                 {"reads", t.reads},
+                 {"replies", t.replies}};
+    if (t.last_session_ms)
+      m["lastSessionMs"] = *t.last_session_ms;
+    meters.push_back(std::move(m));
+  }
   return json::serialize(bj::object{{"sessionsNow", c.overall.now},
                                     {"sessionsPeak", c.overall.peak},
                                     {"sessionsTotal", c.overall.total},

@@ -16,7 +16,10 @@
 //   on_link_down to the meter (its actions are dropped).
 // - The meters' clock: the system clock, or with options::start_time that instant plus the
 //   time since the server was made (freeze_clock: the instant itself, always).
-// - Counters: sessions open now, the peak and the total, overall and per meter.
+// - Counters: sessions open now, the peak and the total, overall and per meter; per meter also
+//   the bytes received and sent, keyed by the meter's line baud at that moment (so a benchmark
+//   can work out the time the bytes need on a real line), the reads (on_data calls) and the
+//   replies (send actions), and the duration of the last session that ended (accept to close).
 #include "io/tcp_reactor.hpp"
 #include "sim/iec_meter.hpp"
 #include "sim/meter_session.hpp"
@@ -24,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,9 +51,19 @@ struct session_counters {
   std::uint64_t total = 0;
 };
 
+// Traffic of one meter's sessions, summed over them.
+struct traffic_counters {
+  std::map<int, std::uint64_t> bytes_received; // line baud -> bytes
+  std::map<int, std::uint64_t> bytes_sent;     // line baud -> bytes
+  std::uint64_t reads = 0;                     // batches of bytes received
+  std::uint64_t replies = 0;                   // sends (one per reply the meter makes)
+  std::optional<double> last_session_ms;       // the last session that ended, accept to close
+};
+
 struct server_counters {
   session_counters overall;
   std::vector<session_counters> per_meter; // in meter order
+  std::vector<traffic_counters> traffic;    // in meter order
 };
 
 class sim_server {
@@ -74,7 +88,8 @@ public:
 
   server_counters counters() const; // any thread
   // {"sessionsNow":..,"sessionsPeak":..,"sessionsTotal":..,"meters":[{"port","serialNumber",
-  //  "sessionsNow","sessionsPeak","sessionsTotal"}...]}
+  //  "sessionsNow","sessionsPeak","sessionsTotal","bytesReceived":{"<baud>":n...},
+  //  "bytesSent":{...},"reads","replies"[,"lastSessionMs"]}...]}
   std::string counters_json() const;
 
   struct shared; // the state sessions share (public for the implementation's helpers)

@@ -63,3 +63,50 @@ TEST_CASE_METHOD(actor_fixture, "readers answer queries and report unknown ids a
   self->send_exit(rd, caf::exit_reason::user_shutdown);
   sched.run();
 }
+
+TEST_CASE_METHOD(actor_fixture, "test starts and results that queue up are written in one group commit",
+                 "[actors][persistence]") {
+  std::vector<test_id> ids;
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(*ask<test_id>(persist, insert_atom::value, make_request(true), fake_now));
+  auto* actor = dynamic_cast<persistence_actor::stateful_pointer<persistence_state>>(
+      caf::actor_cast<caf::abstract_actor*>(persist));
+  REQUIRE(actor != nullptr);
+  const auto commits_before = actor->state.group_commits;
+
+  // Three starts (one of them twice) queue up before the actor runs.
+  auto h1 = self->request(persist, caf::infinite, start_atom::value, ids[0], fake_now + 1);
+  auto h2 = self->request(persist, caf::infinite, start_atom::value, ids[1], fake_now + 1);
+  auto h3 = self->request(persist, caf::infinite, start_atom::value, ids[1], fake_now + 2);
+  sched.run();
+  std::vector<bool> started;
+  for (auto* h : {&h1, &h2, &h3})
+    h->receive([&](bool ok) { started.push_back(ok); }, [&](caf::error& err) { FAIL(to_string(err)); });
+  CHECK(started == std::vector<bool>{true, true, false});
+  CHECK(actor->state.group_commits == commits_before + 1);
+  CHECK(inspect->find_test(ids[0])->state == test_state::running);
+  CHECK(inspect->find_test(ids[1])->test_start_time == fake_now + 1);
+
+  // Results and a start together: one more commit.
+  test_outcome a, b;
+  a.id = ids[0];
+  a.result = "SUCCESS";
+  a.test_end_time = fake_now + 30;
+  b = a;
+  b.id = ids[1];
+  b.result = "ERROR: no answer to sign-on";
+  auto f1 = self->request(persist, caf::infinite, finish_atom::value, a);
+  auto s3 = self->request(persist, caf::infinite, start_atom::value, ids[2], fake_now + 31);
+  auto f2 = self->request(persist, caf::infinite, finish_atom::value, b);
+  auto f3 = self->request(persist, caf::infinite, finish_atom::value, a); // written already
+  sched.run();
+  std::vector<bool> answers;
+  for (auto* h : {&f1, &s3, &f2, &f3})
+    h->receive([&](bool ok) { answers.push_back(ok); }, [&](caf::error& err) { FAIL(to_string(err)); });
+  CHECK(answers == std::vector<bool>{true, true, true, false});
+  CHECK(actor->state.group_commits == commits_before + 2);
+  CHECK(inspect->find_test(ids[0])->result == "SUCCESS");
+  CHECK(inspect->find_test(ids[1])->result == "ERROR: no answer to sign-on");
+  CHECK(inspect->find_test(ids[2])->state == test_state::running);
+  CHECK(inspect->find_test(ids[3])->state == test_state::pending);
+}

@@ -8,6 +8,7 @@
 #include "sim/iec_meter.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 using namespace mts;
@@ -424,4 +425,122 @@ TEST_CASE_METHOD(runner_fixture, "a test actor that fails does not take the exec
   CHECK(out->result == "SUCCESS");
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+// ---- transcripts ----
+
+namespace {
+
+boost::json::array transcript_of(const test_outcome& out) {
+  REQUIRE_FALSE(out.transcript_json.empty());
+  return boost::json::parse(out.transcript_json).as_array();
+}
+
+std::vector<std::string> event_names(const boost::json::value& attempt) {
+  std::vector<std::string> names;
+  for (const auto& e : attempt.at("events").as_array())
+    names.emplace_back(e.at("event").as_string().c_str());
+  return names;
+}
+
+} // namespace
+
+TEST_CASE_METHOD(runner_fixture, "transcript of a good session: every exchange, the password masked",
+                 "[actors][runner][transcript]") {
+  auto cfg = runner_config();
+  cfg.transcript_max_bytes = 1 << 20;
+  auto out = run_test(sys.spawn(test_runner, cfg), make_record());
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS");
+  const auto attempts = transcript_of(*out);
+  REQUIRE(attempts.size() == 1);
+  const auto& events = attempts[0].at("events").as_array();
+  REQUIRE(events.size() > 10);
+  CHECK(events[0] == boost::json::parse(R"({"ms":0,"event":"connecting","detail":"127.0.0.1:4059"})"));
+  CHECK(events[1].at("event") == "link up");
+  CHECK(events[2] == boost::json::parse(R"({"ms":0,"event":"sent","data":"/?12345678!<CR><LF>"})"));
+  CHECK(events[3].at("event") == "received");
+  CHECK(events[3].at("data").as_string().starts_with("/SIM5"));
+  CHECK(events.back() == boost::json::parse(R"({"ms":0,"event":"end"})"));
+  CHECK(attempts[0].at("droppedEvents") == 0);
+  bool password_sent = false;
+  for (const auto& e : events)
+    password_sent |= e.at("event") == "sent" && e.at("data") == "<SOH>P1<STX>(********)<ETX>*";
+  CHECK(password_sent);
+  CHECK(out->transcript_json.find("secret") == std::string::npos); // the meter's password
+}
+
+TEST_CASE_METHOD(runner_fixture, "transcript of a silent meter: the sign-on sent on every attempt, no answer",
+                 "[actors][runner][transcript]") {
+  clock_follows_timers = true;
+  fake_link silent;
+  silent.faults.silent = true;
+  links = {silent};
+  auto cfg = runner_config(2);
+  cfg.transcript_max_bytes = 4096;
+  auto out = run_test(sys.spawn(test_runner, cfg), make_record());
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: no answer to sign-on");
+  const auto attempts = transcript_of(*out);
+  REQUIRE(attempts.size() == 2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    INFO("attempt " << i + 1);
+    CHECK(attempts[i].at("attempt") == static_cast<std::int64_t>(i + 1));
+    CHECK(event_names(attempts[i]) ==
+          std::vector<std::string>{"connecting", "link up", "sent", "timer", "end"});
+    const auto& events = attempts[i].at("events").as_array();
+    CHECK(events[2].at("data") == "/?12345678!<CR><LF>");
+    CHECK(events[2].at("ms") == 200);  // after the driver's reaction delay
+    CHECK(events[3].at("ms") == 5200); // the response timeout
+    CHECK(events[4].at("detail") == "no answer to sign-on");
+  }
+  // The second attempt began after the 60 s retry delay.
+  CHECK(attempts[1].at("startTime") != attempts[0].at("startTime"));
+}
+
+TEST_CASE_METHOD(runner_fixture, "transcript of refused connections, and none when turned off",
+                 "[actors][runner][transcript]") {
+  fake_link refused;
+  refused.refuse = true;
+  links = {refused};
+  auto cfg = runner_config(2);
+  cfg.transcript_max_bytes = 4096;
+  auto out = run_test(sys.spawn(test_runner, cfg), make_record(1));
+  REQUIRE(out);
+  const auto attempts = transcript_of(*out);
+  REQUIRE(attempts.size() == 2);
+  CHECK(attempts[1].at("events") == boost::json::parse(R"([
+    {"ms":0,"event":"connecting","detail":"127.0.0.1:4059"},
+    {"ms":0,"event":"connect failed","detail":"connection refused"},
+    {"ms":0,"event":"end","detail":"cannot connect: connection refused"}])"));
+
+  auto off = run_test(sys.spawn(test_runner, runner_config(2)), make_record(2));
+  REQUIRE(off);
+  CHECK(off->result == out->result);
+  CHECK(off->transcript_json.empty());
+}
+
+TEST_CASE_METHOD(runner_fixture, "a transcript stays within its bound and keeps how the attempt ended",
+                 "[actors][runner][transcript]") {
+  auto cfg = runner_config();
+  cfg.transcript_max_bytes = 400;
+  auto out = run_test(sys.spawn(test_runner, cfg), make_record());
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS"); // the bound changes the transcript, not the test
+  const auto attempts = transcript_of(*out);
+  REQUIRE(attempts.size() == 1);
+  CHECK(attempts[0].at("droppedEvents").to_number<std::int64_t>() > 10);
+  const auto& events = attempts[0].at("events").as_array();
+  CHECK(events.front().at("event") == "connecting");
+  CHECK(events.back() == boost::json::parse(R"({"ms":0,"event":"end"})"));
+  std::size_t cost = 0;
+  for (const auto& e : events) {
+    const auto& o = e.as_object();
+    cost += attempt_transcript::event_overhead + o.at("event").as_string().size();
+    if (auto* d = o.if_contains("data"))
+      cost += d->as_string().size();
+    if (auto* d = o.if_contains("detail"))
+      cost += d->as_string().size();
+  }
+  CHECK(cost <= 400 + attempt_transcript::event_overhead + 3); // the end is kept beyond it
 }

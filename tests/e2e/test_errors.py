@@ -17,6 +17,7 @@ KNOWN = {
     "test-cancel": "DELETE",
     "batch-cancel": "DELETE",
     "test-status": "GET",
+    "test-transcript": "GET",
     "batch-status": "GET",
     "test-search": "GET",
     "service-status": "GET",

@@ -183,3 +183,9 @@ TEST_CASE("status summary for test-search", "[codec]") {
                                          "receivedTimestamp"});
   CHECK(o.at("receivedTimestamp").as_string() == "2024-03-15T12:00:00Z");
 }
+
+TEST_CASE("test-transcript body: the stored attempts, or none", "[codec]") {
+  CHECK(mts::json::serialize(mts::encode_test_transcript(7, "")) == R"({"testId":7,"attempts":[]})");
+  CHECK(mts::json::serialize(mts::encode_test_transcript(7, R"([{"attempt":1,"events":[{"ms":0,"event":"link up"}]}])")) ==
+        R"({"testId":7,"attempts":[{"attempt":1,"events":[{"ms":0,"event":"link up"}]}]})");
+}

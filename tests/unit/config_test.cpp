@@ -129,7 +129,7 @@ TEST_CASE("config: the example file and the docs mention every key", "[config]")
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 52);
+  CHECK(keys.size() == 53);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -333,4 +333,15 @@ TEST_CASE("config: setting_value", "[config]") {
   CHECK(mts::setting_value(s, "api.mask_passwords") == "true");
   CHECK(mts::setting_value(s, "storage.busy_timeout_ms") == "0");
   CHECK(mts::setting_value(s, "storage.path") == "/var/lib/mts/db.sqlite");
+}
+
+TEST_CASE("config: scheduler.transcript_max_bytes, 0 turns transcripts off", "[config]") {
+  CHECK(mts::load_settings(std::nullopt, {}).scheduler.transcript_max_bytes == 16384);
+  CHECK(mts::load_settings(std::nullopt, {"scheduler.transcript_max_bytes=0"}).scheduler.transcript_max_bytes == 0);
+  CHECK(mts::load_settings(std::nullopt, {"scheduler.transcript_max_bytes=1048576"}).scheduler.transcript_max_bytes ==
+        1048576);
+  CHECK_THROWS_WITH(mts::load_settings(std::nullopt, {"scheduler.transcript_max_bytes=1048577"}),
+                    Catch::Contains("scheduler.transcript_max_bytes"));
+  CHECK_THROWS_WITH(mts::load_settings(std::nullopt, {"scheduler.transcript_max_bytes=-1"}),
+                    Catch::Contains("scheduler.transcript_max_bytes"));
 }

@@ -93,3 +93,22 @@ TEST_CASE("a serial number mismatch is an ERROR that names what the meter report
   CHECK(j.at("serialNumber") == "ERROR: Serial number mismatch (the meter reports 87654321)");
   CHECK_FALSE(j.contains("meterTime"));
 }
+
+TEST_CASE("survey data written as text: escaped names, empty channels, exact values", "[outcome]") {
+  auto r = full_readings();
+  r.survey = std::vector<survey_channel>{{"kWh \"Import\"", "kWh", {{1546300800, 0.1}, {1546302600, -2.0}}},
+                                         {"kvarh Q1", "kvarh", {}}};
+  auto out = make_outcome(1, with_survey(), r, finish{}, t0);
+  CHECK(out.result == "SUCCESS");
+  // The whole text is one JSON object that parses back to these members, surveyData last.
+  auto j = bj::parse(out.readings_json).as_object();
+  CHECK(j.at("surveyData") == bj::parse(R"([{"name":"kWh \"Import\"","units":"kWh","readings":[
+        {"timestamp":"2019-01-01T00:00:00Z","value":0.1},{"timestamp":"2019-01-01T00:30:00Z","value":-2}]},
+        {"name":"kvarh Q1","units":"kvarh","readings":[]}])"));
+  CHECK(j.at("serialNumber") == "12345678");
+  CHECK(j.size() == 5);
+  CHECK(out.readings_json.find(R"(,"surveyData":[{"name":"kWh \"Import\"",)") != std::string::npos);
+  CHECK(out.readings_json.find(R"("value":0.1},{"timestamp":"2019-01-01T00:30:00Z","value":-2}]})") !=
+        std::string::npos);
+  CHECK(out.readings_json.back() == '}');
+}

@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 #include <variant>
 
@@ -333,6 +334,28 @@ TEST_CASE("sim server: paced meters still give the full result, at the line's sp
   // The 14-byte identification alone takes 14 * 33 ms at 300 baud.
   CHECK(std::chrono::steady_clock::now() - t0 >= 450ms);
   check_equal(c->driver->readings(), sim::expected_readings(server.meter(0).identity, server.meter(0).faults, rq, start));
+
+  // Traffic by line speed: at 300 baud the meter got the sign-on "/?!\r\n" (5 bytes) and the
+  // option select ACK "051\r\n" (6) and sent its identification "/SIM5MTS-SIM\r\n" (14);
+  // everything else went at 9600. The session's duration is there once the meter saw the close.
+  auto traffic = server.counters().traffic.at(0);
+  for (int i = 0; i < 1000 && !traffic.last_session_ms; ++i) {
+    std::this_thread::sleep_for(10ms);
+    traffic = server.counters().traffic.at(0);
+  }
+  REQUIRE(traffic.last_session_ms);
+  CHECK(*traffic.last_session_ms >= 450.0);
+  CHECK(traffic.bytes_received.at(300) == 11);
+  CHECK(traffic.bytes_sent.at(300) == 14);
+  CHECK(traffic.bytes_received.at(9600) > 0);
+  CHECK(traffic.bytes_sent.at(9600) > traffic.bytes_received.at(9600)); // the answers are longer
+  CHECK(traffic.bytes_received.size() == 2);
+  CHECK(traffic.bytes_sent.size() == 2);
+  CHECK(traffic.replies >= 4); // identification, P0, password ACK, answers...
+  const auto json = server.counters_json();
+  CHECK(json.find(R"("bytesReceived":{"300":11,"9600":)") != std::string::npos);
+  CHECK(json.find(R"("bytesSent":{"300":14,"9600":)") != std::string::npos);
+  CHECK(json.find(R"("lastSessionMs":)") != std::string::npos);
 }
 
 TEST_CASE("sim config: faults from text, identities, expected JSON", "[sim_server]") {

@@ -109,15 +109,16 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 2);
-    CHECK(s.schema_version() == 2);
+    CHECK(store::latest_schema_version() == 3);
+    CHECK(s.schema_version() == 3);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 2);
-  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 2);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 3);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 3);
+  CHECK(raw.tableExists("test_transcripts"));
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
   CHECK(raw.tableExists("tests"));
@@ -131,14 +132,14 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 2);
+    CHECK(s.schema_version() == 3);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 2);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 3);
 }
 
 TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
@@ -155,7 +156,7 @@ TEST_CASE("a version 1 database is migrated: old results keep no connection atte
              "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
   }
   store s(dir.db(), store_mode::read_write, busy_ms);
-  CHECK(s.schema_version() == 2);
+  CHECK(s.schema_version() == 3);
   auto old = s.find_test(1);
   REQUIRE(old);
   CHECK(old->result == "SUCCESS");
@@ -174,14 +175,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (3, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (4, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 3 is newer than this build supports (2)"));
+      Catch::Message("database schema version 4 is newer than this build supports (3)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 3 is newer than this build supports (2)"));
+      Catch::Message("database schema version 4 is newer than this build supports (3)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -194,7 +195,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 2) ++ok;
+        if (s.schema_version() == 3) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -203,7 +204,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 2);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 3);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -222,7 +223,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (2); start the server once to upgrade it"));
+                                        "expects (3); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -761,7 +762,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 2);
+  CHECK(r.schema_version() == 3);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
@@ -798,4 +799,65 @@ TEST_CASE("a read-only store opens a database whose writer has closed", "[store]
   REQUIRE(b);
   CHECK(ids_of(*b) == std::vector<test_id>{1, 2});
   CHECK_FALSE(r.batch_tests(2).has_value());
+}
+
+TEST_CASE("transcripts are stored with the outcome and deleted with their test", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  auto [b, ids] = s.insert_batch({simple_request(), simple_request()}, 10);
+  REQUIRE(ids == std::vector<test_id>{1, 2});
+  CHECK(s.find_transcript(1) == std::optional<std::string>("")); // pending: none yet
+  CHECK_FALSE(s.find_transcript(99));                            // unknown test
+
+  auto with_transcript = outcome_for(1, "ERROR: no answer to sign-on", 30);
+  with_transcript.transcript_json = R"([{"attempt":1,"events":[]}])";
+  CHECK_FALSE(s.complete_test(with_transcript)); // not running: nothing written
+  CHECK(s.find_transcript(1) == std::optional<std::string>(""));
+  REQUIRE(s.mark_running(1, 20));
+  REQUIRE(s.complete_test(with_transcript));
+  CHECK(s.find_transcript(1) == std::optional<std::string>(with_transcript.transcript_json));
+
+  REQUIRE(s.mark_running(2, 20));
+  REQUIRE(s.complete_test(outcome_for(2, "SUCCESS", 30))); // recorded none
+  CHECK(s.find_transcript(2) == std::optional<std::string>(""));
+
+  // A reader sees it too.
+  store reader(dir.db(), store_mode::read_only, busy_ms);
+  CHECK(reader.find_transcript(1) == std::optional<std::string>(with_transcript.transcript_json));
+
+  REQUIRE(s.cancel_batch(b, true).cancelled_count == 2);
+  CHECK_FALSE(s.find_transcript(1));
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM test_transcripts") == 0);
+}
+
+TEST_CASE("in_one_transaction: starts and results commit together, or not at all", "[store]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  auto [b, ids] = s.insert_batch({simple_request(), simple_request(), simple_request()}, 10);
+  REQUIRE(s.mark_running(1, 20));
+
+  std::vector<bool> got;
+  s.in_one_transaction([&] {
+    got.push_back(s.mark_running(2, 21));
+    got.push_back(s.mark_running(2, 22)); // no longer pending, inside the same transaction
+    got.push_back(s.complete_test(outcome_for(1, "SUCCESS", 30)));
+    got.push_back(s.complete_test(outcome_for(3, "SUCCESS", 30))); // not running
+  });
+  CHECK(got == std::vector<bool>{true, false, true, false});
+  CHECK(s.find_test(1)->state == test_state::completed);
+  CHECK(s.find_test(2)->state == test_state::running);
+  CHECK(s.find_test(2)->test_start_time == unix_seconds{21});
+  CHECK(s.find_test(3)->state == test_state::pending);
+
+  // A failure part-way rolls back what the group wrote before it.
+  CHECK_THROWS_AS(s.in_one_transaction([&] {
+    REQUIRE(s.mark_running(3, 40));
+    throw store_error("disk on fire");
+  }),
+                  store_error);
+  CHECK(s.find_test(3)->state == test_state::pending);
+  // ... and single writes commit on their own again afterwards.
+  REQUIRE(s.mark_running(3, 50));
+  store reader(dir.db(), store_mode::read_only, busy_ms);
+  CHECK(reader.find_test(3)->state == test_state::running);
 }

@@ -1,5 +1,6 @@
 // The epoll reactor over real sockets on 127.0.0.1. Every wait is bounded (condition variables
 // with timeouts); nothing sleeps for correctness.
+#include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <netinet/in.h>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
@@ -611,4 +613,16 @@ TEST_CASE("timers pending at stop are dropped, and a schedule after stop does no
   CHECK(*flag == 0);
   CHECK(reactor.schedule(0us, [flag] { ++*flag; }) != 0);
   CHECK(flag.use_count() == 1);
+}
+
+TEST_CASE("raise_open_file_limit lifts the soft limit to the hard one", "[reactor]") {
+  rlimit before{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &before) == 0);
+  const auto got = raise_open_file_limit();
+  rlimit after{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &after) == 0);
+  CHECK(got.before == before.rlim_cur);
+  CHECK(after.rlim_cur == after.rlim_max);
+  CHECK(got.now == after.rlim_cur);
+  CHECK(raise_open_file_limit().before == after.rlim_max); // idempotent
 }

@@ -1,0 +1,140 @@
+#include "actors/transcript.hpp"
+
+#include "common/json.hpp"
+#include "common/time.hpp"
+#include "drivers/iec_frames.hpp"
+
+#include <boost/json.hpp>
+
+namespace mts {
+
+namespace iec = drivers::iec;
+
+std::string mask_secrets(std::string_view bytes, const std::vector<std::string>& secrets) {
+  std::string out;
+  out.reserve(bytes.size());
+  // Rule 1: SOH 'P' digit STX '(' operand ')' ... ETX BCC: the operand and the BCC.
+  std::size_t i = 0;
+  while (i < bytes.size()) {
+    if (bytes[i] == iec::soh && i + 4 < bytes.size() && bytes[i + 1] == 'P' &&
+        (bytes[i + 2] == '1' || bytes[i + 2] == '2') && bytes[i + 3] == iec::stx && bytes[i + 4] == '(') {
+      out.append(bytes.substr(i, 5));
+      i += 5;
+      const auto close = bytes.find(')', i);
+      const auto end = close == std::string_view::npos ? bytes.size() : close;
+      if (end > i)
+        out += transcript_mask_text;
+      i = end;
+      // Up to and including ETX as it is; the BCC after it is masked too.
+      const auto etx = bytes.find(iec::etx, i);
+      if (etx == std::string_view::npos)
+        continue;
+      out.append(bytes.substr(i, etx + 1 - i));
+      i = etx + 1;
+      if (i < bytes.size()) {
+        out += '*';
+        ++i;
+      }
+      continue;
+    }
+    out += bytes[i++];
+  }
+  // Rule 2: the secrets' text wherever it is.
+  for (const auto& secret : secrets) {
+    if (secret.empty())
+      continue;
+    for (auto at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 1)) {
+      out.replace(at, secret.size(), transcript_mask_text);
+      at += std::char_traits<char>::length(transcript_mask_text) - 1;
+    }
+  }
+  return out;
+}
+
+std::string printable_bytes(std::string_view bytes) {
+  static const char* const names[32] = {"NUL", "SOH", "STX", "ETX", "EOT", "ENQ", "ACK", "BEL",
+                                         "BS",  "HT",  "LF",  "VT",  "FF",  "CR",  "SO",  "SI",
+                                         "DLE", "DC1", "DC2", "DC3", "DC4", "NAK", "SYN", "ETB",
+                                         "CAN", "EM",  "SUB", "ESC", "FS",  "GS",  "RS",  "US"};
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(bytes.size() + 8);
+  for (const char ch : bytes) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 32) {
+      out += '<';
+      out += names[c];
+      out += '>';
+    } else if (c < 127) {
+      out += static_cast<char>(c);
+    } else {
+      out += "<x";
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+      out += '>';
+    }
+  }
+  return out;
+}
+
+attempt_transcript::attempt_transcript(std::int64_t attempt, drivers::unix_ms start, std::size_t max_bytes,
+                                       std::vector<std::string> secrets)
+    : attempt_(attempt), start_(start), max_bytes_(max_bytes), secrets_(std::move(secrets)) {}
+
+void attempt_transcript::data(drivers::unix_ms now, const char* event, std::string_view bytes) {
+  if (full_) { // not even masked: it is dropped
+    ++dropped_events_;
+    return;
+  }
+  add({now - start_, event, printable_bytes(mask_secrets(bytes, secrets_)), true}, false);
+}
+
+void attempt_transcript::event(drivers::unix_ms now, std::string event, std::string detail) {
+  add({now - start_, std::move(event), mask_secrets(detail, secrets_), false}, false);
+}
+
+void attempt_transcript::end(drivers::unix_ms now, std::string reason) {
+  if (ended_)
+    return;
+  ended_ = true;
+  add({now - start_, "end", mask_secrets(reason, secrets_), false}, true);
+}
+
+void attempt_transcript::add(entry e, bool always) {
+  const std::size_t cost = e.text.size() + e.event.size() + event_overhead;
+  if (!always && (full_ || used_ + cost > max_bytes_)) {
+    full_ = true;
+    ++dropped_events_;
+    return;
+  }
+  used_ += cost;
+  entries_.push_back(std::move(e));
+}
+
+boost::json::object attempt_transcript::to_json() const {
+  namespace bj = boost::json;
+  bj::array events;
+  for (const auto& e : entries_) {
+    bj::object o{{"ms", e.ms}, {"event", e.event}};
+    if (e.is_data)
+      o["data"] = e.text;
+    else if (!e.text.empty())
+      o["detail"] = e.text;
+    events.push_back(std::move(o));
+  }
+  return bj::object{{"attempt", attempt_},
+                    {"startTime", format_utc(start_ >= 0 ? start_ / 1000 : -((-start_ + 999) / 1000))},
+                    {"events", std::move(events)},
+                    {"droppedEvents", dropped_events_}};
+}
+
+std::string transcripts_json(const std::vector<attempt_transcript>& attempts) {
+  if (attempts.empty())
+    return {};
+  boost::json::array out;
+  for (const auto& a : attempts)
+    out.push_back(a.to_json());
+  return json::serialize(out);
+}
+
+} // namespace mts
