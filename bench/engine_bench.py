@@ -174,13 +174,13 @@ class Sampler(threading.Thread):
 class Rig:
     """A fresh `mts serve` and `mts-sim serve`, stopped (by PID) on close()."""
 
-    def __init__(self, meters, sim_args, overrides, log_level):
+    def __init__(self, meters, sim_args, overrides, log_level, meter_type="IEC62056-21"):
         self.work = tempfile.mkdtemp(prefix="mts-engine-bench.")
         self.procs = []
         first = free_port_run(meters)
         self.sim_err = open(os.path.join(self.work, "sim.stderr"), "w+")
         self.sim = subprocess.Popen(
-            [MTS_SIM, "serve", "--type", "IEC62056-21", "--count", str(meters), "--port", str(first),
+            [MTS_SIM, "serve", "--type", meter_type, "--count", str(meters), "--port", str(first),
              "--seed", "1"] + sim_args,
             stdout=subprocess.PIPE, stderr=self.sim_err, text=True)
         self.procs.append(self.sim)
@@ -256,7 +256,7 @@ def unthrottled(args):
     n = args.meters
     overrides = ["--scheduler.max_concurrent_tests=%d" % n, "--scheduler.max_tcp_sessions=%d" % n,
                  "--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
-    rig = Rig(n, [], overrides, args.log_level)
+    rig = Rig(n, [], overrides, args.log_level, args.type)
     try:
         server_pid, sim_pid = rig.server.pid, rig.sim.pid
         server_s, sim_s = Sampler(server_pid), Sampler(sim_pid)
@@ -320,7 +320,7 @@ def unthrottled(args):
 
 def paced(args):
     overrides = ["--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
-    rig = Rig(1, ["--fault", "pace_baud=%d" % args.baud], overrides, args.log_level)
+    rig = Rig(1, ["--fault", "pace_baud=%d" % args.baud], overrides, args.log_level, args.type)
     try:
         meter = rig.meters[0]
         tid = rig.api.call("POST", "test-request", request_for(meter, args.survey_days, "paced"))["testId"]
@@ -352,7 +352,7 @@ def paced(args):
         # rig, so the measured session can only be compared with the limit without them.
         limit_simulated = limit - wire_to_meter
         report = {
-            "baud": args.baud, "surveyDays": args.survey_days, "result": st["resultSummary"],
+            "meterType": args.type, "baud": args.baud, "surveyDays": args.survey_days, "result": st["resultSummary"],
             "bytesToMeter": counters["bytesReceived"], "bytesFromMeter": counters["bytesSent"],
             "driverMessages": driver_messages, "meterMessages": meter_messages,
             "wireSecondsToMeter": round(wire_to_meter, 3), "wireSecondsFromMeter": round(wire_from_meter, 3),
@@ -383,6 +383,8 @@ def main():
     p.add_argument("--survey-days", type=int, default=10)
     p.add_argument("--timeout", type=int, default=600, help="longest wait for the test, seconds")
     for s in (u, p):
+        s.add_argument("--type", default="IEC62056-21",
+                       help="meter type served and tested (IEC62056-21, ELSTERA1700, ELSTERA1140)")
         s.add_argument("--log-level", default="info", help="the server's log.level")
         s.add_argument("--keep", action="store_true", help="keep the logs and the database")
         s.add_argument("--server-arg", action="append", default=[],
