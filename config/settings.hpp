@@ -77,6 +77,16 @@ struct elster_type_settings {
   std::int64_t max_reauthentications = 3;
 };
 
+// Settings of the IEC62056-21 driver (docs/configuration.md "[iec62056_21]").
+struct iec62056_21_settings {
+  std::int64_t response_timeout_ms = 5000;
+  std::int64_t baud_switch_delay_ms = 300;
+  std::int64_t reaction_delay_ms = 200;
+  std::int64_t fast_reaction_delay_ms = 20;
+  std::int64_t max_repeats = 3;
+  std::int64_t max_baud = 9600;
+};
+
 struct log_settings {
   std::string level = "info"; // trace, debug, info, warn, error, critical, off
 };
@@ -91,6 +101,7 @@ struct settings {
   api_settings api;
   elster_type_settings elster_a1700;
   elster_type_settings elster_a1140;
+  iec62056_21_settings iec62056_21;
   log_settings log;
 };
 

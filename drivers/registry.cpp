@@ -10,16 +10,27 @@
 namespace mts {
 namespace {
 
-// The Elster per-type settings in force (configure_meter_types), read by the driver factories.
-struct elster_configs {
+// The per-type driver settings in force (configure_meter_types), read by the driver factories.
+struct driver_configs {
   std::mutex mutex;
   drivers::elster_config a1700 = drivers::elster_a1700_config();
   drivers::elster_config a1140 = drivers::elster_a1140_config();
+  drivers::iec62056_21_config iec;
 };
 
-elster_configs& elster_in_force() {
-  static elster_configs configs;
+driver_configs& configs_in_force() {
+  static driver_configs configs;
   return configs;
+}
+
+drivers::iec62056_21_config with_settings(drivers::iec62056_21_config c, const iec62056_21_settings& s) {
+  c.response_timeout = std::chrono::milliseconds(s.response_timeout_ms);
+  c.baud_switch_delay = std::chrono::milliseconds(s.baud_switch_delay_ms);
+  c.reaction_delay = std::chrono::milliseconds(s.reaction_delay_ms);
+  c.fast_reaction_delay = std::chrono::milliseconds(s.fast_reaction_delay_ms);
+  c.max_repeats = static_cast<int>(s.max_repeats);
+  c.max_baud = static_cast<int>(s.max_baud);
+  return c;
 }
 
 drivers::elster_config with_settings(drivers::elster_config c, const elster_type_settings& s) {
@@ -47,21 +58,23 @@ const std::vector<meter_type_info>& registry() {
     elster_names.push_back("kVAh");
     out.push_back({"ELSTERA1700", drivers::elster_initial_line(),
                    [](const drivers::session_request& request) {
-                     auto& in_force = elster_in_force();
+                     auto& in_force = configs_in_force();
                      std::lock_guard<std::mutex> lock(in_force.mutex);
                      return drivers::make_elster_driver(request, in_force.a1700);
                    },
                    elster_names});
     out.push_back({"ELSTERA1140", drivers::elster_initial_line(),
                    [](const drivers::session_request& request) {
-                     auto& in_force = elster_in_force();
+                     auto& in_force = configs_in_force();
                      std::lock_guard<std::mutex> lock(in_force.mutex);
                      return drivers::make_elster_driver(request, in_force.a1140);
                    },
                    elster_names});
     out.push_back({"IEC62056-21", drivers::iec62056_21_initial_line(),
                    [](const drivers::session_request& request) {
-                     return drivers::make_iec62056_21_driver(request, drivers::iec62056_21_config{});
+                     auto& in_force = configs_in_force();
+                     std::lock_guard<std::mutex> lock(in_force.mutex);
+                     return drivers::make_iec62056_21_driver(request, in_force.iec);
                    },
                    energy});
     return out;
@@ -90,10 +103,11 @@ const meter_type_info* find_meter_type(const std::string& meter_type) {
 }
 
 void configure_meter_types(const settings& s) {
-  auto& in_force = elster_in_force();
+  auto& in_force = configs_in_force();
   std::lock_guard<std::mutex> lock(in_force.mutex);
   in_force.a1700 = with_settings(drivers::elster_a1700_config(), s.elster_a1700);
   in_force.a1140 = with_settings(drivers::elster_a1140_config(), s.elster_a1140);
+  in_force.iec = with_settings(drivers::iec62056_21_config{}, s.iec62056_21);
 }
 
 } // namespace mts

@@ -129,7 +129,7 @@ TEST_CASE("config: the example file and the docs mention every key", "[config]")
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 53);
+  CHECK(keys.size() == 59);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);

@@ -79,3 +79,21 @@ TEST_CASE("the Elster per-type settings reach the drivers", "[registry]") {
   configure_meter_types(load_settings(std::nullopt, {})); // back to the defaults
   CHECK(option_select("ELSTERA1700").second == std::string("\x06" "056\r\n"));
 }
+
+TEST_CASE("the IEC62056-21 settings reach its driver", "[registry]") {
+  // A 40 ms reaction delay, and a meter proposing 19200 baud (Z = 6) capped at 4800 (Z = 4).
+  auto s = load_settings(std::nullopt, {"iec62056_21.reaction_delay_ms=40", "iec62056_21.max_baud=4800"});
+  configure_meter_types(s);
+  const auto option_select = [] {
+    auto driver = find_meter_type("IEC62056-21")->make_driver(drivers::session_request{});
+    auto up = driver->on_link_up(0);
+    const auto reaction = std::get<drivers::arm_timer>(up.at(0));
+    driver->on_timer(reaction.id, 100);
+    auto armed = driver->on_bytes("/ABC6METER\r\n", 200);
+    const auto id = std::get<drivers::arm_timer>(armed.at(0)).id;
+    return std::make_pair(reaction.after, std::get<drivers::send_bytes>(driver->on_timer(id, 300).at(0)).data);
+  };
+  CHECK(option_select() == std::make_pair(std::chrono::milliseconds(40), std::string("\x06" "041\r\n")));
+  configure_meter_types(load_settings(std::nullopt, {})); // back to the defaults
+  CHECK(option_select() == std::make_pair(std::chrono::milliseconds(200), std::string("\x06" "051\r\n")));
+}
