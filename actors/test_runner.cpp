@@ -174,6 +174,29 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       end_attempt(self, {drivers::failure_kind::transient, "line dropped"});
     }
   });
+  // A bug (an exception from a driver or a factory) must not leave the test unanswered: its
+  // slot and its meter's address would stay taken until the scheduler's deadline (30 min by
+  // default). The test ends at once with a permanent error; the details go to the log only.
+  // The connection actor closes its link when it sees this actor end.
+  self->set_exception_handler([self](caf::scheduled_actor*, std::exception_ptr& eptr) -> caf::error {
+    auto& st = self->state;
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("test {}: internal error in attempt {}: {}", st.record.id, st.attempt, what);
+    if (st.started && !st.done) {
+      if (st.active && st.connection_start && !st.connection_end)
+        st.connection_end = now_s(self);
+      st.active = false;
+      st.last_finish = {drivers::failure_kind::permanent, "internal error in the test engine (see the server log)"};
+      complete(self);
+    }
+    return caf::none;
+  });
   return {
     [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
       auto& st = self->state;

@@ -404,7 +404,8 @@ TEST_CASE_METHOD(runner_fixture, "the whole-test deadline ends a test between at
   CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
 }
 
-TEST_CASE_METHOD(runner_fixture, "a test actor that fails does not take the executor down", "[actors][runner]") {
+TEST_CASE_METHOD(runner_fixture, "a test actor that throws answers at once and does not take the executor down",
+                 "[actors][runner]") {
   auto cfg = runner_config();
   auto real_connect = cfg.connect;
   int calls = 0;
@@ -417,9 +418,13 @@ TEST_CASE_METHOD(runner_fixture, "a test actor that fails does not take the exec
   auto exec = sys.spawn(executor, cfg);
   auto h1 = self->request(exec, std::chrono::seconds(30), run_atom::value, make_record(1));
   run_to_quiescence();
-  bool failed = false;
-  h1.receive([&](test_outcome&) {}, [&](caf::error&) { failed = true; });
-  CHECK(failed); // no answer: the scheduler's request times out (here: this request's)
+  std::optional<test_outcome> first;
+  h1.receive([&](test_outcome& o) { first = std::move(o); }, [&](caf::error&) {});
+  // Answered, not left to the scheduler's request timeout: a permanent error, no retry.
+  REQUIRE(first);
+  CHECK(first->id == 1);
+  CHECK(first->result == "ERROR: internal error in the test engine (see the server log)");
+  CHECK(calls == 1);
   auto out = run_test(exec, make_record(2));
   REQUIRE(out);
   CHECK(out->result == "SUCCESS");
