@@ -52,102 +52,15 @@ elster_config elster_a1140_config() {
   return c;
 }
 
+namespace {
+iec_session_settings session_settings(const elster_config& c) {
+  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_message};
+}
+} // namespace
+
 elster_driver::elster_driver(session_request request, elster_config config)
-    : request_(std::move(request)), config_(std::move(config)), parser_(config_.max_message) {
+    : iec_session_driver(std::move(request), session_settings(config)), config_(std::move(config)) {
   config_.packet_size = std::clamp<std::size_t>(config_.packet_size, 1, 0x40);
-}
-
-void elster_driver::arm(actions& out, std::chrono::milliseconds after) {
-  out.push_back(arm_timer{after, ++timer_id_});
-}
-
-void elster_driver::schedule(actions& out, std::string bytes, after_send then) {
-  pending_ = std::move(bytes);
-  then_ = then;
-  arm(out, config_.reaction_delay);
-}
-
-void elster_driver::fail(actions& out, failure_kind kind, std::string reason) {
-  if (logged_in_)
-    out.push_back(send_bytes{iec::break_message()});
-  out.push_back(finish{kind, std::move(reason)});
-  stage_ = stage::done;
-  pending_.reset();
-}
-
-actions elster_driver::on_link_up(unix_ms) {
-  actions out;
-  if (stage_ != stage::idle)
-    return out;
-  stage_ = stage::ident;
-  schedule(out, iec::request_message(request_.outstation_address.value_or("")));
-  return out;
-}
-
-actions elster_driver::on_timer(std::uint64_t id, unix_ms) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle || id != timer_id_)
-    return out;
-  if (pending_) {
-    std::string bytes = std::move(*pending_);
-    pending_.reset();
-    if (bytes.size() > 1)
-      last_sent_ = bytes; // a command, resent when the meter answers NAK
-    out.push_back(send_bytes{std::move(bytes)});
-    switch (then_) {
-    case after_send::response:
-      arm(out, config_.response_timeout);
-      break;
-    case after_send::baud_switch:
-      out.push_back(change_line{line_settings{baud_, 7, 'E', 1}});
-      arm(out, config_.baud_switch_delay);
-      switching_ = true;
-      break;
-    case after_send::finish_success:
-      out.push_back(finish{});
-      stage_ = stage::done;
-      break;
-    }
-    return out;
-  }
-  if (switching_) {
-    switching_ = false;
-    arm(out, config_.response_timeout);
-    return out;
-  }
-  fail(out, failure_kind::transient, timeout_reason());
-  return out;
-}
-
-actions elster_driver::on_bytes(std::string_view data, unix_ms now) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle)
-    return out;
-  parser_.feed(data);
-  while (stage_ != stage::done) {
-    auto m = parser_.next();
-    if (!m)
-      break;
-    if (pending_ || stage_ == stage::signoff)
-      continue; // not awaiting anything: unsolicited bytes are dropped
-    handle(out, *m, now);
-  }
-  if (stage_ != stage::done && stage_ != stage::signoff && !pending_ && !switching_ && !data.empty())
-    arm(out, config_.response_timeout);
-  return out;
-}
-
-actions elster_driver::on_link_down(unix_ms) {
-  actions out;
-  if (stage_ == stage::done)
-    return out;
-  if (stage_ == stage::signoff)
-    out.push_back(finish{}); // everything was read
-  else
-    out.push_back(finish{failure_kind::transient, "line dropped"});
-  stage_ = stage::done;
-  pending_.reset();
-  return out;
 }
 
 std::string elster_driver::timeout_reason() const {
@@ -176,37 +89,8 @@ std::string elster_driver::timeout_reason() const {
   }
 }
 
-void elster_driver::bad_block(actions& out) {
-  if (repeats_ >= config_.max_repeats) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, std::string(1, iec::nak));
-}
-
-void elster_driver::meter_nak(actions& out) {
-  if (repeats_ >= config_.max_repeats || last_sent_.empty()) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, last_sent_);
-}
-
-void elster_driver::handle(actions& out, const iec::message& m, unix_ms now) {
+void elster_driver::on_message(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::oversize) {
-    fail(out, failure_kind::transient, "reply too long");
-    return;
-  }
-  if ((m.kind == k::block || m.kind == k::command) && !m.bcc_ok) {
-    bad_block(out);
-    return;
-  }
-  // Echoes of what the driver sent (half-duplex links) are never answers.
-  if (m.kind == k::request || m.kind == k::option_select)
-    return;
   switch (stage_) {
   case stage::ident:
     if (m.kind == k::identification)
@@ -351,8 +235,7 @@ std::size_t elster_driver::item_size() const {
 
 void elster_driver::start_item(actions& out) {
   if (pos_ >= plan_.size()) {
-    stage_ = stage::signoff;
-    schedule(out, iec::break_message(), after_send::finish_success);
+    sign_off(out);
     return;
   }
   stage_ = stage::request;

@@ -26,6 +26,7 @@
 //   finish() is always the last action; afterwards every event is ignored.
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
+#include "drivers/iec_session.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -64,40 +65,28 @@ struct elster_config {
 elster_config elster_a1700_config();
 elster_config elster_a1140_config();
 
-class elster_driver : public meter_driver {
+// The session plumbing (reaction delay, timers, baud switch, NAK/repeat, fail/finish) is
+// drivers/iec_session.*; this class reads and writes the items.
+class elster_driver : public iec_session_driver {
 public:
   elster_driver(session_request request, elster_config config);
 
-  actions on_link_up(unix_ms now) override;
-  actions on_bytes(std::string_view data, unix_ms now) override;
-  actions on_timer(std::uint64_t id, unix_ms now) override;
-  actions on_link_down(unix_ms now) override;
-  const meter_readings& readings() const override { return readings_; }
-
 private:
   enum class stage {
-    idle,
     ident,    // awaiting the identification
     p0,       // awaiting the seed (after the baud switch)
     password, // awaiting ACK to a P2
-    request,  // awaiting the answer to the current read or write
-    signoff,  // B0 waits for the reaction delay
-    done
+    request   // awaiting the answer to the current read or write
   };
   // What the session reads or writes, in order.
   enum class item { serial, clock, registers, status, channels, period, select, blocks, profile };
-  enum class after_send { response, baud_switch, finish_success };
 
-  void arm(actions& out, std::chrono::milliseconds after);
-  void schedule(actions& out, std::string bytes, after_send then = after_send::response);
-  void fail(actions& out, failure_kind kind, std::string reason);
-  void handle(actions& out, const iec::message& m, unix_ms now);
+  void on_message(actions& out, const iec::message& m, unix_ms now) override;
+  std::string timeout_reason() const override;
   void on_identification(actions& out, const std::string& id);
   void on_seed(actions& out, const std::string& text);
   void on_password_reply(actions& out, const iec::message& m);
   void on_request_reply(actions& out, const iec::message& m, unix_ms now);
-  void bad_block(actions& out);
-  void meter_nak(actions& out);
 
   void start_item(actions& out);
   void next_item(actions& out);
@@ -106,27 +95,15 @@ private:
   std::string data_id() const;
   std::size_t item_size() const;
   bool is_write() const;
-  std::string timeout_reason() const;
   void add_event(std::string text);
   void store_profile();
 
-  session_request request_;
   elster_config config_;
-  iec::frame_parser parser_;
-  meter_readings readings_;
 
-  stage stage_ = stage::idle;
-  bool logged_in_ = false;
-  bool switching_ = false; // in the baud switch delay
+  stage stage_ = stage::ident;
   bool zero_sent_ = false; // level 3: the zero operand was accepted
   bool reauthenticating_ = false;
-  int repeats_ = 0;
   int reauthentications_ = 0;
-  int baud_ = 300;
-  std::uint64_t timer_id_ = 0;
-  std::optional<std::string> pending_; // sent when the reaction delay expires
-  after_send then_ = after_send::response;
-  std::string last_sent_;
   std::string hash_;
 
   std::vector<item> plan_;

@@ -510,6 +510,19 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
     s.exchange(p0_a1700, p2_fedc);
     finished(s.driver.on_timer(s.timer, s.tick(5000)), failure_kind::transient, "no answer to password", false);
   }
+  SECTION("password, the seed came during the baud switch delay") {
+    // The early seed ends the switch delay: the P2 gets one response timeout, as any send.
+    session s(a1700_request(), elster_a1700_config());
+    auto id = only_timer(s.driver.on_link_up(s.now), 200ms);
+    send_then_timer(s.driver.on_timer(id, s.tick(200)), request_addr, 5000ms);
+    id = only_timer(s.driver.on_bytes(ident_a1700, s.tick(400)), 200ms);
+    auto a = s.driver.on_timer(id, s.tick(200));
+    REQUIRE(a.size() == 3);
+    CHECK(std::get<arm_timer>(a[2]).after == 300ms);
+    id = only_timer(s.driver.on_bytes(p0_a1700, s.tick(100)), 200ms);
+    const auto timeout = send_then_timer(s.driver.on_timer(id, s.tick(200)), p2_fedc, 5000ms);
+    finished(s.driver.on_timer(timeout, s.tick(5000)), failure_kind::transient, "no answer to password", false);
+  }
   SECTION("reads") {
     session s(a1700_request(), elster_a1700_config());
     s.log_in_a1700();
