@@ -54,7 +54,7 @@ elster_config elster_a1140_config() {
 
 namespace {
 iec_session_settings session_settings(const elster_config& c) {
-  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_message};
+  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_baud, c.max_message};
 }
 } // namespace
 
@@ -119,22 +119,8 @@ void elster_driver::on_message(actions& out, const iec::message& m, unix_ms now)
 }
 
 void elster_driver::on_identification(actions& out, const std::string& id) {
-  const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
-  if (!meter_baud) {
-    fail(out, failure_kind::permanent, "meter does not support mode C");
-    return;
-  }
-  const int wanted = std::min(*meter_baud, config_.max_baud);
-  char z = '0';
-  for (char c = '6'; c >= '0'; --c)
-    if (*iec::mode_c_baud(c) <= wanted) {
-      z = c;
-      break;
-    }
-  baud_ = *iec::mode_c_baud(z);
-  repeats_ = 0;
-  stage_ = stage::p0;
-  schedule(out, iec::option_select_message('0', z, config_.option_mode), after_send::baud_switch);
+  if (select_option(out, id, config_.option_mode))
+    stage_ = stage::p0;
 }
 
 void elster_driver::on_seed(actions& out, const std::string& text) {

@@ -245,7 +245,7 @@ double round6(double v) { return std::round(v * 1e6) / 1e6; }
 
 namespace {
 iec_session_settings session_settings(const iec62056_21_config& c) {
-  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_message};
+  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_baud, c.max_message};
 }
 } // namespace
 
@@ -288,24 +288,11 @@ void iec62056_21_driver::on_message(actions& out, const iec::message& m, unix_ms
     if (m.kind != k::identification)
       return;
     const auto& id = m.text;
-    const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
-    if (!meter_baud) {
-      fail(out, failure_kind::permanent, "meter does not support mode C");
-      return;
-    }
-    if (id[2] >= 'a' && id[2] <= 'z')
+    // A lower-case third manufacturer letter: the meter reacts fast.
+    if (id.size() >= 4 && id[2] >= 'a' && id[2] <= 'z')
       set_reaction_delay(config_.fast_reaction_delay);
-    const int wanted = std::min(*meter_baud, config_.max_baud);
-    char z = '0';
-    for (char c = '6'; c >= '0'; --c)
-      if (*iec::mode_c_baud(c) <= wanted) {
-        z = c;
-        break;
-      }
-    baud_ = *iec::mode_c_baud(z);
-    repeats_ = 0;
-    stage_ = stage::p0;
-    schedule(out, iec::option_select_message('0', z, '1'), after_send::baud_switch);
+    if (select_option(out, id, '1'))
+      stage_ = stage::p0;
     return;
   }
   case stage::p0:

@@ -1,5 +1,6 @@
 #include "drivers/iec_session.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace mts::drivers {
@@ -24,6 +25,26 @@ void iec_session_driver::fail(actions& out, failure_kind kind, std::string reaso
   out.push_back(finish{kind, std::move(reason)});
   phase_ = phase::done;
   pending_.reset();
+}
+
+bool iec_session_driver::select_option(actions& out, const std::string& identification, char mode) {
+  const auto& id = identification;
+  const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
+  if (!meter_baud) {
+    fail(out, failure_kind::permanent, "meter does not support mode C");
+    return false;
+  }
+  const int wanted = std::min(*meter_baud, settings_.max_baud);
+  char z = '0';
+  for (char c = '6'; c >= '0'; --c)
+    if (*iec::mode_c_baud(c) <= wanted) {
+      z = c;
+      break;
+    }
+  baud_ = *iec::mode_c_baud(z);
+  repeats_ = 0;
+  schedule(out, iec::option_select_message('0', z, mode), after_send::baud_switch);
+  return true;
 }
 
 void iec_session_driver::sign_off(actions& out) {

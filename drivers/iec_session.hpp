@@ -42,6 +42,7 @@ struct iec_session_settings {
   std::chrono::milliseconds baud_switch_delay{300};
   std::chrono::milliseconds reaction_delay{200};
   int max_repeats = 3;
+  int max_baud = 9600;
   std::size_t max_message = iec::frame_parser::default_max_message;
 };
 
@@ -65,6 +66,10 @@ protected:
 
   void schedule(actions& out, std::string bytes, after_send then = after_send::response);
   void fail(actions& out, failure_kind kind, std::string reason);
+  // Answers an identification: picks min(meter's mode C baud (its 4th character), max_baud)
+  // and schedules "ACK 0 Z <mode>" with the baud switch. False (after a permanent failure
+  // "meter does not support mode C") when the identification has no mode C baud character.
+  bool select_option(actions& out, const std::string& identification, char mode);
   // B0 after the reaction delay, then finish (success).
   void sign_off(actions& out);
   // The meter answered NAK: resend the last command.
