@@ -258,14 +258,8 @@ void elster_driver::send_request(actions& out) {
 
 void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::nak) {
-    meter_nak(out);
+  if (nak_or_sign_off(out, m))
     return;
-  }
-  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
-    fail(out, failure_kind::transient, "meter signed off");
-    return;
-  }
   if (m.kind == k::block) {
     if (const auto n = elster::error_number(m.text)) {
       if (*n == 5) {
@@ -313,12 +307,6 @@ void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_m
     return;
   }
   item_complete(out, data_, now);
-}
-
-void elster_driver::add_event(std::string text) {
-  if (!readings_.status_events)
-    readings_.status_events.emplace();
-  readings_.status_events->push_back(std::move(text));
 }
 
 void elster_driver::item_complete(actions& out, const std::string& data, unix_ms now) {

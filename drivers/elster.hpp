@@ -95,7 +95,6 @@ private:
   std::string data_id() const;
   std::size_t item_size() const;
   bool is_write() const;
-  void add_event(std::string text);
   void store_profile();
 
   elster_config config_;

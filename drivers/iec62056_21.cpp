@@ -364,22 +364,10 @@ void iec62056_21_driver::next_step(actions& out) {
   start_step(out);
 }
 
-void iec62056_21_driver::add_event(std::string text) {
-  if (!readings_.status_events)
-    readings_.status_events.emplace();
-  readings_.status_events->push_back(std::move(text));
-}
-
 void iec62056_21_driver::handle_read(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::nak) {
-    meter_nak(out);
+  if (nak_or_sign_off(out, m))
     return;
-  }
-  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
-    fail(out, failure_kind::transient, "meter signed off");
-    return;
-  }
   if (m.kind != k::block) {
     fail(out, failure_kind::transient, "unexpected answer from meter");
     return;

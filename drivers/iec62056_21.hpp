@@ -147,7 +147,6 @@ private:
   void start_step(actions& out);
   void next_step(actions& out);
   void store_profile(const std::string& text);
-  void add_event(std::string text);
 
   iec62056_21_config config_;
 

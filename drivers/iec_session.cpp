@@ -161,4 +161,23 @@ void iec_session_driver::meter_nak(actions& out) {
   schedule(out, last_sent_);
 }
 
+bool iec_session_driver::nak_or_sign_off(actions& out, const iec::message& m) {
+  using k = iec::message_kind;
+  if (m.kind == k::nak) {
+    meter_nak(out);
+    return true;
+  }
+  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
+    fail(out, failure_kind::transient, "meter signed off");
+    return true;
+  }
+  return false;
+}
+
+void iec_session_driver::add_event(std::string text) {
+  if (!readings_.status_events)
+    readings_.status_events.emplace();
+  readings_.status_events->push_back(std::move(text));
+}
+
 } // namespace mts::drivers

@@ -72,8 +72,11 @@ protected:
   bool select_option(actions& out, const std::string& identification, char mode);
   // B0 after the reaction delay, then finish (success).
   void sign_off(actions& out);
-  // The meter answered NAK: resend the last command.
-  void meter_nak(actions& out);
+  // The answers any request can meet: the meter's NAK (it got the command garbled: resend it)
+  // and a sign-off B0/B1 (transient "meter signed off"). True when `m` was one of them.
+  bool nak_or_sign_off(actions& out, const iec::message& m);
+  // Appends a status event to readings_.
+  void add_event(std::string text);
   // Changes the reaction delay for every later send.
   void set_reaction_delay(std::chrono::milliseconds delay) { settings_.reaction_delay = delay; }
 
@@ -89,6 +92,7 @@ private:
   void arm(actions& out, std::chrono::milliseconds after);
   void receive(actions& out, const iec::message& m, unix_ms now);
   void bad_block(actions& out);
+  void meter_nak(actions& out);
 
   iec_session_settings settings_;
   iec::frame_parser parser_;
