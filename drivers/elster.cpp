@@ -25,8 +25,6 @@ std::string_view trim_spaces(std::string_view s) {
   return s;
 }
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // "(hex)" -> bytes, when the hex is exactly `size` bytes.
 std::optional<std::string> parenthesised_bytes(std::string_view text, std::size_t size) {
   if (text.size() != 2 * size + 2 || text.front() != '(' || text.back() != ')')

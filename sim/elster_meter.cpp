@@ -16,13 +16,6 @@ bool is_elster_type(const std::string& type) { return type == elster_a1700_type 
 namespace elster {
 namespace {
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
 char bcd(int v) { return static_cast<char>(((v / 10) << 4) | (v % 10)); }
 
 const char* const status_texts[32] = {
