@@ -50,40 +50,23 @@ elster_config elster_a1140_config() {
   return c;
 }
 
-namespace {
-iec_session_settings session_settings(const elster_config& c) {
-  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_baud, c.max_message};
-}
-} // namespace
-
 elster_driver::elster_driver(session_request request, elster_config config)
-    : iec_session_driver(std::move(request), session_settings(config)), config_(std::move(config)) {
+    : iec_session_driver(std::move(request), config), config_(std::move(config)) {
   config_.packet_size = std::clamp<std::size_t>(config_.packet_size, 1, 0x40);
 }
 
-std::string elster_driver::timeout_reason() const {
-  switch (stage_) {
-  case stage::ident:
-    return "no answer to sign-on";
-  case stage::p0:
-    return "no answer to option select";
-  case stage::password:
-    return "no answer to password";
-  case stage::request:
-    switch (plan_[pos_]) {
-    case item::serial:
-      return "no answer to serial number read";
-    case item::clock:
-      return "no answer to clock read";
-    case item::registers:
-      return "no answer to register read";
-    case item::status:
-      return "no answer to status read";
-    default:
-      return "no answer to load profile read";
-    }
+std::string elster_driver::request_timeout_reason() const {
+  switch (plan_[pos_]) {
+  case item::serial:
+    return "no answer to serial number read";
+  case item::clock:
+    return "no answer to clock read";
+  case item::registers:
+    return "no answer to register read";
+  case item::status:
+    return "no answer to status read";
   default:
-    return "no answer";
+    return "no answer to load profile read";
   }
 }
 

@@ -42,8 +42,10 @@ enum class elster_profile_selection {
   by_date // W1 554 with from/to (A1140)
 };
 
-// Per-meter-type settings (docs/elster.md "Per-type settings").
-struct elster_config {
+// Per-meter-type settings (docs/elster.md "Per-type settings"). Timing and limits
+// (response_timeout, baud_switch_delay, reaction_delay, max_repeats, max_baud, max_message):
+// iec_session_settings.
+struct elster_config : iec_session_settings {
   char option_mode = '6';      // '6' Elster mode, '1' IEC1107-compatible
   int security_level = 2;      // 2: P2(hash); 3: P2(zeros) then P2(hash)
   int clock_utc_offset_minutes = 0;  // meter time = UTC + offset
@@ -51,15 +53,8 @@ struct elster_config {
   int profile_scale_exponent = -3;   // 550 DDDDD x 10^E x 10^exp -> k-units
   std::size_t register_count = 10;   // 8-byte registers in 507 (A1700 10, A1140 16)
   elster_profile_selection profile_selection = elster_profile_selection::days;
-
-  std::chrono::milliseconds response_timeout{5000}; // per reply: first byte / gap between bytes
-  std::chrono::milliseconds baud_switch_delay{300}; // after change_line, before awaiting P0
-  std::chrono::milliseconds reaction_delay{200};    // before every message the driver sends
-  int max_baud = 9600;
-  int max_repeats = 3;           // NAKs per message on a bad BCC
   int max_reauthentications = 3; // ERR5 recoveries per session
   std::size_t packet_size = 64;  // bytes per R1 packet (0x40 at most)
-  std::size_t max_message = iec::frame_parser::default_max_message;
 };
 
 elster_config elster_a1700_config();
@@ -72,17 +67,11 @@ public:
   elster_driver(session_request request, elster_config config);
 
 private:
-  enum class stage {
-    ident,    // awaiting the identification
-    p0,       // awaiting the seed (after the baud switch)
-    password, // awaiting ACK to a P2
-    request   // awaiting the answer to the current read or write
-  };
   // What the session reads or writes, in order.
   enum class item { serial, clock, registers, status, channels, period, select, blocks, profile };
 
   void on_message(actions& out, const iec::message& m, unix_ms now) override;
-  std::string timeout_reason() const override;
+  std::string request_timeout_reason() const override;
   void on_identification(actions& out, const std::string& id);
   void on_seed(actions& out, const std::string& text);
   void on_password_reply(actions& out, const iec::message& m);
@@ -99,7 +88,6 @@ private:
 
   elster_config config_;
 
-  stage stage_ = stage::ident;
   bool zero_sent_ = false; // level 3: the zero operand was accepted
   bool reauthenticating_ = false;
   int reauthentications_ = 0;

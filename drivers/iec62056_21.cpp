@@ -243,40 +243,22 @@ double round6(double v) { return std::round(v * 1e6) / 1e6; }
 
 } // namespace
 
-namespace {
-iec_session_settings session_settings(const iec62056_21_config& c) {
-  return {c.response_timeout, c.baud_switch_delay, c.reaction_delay, c.max_repeats, c.max_baud, c.max_message};
-}
-} // namespace
-
 iec62056_21_driver::iec62056_21_driver(session_request request, iec62056_21_config config)
-    : iec_session_driver(std::move(request), session_settings(config)), config_(std::move(config)) {}
+    : iec_session_driver(std::move(request), config), config_(std::move(config)) {}
 
-std::string iec62056_21_driver::timeout_reason() const {
-  switch (stage_) {
-  case stage::ident:
-    return "no answer to sign-on";
-  case stage::p0:
-    return "no answer to option select";
-  case stage::password:
-    return "no answer to password";
-  case stage::read:
-    switch (plan_[pos_].what) {
-    case item::serial:
-      return "no answer to serial number read";
-    case item::time:
-    case item::date:
-      return "no answer to clock read";
-    case item::status:
-      return "no answer to status read";
-    case item::reg:
-      return "no answer to register read";
-    case item::profile:
-      return "no answer to load profile read";
-    }
-    break;
-  default:
-    break;
+std::string iec62056_21_driver::request_timeout_reason() const {
+  switch (plan_[pos_].what) {
+  case item::serial:
+    return "no answer to serial number read";
+  case item::time:
+  case item::date:
+    return "no answer to clock read";
+  case item::status:
+    return "no answer to status read";
+  case item::reg:
+    return "no answer to register read";
+  case item::profile:
+    return "no answer to load profile read";
   }
   return "no answer";
 }
@@ -332,7 +314,7 @@ void iec62056_21_driver::on_message(actions& out, const iec::message& m, unix_ms
     pos_ = 0;
     start_step(out);
     return;
-  case stage::read:
+  case stage::request:
     handle_read(out, m, now);
     return;
   default:
@@ -346,7 +328,7 @@ void iec62056_21_driver::start_step(actions& out) {
     return;
   }
   const auto& s = plan_[pos_];
-  stage_ = stage::read;
+  stage_ = stage::request;
   if (s.what == item::profile) {
     profile_text_.clear();
     std::string data = s.address + "(" + profile_time(*request_.survey_from) + ";" +

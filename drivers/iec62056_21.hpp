@@ -97,14 +97,10 @@ struct iec62056_21_register {
   std::string units;   // API units, e.g. "kWh"
 };
 
-struct iec62056_21_config {
-  std::chrono::milliseconds response_timeout{5000};  // first byte / gap between bytes
-  std::chrono::milliseconds baud_switch_delay{300};  // after change_line, before awaiting P0
-  std::chrono::milliseconds reaction_delay{200};     // before every message the driver sends
-  std::chrono::milliseconds fast_reaction_delay{20}; // ... when the 3rd id letter is lower case
-  int max_repeats = 3;                               // NAKs per message on a bad BCC
-  int max_baud = 9600;
-  std::size_t max_message = iec::frame_parser::default_max_message;
+// Timing and limits (response_timeout, baud_switch_delay, reaction_delay, max_repeats,
+// max_baud, max_message): iec_session_settings.
+struct iec62056_21_config : iec_session_settings {
+  std::chrono::milliseconds fast_reaction_delay{20}; // reaction_delay when the 3rd id letter is lower case
 
   std::string serial_address = "C.1.0";
   std::string time_address = "0.9.1";
@@ -128,12 +124,6 @@ public:
   iec62056_21_driver(session_request request, iec62056_21_config config);
 
 private:
-  enum class stage {
-    ident,     // awaiting the identification
-    p0,        // awaiting the password operand (after the baud switch)
-    password,  // awaiting ACK to P1
-    read       // awaiting the answer to plan_[pos_]
-  };
   enum class item { serial, time, date, status, reg, profile };
   struct step {
     item what;
@@ -142,7 +132,7 @@ private:
   };
 
   void on_message(actions& out, const iec::message& m, unix_ms now) override;
-  std::string timeout_reason() const override;
+  std::string request_timeout_reason() const override;
   void handle_read(actions& out, const iec::message& m, unix_ms now);
   void start_step(actions& out);
   void next_step(actions& out);
@@ -150,7 +140,6 @@ private:
 
   iec62056_21_config config_;
 
-  stage stage_ = stage::ident;
   std::vector<step> plan_;
   std::size_t pos_ = 0;
   std::optional<int> time_of_day_; // seconds, from 0.9.1

@@ -143,6 +143,20 @@ void iec_session_driver::receive(actions& out, const iec::message& m, unix_ms no
   on_message(out, m, now);
 }
 
+std::string iec_session_driver::timeout_reason() const {
+  switch (stage_) {
+  case stage::ident:
+    return "no answer to sign-on";
+  case stage::p0:
+    return "no answer to option select";
+  case stage::password:
+    return "no answer to password";
+  case stage::request:
+    return request_timeout_reason();
+  }
+  return "no answer";
+}
+
 void iec_session_driver::bad_block(actions& out) {
   if (repeats_ >= settings_.max_repeats) {
     fail(out, failure_kind::transient, "checksum errors");

@@ -36,12 +36,12 @@
 
 namespace mts::drivers {
 
-// The timing and limits of the shared plumbing (each driver's config documents its keys).
+// The timing and limits of the shared plumbing; each driver's config derives from it.
 struct iec_session_settings {
-  std::chrono::milliseconds response_timeout{5000};
-  std::chrono::milliseconds baud_switch_delay{300};
-  std::chrono::milliseconds reaction_delay{200};
-  int max_repeats = 3;
+  std::chrono::milliseconds response_timeout{5000}; // per reply: first byte / gap between bytes
+  std::chrono::milliseconds baud_switch_delay{300}; // after change_line, before awaiting P0
+  std::chrono::milliseconds reaction_delay{200};    // before every message the driver sends
+  int max_repeats = 3;                              // NAKs per message on a bad BCC
   int max_baud = 9600;
   std::size_t max_message = iec::frame_parser::default_max_message;
 };
@@ -56,13 +56,21 @@ public:
 
 protected:
   enum class after_send { response, baud_switch, finish_success };
+  // What the session awaits (the sign-off and the end are the base's own).
+  enum class stage {
+    ident,    // the identification
+    p0,       // the password operand / seed (after the baud switch)
+    password, // the answer to the password
+    request   // the answer to the current read or write
+  };
 
   iec_session_driver(session_request request, const iec_session_settings& settings);
 
   // A complete, well-framed message that is not an echo, while one is awaited.
   virtual void on_message(actions& out, const iec::message& m, unix_ms now) = 0;
-  // The failure reason when the response timeout expires, naming what was awaited.
-  virtual std::string timeout_reason() const = 0;
+  // The failure reason when the response timeout expires in stage::request, naming the item
+  // ("no answer to ... read"); the sign-on stages have theirs here.
+  virtual std::string request_timeout_reason() const = 0;
 
   void schedule(actions& out, std::string bytes, after_send then = after_send::response);
   void fail(actions& out, failure_kind kind, std::string reason);
@@ -82,6 +90,7 @@ protected:
 
   session_request request_;
   meter_readings readings_;
+  stage stage_ = stage::ident;
   bool logged_in_ = false;
   int repeats_ = 0;
   int baud_ = 300; // the line after the option select
@@ -92,6 +101,7 @@ private:
   void arm(actions& out, std::chrono::milliseconds after);
   void receive(actions& out, const iec::message& m, unix_ms now);
   void bad_block(actions& out);
+  std::string timeout_reason() const;
   void meter_nak(actions& out);
 
   iec_session_settings settings_;
