@@ -106,6 +106,15 @@ struct session : mts::testing::driver_session<elster_driver> {
     exchange(p0_a1700, p2_fedc);
     exchange(ack, r1_serial);
   }
+
+  // The A1700 log-in and the reads before 724 (798, 861, both 507 packets); ends awaiting 724.
+  void read_to_status() {
+    log_in_a1700();
+    exchange(serial_reply, r1_clock);
+    exchange(clock_reply, r1_regs1);
+    exchange(registers1, r1_regs2);
+    exchange(registers2, r1_status);
+  }
 };
 
 session_request a1700_request() {
@@ -482,11 +491,7 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
   }
   SECTION("load profile") {
     session s(a1700_request(), elster_a1700_config());
-    s.log_in_a1700();
-    s.exchange(serial_reply, r1_clock);
-    s.exchange(clock_reply, r1_regs1);
-    s.exchange(registers1, r1_regs2);
-    s.exchange(registers2, r1_status);
+    s.read_to_status();
     s.exchange(status_reply, r1_mask);
     finished(s.driver.on_timer(s.timer, s.tick(5000)), failure_kind::transient, "no answer to load profile read",
              true);
@@ -502,11 +507,7 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
 
 TEST_CASE("Elster line dropped mid-profile keeps what was read, survey unread", "[elster][driver]") {
   session s(a1700_request(), elster_a1700_config());
-  s.log_in_a1700();
-  s.exchange(serial_reply, r1_clock);
-  s.exchange(clock_reply, r1_regs1);
-  s.exchange(registers1, r1_regs2);
-  s.exchange(registers2, r1_status);
+  s.read_to_status();
   s.exchange(status_reply, r1_mask);
   s.exchange(mask_reply, r1_period);
   s.exchange(period_reply, w1_551_2days);
@@ -526,11 +527,7 @@ TEST_CASE("Elster line dropped mid-profile keeps what was read, survey unread", 
 TEST_CASE("Elster without a survey: B0 after 724 ends the session successfully",
           "[elster][driver]") {
   session s(no_survey(a1700_request()), elster_a1700_config());
-  s.log_in_a1700();
-  s.exchange(serial_reply, r1_clock);
-  s.exchange(clock_reply, r1_regs1);
-  s.exchange(registers1, r1_regs2);
-  s.exchange(registers2, r1_status);
+  s.read_to_status();
   s.last_exchange(status_reply);
   CHECK_FALSE(s.driver.readings().survey);
 }
