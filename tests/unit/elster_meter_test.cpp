@@ -25,11 +25,7 @@ using mts::unix_seconds;
 namespace sel = mts::sim::elster;     // the simulator's encoders (under test)
 namespace codec = mts::drivers::elster; // the shared password hash
 
-using mts::testing::b0;
-using mts::testing::finished;
-using mts::testing::framed;
-using mts::testing::nak;
-using mts::testing::sent;
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
 
 std::string cmd(const std::string& c, const std::string& data) { return framed("\x01" + c + "\x02" + data + "\x03"); }
 std::string data_reply(const std::string& data) { return framed("\x02" + data + "\x03"); }
@@ -39,8 +35,6 @@ std::string bytes(std::initializer_list<int> v) {
     out += static_cast<char>(b);
   return out;
 }
-
-using mts::testing::ack;
 
 // 2024-03-10T12:34:56Z
 constexpr unix_seconds now_s = 1710074096;
@@ -361,8 +355,6 @@ session_request full_request() {
   rq.survey_to = day0 + 2 * 86400;
   return rq;
 }
-
-using mts::testing::require_equal;
 
 const char* const both_types[] = {elster_a1700_type, elster_a1140_type};
 

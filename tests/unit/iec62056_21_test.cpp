@@ -14,14 +14,7 @@ namespace {
 using namespace mts::drivers;
 using namespace std::chrono_literals;
 
-using mts::testing::ack;
-using mts::testing::b;
-
-using mts::testing::b0;
-using mts::testing::finished;
-using mts::testing::nak;
-using mts::testing::only_timer;
-using mts::testing::send_then_timer;
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
 
 // 2019-01-02T04:02:00Z
 constexpr unix_ms t0 = 1546401720000;

@@ -19,14 +19,7 @@ using namespace mts::drivers;
 using namespace std::chrono_literals;
 using mts::unix_seconds;
 
-using mts::testing::ack;
-using mts::testing::b;
-using mts::testing::b0;
-using mts::testing::finished;
-using mts::testing::framed;
-using mts::testing::line_change;
-using mts::testing::nak;
-using mts::testing::sent;
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
 
 // 2024-03-10T12:34:56Z
 constexpr unix_seconds now_s = 1710074096;
@@ -252,8 +245,6 @@ session_request full_request() {
   rq.survey_to = day0 + 2 * 86400;
   return rq;
 }
-
-using mts::testing::require_equal;
 
 } // namespace
 
