@@ -189,12 +189,7 @@ TEST_CASE("IEC 62056-21 full session transcript", "[iec][driver]") {
 TEST_CASE("IEC 62056-21 wrong password is permanent", "[iec][driver]") {
   session s(full_request());
   auto& d = s.driver;
-  auto id = only_timer(d.on_link_up(s.now), 200ms);
-  send_then_timer(d.on_timer(id, s.tick(200)), request, 5000ms);
-  id = only_timer(d.on_bytes(ident, s.tick(400)), 200ms);
-  auto a = d.on_timer(id, s.tick(200));
-  REQUIRE(a.size() == 3);
-  only_timer(d.on_timer(std::get<arm_timer>(a[2]).id, s.tick(300)), 5000ms);
+  s.sign_on(request, ident, option_select);
   s.exchange(p0, p1_secret);
   // NAK: rejected. Not logged in, so no B0.
   finished(d.on_bytes(nak, s.tick(100)), failure_kind::permanent, "password rejected", false);
@@ -204,12 +199,7 @@ TEST_CASE("IEC 62056-21 wrong password is permanent", "[iec][driver]") {
 TEST_CASE("IEC 62056-21 password error block is permanent", "[iec][driver]") {
   session s(full_request());
   auto& d = s.driver;
-  auto id = only_timer(d.on_link_up(s.now), 200ms);
-  send_then_timer(d.on_timer(id, s.tick(200)), request, 5000ms);
-  id = only_timer(d.on_bytes(ident, s.tick(400)), 200ms);
-  auto a = d.on_timer(id, s.tick(200));
-  REQUIRE(a.size() == 3);
-  only_timer(d.on_timer(std::get<arm_timer>(a[2]).id, s.tick(300)), 5000ms);
+  s.sign_on(request, ident, option_select);
   s.exchange(p0, p1_secret);
   // STX (ERR1) ETX BCC: '('^'E'^'R'^'R'^'1'^')'^ETX
   const std::string err1 = b(STX "(ERR1)" ETX, 0x28 ^ 0x45 ^ 0x52 ^ 0x52 ^ 0x31 ^ 0x29 ^ 0x03);
