@@ -232,6 +232,24 @@ inline in_process_outcome run_in_process(sim::meter_session& meter, drivers::met
   return o;
 }
 
+// The survey, channel by channel and reading by reading, exactly.
+inline void require_equal_survey(const drivers::meter_readings& got, const drivers::meter_readings& want) {
+  REQUIRE(got.survey.has_value() == want.survey.has_value());
+  if (want.survey) {
+    REQUIRE(got.survey->size() == want.survey->size());
+    for (std::size_t i = 0; i < want.survey->size(); ++i) {
+      const auto &g = (*got.survey)[i], &w = (*want.survey)[i];
+      CHECK(g.name == w.name);
+      CHECK(g.units == w.units);
+      REQUIRE(g.readings.size() == w.readings.size());
+      for (std::size_t j = 0; j < w.readings.size(); ++j) {
+        CHECK(g.readings[j].timestamp == w.readings[j].timestamp);
+        CHECK(g.readings[j].value == w.readings[j].value);
+      }
+    }
+  }
+}
+
 // Whole-result comparison; times the driver takes from its own clock (register timestamps,
 // meter_time_taken) must fall within the session (which ended at `end`).
 inline void require_equal(const drivers::meter_readings& got, const drivers::meter_readings& want,
@@ -257,20 +275,7 @@ inline void require_equal(const drivers::meter_readings& got, const drivers::met
       CHECK(g.timestamp <= last);
     }
   }
-  REQUIRE(got.survey.has_value() == want.survey.has_value());
-  if (want.survey) {
-    REQUIRE(got.survey->size() == want.survey->size());
-    for (std::size_t i = 0; i < want.survey->size(); ++i) {
-      const auto &g = (*got.survey)[i], &w = (*want.survey)[i];
-      CHECK(g.name == w.name);
-      CHECK(g.units == w.units);
-      REQUIRE(g.readings.size() == w.readings.size());
-      for (std::size_t j = 0; j < w.readings.size(); ++j) {
-        CHECK(g.readings[j].timestamp == w.readings[j].timestamp);
-        CHECK(g.readings[j].value == w.readings[j].value);
-      }
-    }
-  }
+  require_equal_survey(got, want);
 }
 
 } // namespace mts::testing

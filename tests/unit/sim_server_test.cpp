@@ -7,6 +7,8 @@
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
 
+#include "tests/unit/driver_harness.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
@@ -154,21 +156,7 @@ void check_equal(const drivers::meter_readings& got, const drivers::meter_readin
       CHECK((*got.registers)[i].timestamp == (*want.registers)[i].timestamp);
     }
   }
-  REQUIRE(got.survey.has_value() == want.survey.has_value());
-  if (want.survey) {
-    REQUIRE(got.survey->size() == want.survey->size());
-    for (std::size_t c = 0; c < want.survey->size(); ++c) {
-      const auto& g = (*got.survey)[c];
-      const auto& w = (*want.survey)[c];
-      CHECK(g.name == w.name);
-      CHECK(g.units == w.units);
-      REQUIRE(g.readings.size() == w.readings.size());
-      for (std::size_t i = 0; i < w.readings.size(); ++i) {
-        CHECK(g.readings[i].timestamp == w.readings[i].timestamp);
-        CHECK(g.readings[i].value == w.readings[i].value);
-      }
-    }
-  }
+  testing::require_equal_survey(got, want);
 }
 
 sim::server_options frozen() {
