@@ -148,82 +148,85 @@ inline in_process_outcome run_in_process(sim::meter_session& meter, drivers::met
     std::optional<unix_ms> due;
     std::uint64_t id = 0;
   };
+  struct side {
+    line_settings line;
+    timer_slot timer;
+    std::deque<std::string> inbox; // bytes on their way to this side
+  };
   in_process_outcome o;
   unix_ms t = start;
-  line_settings dline = driver_line, mline = meter.line();
-  timer_slot dtimer, mtimer;
-  std::deque<std::string> to_meter, to_driver;
+  side d{driver_line, {}, {}}, m{meter.line(), {}, {}};
   bool meter_closed = false, link_down_told = false;
 
-  const auto driver_actions = [&](const actions& acts) {
+  // Bytes reach the peer only while both lines agree.
+  const auto apply = [&](const actions& acts, side& self, side& peer, auto&& on_send, auto&& on_finish) {
     for (const auto& a : acts) {
       if (const auto* s = std::get_if<send_bytes>(&a)) {
-        o.driver_naks += s->data == "\x15" ? 1 : 0;
-        o.p2_sent += s->data.rfind("\x01P2", 0) == 0 ? 1 : 0;
-        if (dline == mline)
-          to_meter.push_back(s->data);
+        on_send(s->data);
+        if (self.line == peer.line)
+          peer.inbox.push_back(s->data);
         else
           ++o.lost_sends;
       } else if (const auto* c = std::get_if<change_line>(&a)) {
-        dline = c->settings;
+        self.line = c->settings;
       } else if (const auto* at = std::get_if<arm_timer>(&a)) {
-        dtimer = {t + at->after.count(), at->id};
+        self.timer = {t + at->after.count(), at->id};
       } else if (std::holds_alternative<cancel_timer>(a)) {
-        dtimer.due.reset();
+        self.timer.due.reset();
       } else if (const auto* fin = std::get_if<finish>(&a)) {
-        o.finished = true;
-        o.failure = fin->failure;
-        o.reason = fin->reason;
+        on_finish(*fin);
       }
     }
   };
+  const auto driver_actions = [&](const actions& acts) {
+    apply(
+        acts, d, m,
+        [&](const std::string& data) {
+          o.driver_naks += data == "\x15" ? 1 : 0;
+          o.p2_sent += data.rfind("\x01P2", 0) == 0 ? 1 : 0;
+        },
+        [&](const finish& fin) {
+          o.finished = true;
+          o.failure = fin.failure;
+          o.reason = fin.reason;
+        });
+  };
   const auto meter_actions = [&](const actions& acts) {
-    for (const auto& a : acts) {
-      if (const auto* s = std::get_if<send_bytes>(&a)) {
-        o.partial_blocks += s->data.size() >= 2 && s->data[s->data.size() - 2] == '\x04' ? 1 : 0;
-        if (dline == mline)
-          to_driver.push_back(s->data);
-        else
-          ++o.lost_sends;
-      } else if (const auto* c = std::get_if<change_line>(&a)) {
-        mline = c->settings;
-      } else if (const auto* at = std::get_if<arm_timer>(&a)) {
-        mtimer = {t + at->after.count(), at->id};
-      } else if (std::holds_alternative<cancel_timer>(a)) {
-        mtimer.due.reset();
-      } else if (std::holds_alternative<finish>(a)) {
-        meter_closed = true;
-      }
-    }
+    apply(
+        acts, m, d,
+        [&](const std::string& data) {
+          o.partial_blocks += data.size() >= 2 && data[data.size() - 2] == '\x04' ? 1 : 0;
+        },
+        [&](const finish&) { meter_closed = true; });
   };
 
   meter_actions(meter.on_link_up(t));
   driver_actions(driver.on_link_up(t));
   for (int steps = 0; !o.finished && steps < max_steps; ++steps) {
-    if (!to_meter.empty()) {
-      auto data = std::move(to_meter.front());
-      to_meter.pop_front();
+    if (!m.inbox.empty()) {
+      auto data = std::move(m.inbox.front());
+      m.inbox.pop_front();
       if (!meter_closed)
         meter_actions(meter.on_bytes(data, t));
-    } else if (!to_driver.empty()) {
-      auto data = std::move(to_driver.front());
-      to_driver.pop_front();
+    } else if (!d.inbox.empty()) {
+      auto data = std::move(d.inbox.front());
+      d.inbox.pop_front();
       driver_actions(driver.on_bytes(data, t));
     } else if (meter_closed && !link_down_told) {
       link_down_told = true;
       driver_actions(driver.on_link_down(t));
     } else {
-      const bool d = dtimer.due.has_value(), m = mtimer.due.has_value() && !meter_closed;
-      if (!d && !m)
+      const bool dd = d.timer.due.has_value(), md = m.timer.due.has_value() && !meter_closed;
+      if (!dd && !md)
         break; // stuck
-      if (d && (!m || *dtimer.due <= *mtimer.due)) {
-        t = std::max(t, *dtimer.due);
-        dtimer.due.reset();
-        driver_actions(driver.on_timer(dtimer.id, t));
+      if (dd && (!md || *d.timer.due <= *m.timer.due)) {
+        t = std::max(t, *d.timer.due);
+        d.timer.due.reset();
+        driver_actions(driver.on_timer(d.timer.id, t));
       } else {
-        t = std::max(t, *mtimer.due);
-        mtimer.due.reset();
-        meter_actions(meter.on_timer(mtimer.id, t));
+        t = std::max(t, *m.timer.due);
+        m.timer.due.reset();
+        meter_actions(meter.on_timer(m.timer.id, t));
       }
     }
   }
