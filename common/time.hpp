@@ -29,4 +29,13 @@ int seconds_of_day(unix_seconds t);
 
 constexpr unix_seconds seconds_per_day = 86400;
 
+// Calendar arithmetic (proleptic Gregorian), shared by the parsers here, the Elster codec and
+// the simulator.
+// Days in month m (1..12) of year y.
+int days_in_month(int y, int m);
+// Days since 1970-01-01 of y-m-d (m 1..12, d 1..days_in_month); negative before 1970.
+std::int64_t days_from_civil(int y, int m, int d);
+// a / b rounded towards minus infinity (b != 0): the day of a time before 1970 included.
+std::int64_t floor_div(std::int64_t a, std::int64_t b);
+
 } // namespace mts

@@ -25,8 +25,6 @@ std::string_view trim_spaces(std::string_view s) {
   return s;
 }
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // "(hex)" -> bytes, when the hex is exactly `size` bytes.
 std::optional<std::string> parenthesised_bytes(std::string_view text, std::size_t size) {
   if (text.size() != 2 * size + 2 || text.front() != '(' || text.back() != ')')
@@ -53,160 +51,27 @@ elster_config elster_a1140_config() {
 }
 
 elster_driver::elster_driver(session_request request, elster_config config)
-    : request_(std::move(request)), config_(std::move(config)), parser_(config_.max_message) {
+    : iec_session_driver(std::move(request), config), config_(std::move(config)) {
   config_.packet_size = std::clamp<std::size_t>(config_.packet_size, 1, 0x40);
 }
 
-void elster_driver::arm(actions& out, std::chrono::milliseconds after) {
-  out.push_back(arm_timer{after, ++timer_id_});
-}
-
-void elster_driver::schedule(actions& out, std::string bytes, after_send then) {
-  pending_ = std::move(bytes);
-  then_ = then;
-  arm(out, config_.reaction_delay);
-}
-
-void elster_driver::fail(actions& out, failure_kind kind, std::string reason) {
-  if (logged_in_)
-    out.push_back(send_bytes{iec::break_message()});
-  out.push_back(finish{kind, std::move(reason)});
-  stage_ = stage::done;
-  pending_.reset();
-}
-
-actions elster_driver::on_link_up(unix_ms) {
-  actions out;
-  if (stage_ != stage::idle)
-    return out;
-  stage_ = stage::ident;
-  schedule(out, iec::request_message(request_.outstation_address.value_or("")));
-  return out;
-}
-
-actions elster_driver::on_timer(std::uint64_t id, unix_ms) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle || id != timer_id_)
-    return out;
-  if (pending_) {
-    std::string bytes = std::move(*pending_);
-    pending_.reset();
-    if (bytes.size() > 1)
-      last_sent_ = bytes; // a command, resent when the meter answers NAK
-    out.push_back(send_bytes{std::move(bytes)});
-    switch (then_) {
-    case after_send::response:
-      arm(out, config_.response_timeout);
-      break;
-    case after_send::baud_switch:
-      out.push_back(change_line{line_settings{baud_, 7, 'E', 1}});
-      arm(out, config_.baud_switch_delay);
-      switching_ = true;
-      break;
-    case after_send::finish_success:
-      out.push_back(finish{});
-      stage_ = stage::done;
-      break;
-    }
-    return out;
-  }
-  if (switching_) {
-    switching_ = false;
-    arm(out, config_.response_timeout);
-    return out;
-  }
-  fail(out, failure_kind::transient, timeout_reason());
-  return out;
-}
-
-actions elster_driver::on_bytes(std::string_view data, unix_ms now) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle)
-    return out;
-  parser_.feed(data);
-  while (stage_ != stage::done) {
-    auto m = parser_.next();
-    if (!m)
-      break;
-    if (pending_ || stage_ == stage::signoff)
-      continue; // not awaiting anything: unsolicited bytes are dropped
-    handle(out, *m, now);
-  }
-  if (stage_ != stage::done && stage_ != stage::signoff && !pending_ && !switching_ && !data.empty())
-    arm(out, config_.response_timeout);
-  return out;
-}
-
-actions elster_driver::on_link_down(unix_ms) {
-  actions out;
-  if (stage_ == stage::done)
-    return out;
-  if (stage_ == stage::signoff)
-    out.push_back(finish{}); // everything was read
-  else
-    out.push_back(finish{failure_kind::transient, "line dropped"});
-  stage_ = stage::done;
-  pending_.reset();
-  return out;
-}
-
-std::string elster_driver::timeout_reason() const {
-  switch (stage_) {
-  case stage::ident:
-    return "no answer to sign-on";
-  case stage::p0:
-    return "no answer to option select";
-  case stage::password:
-    return "no answer to password";
-  case stage::request:
-    switch (plan_[pos_]) {
-    case item::serial:
-      return "no answer to serial number read";
-    case item::clock:
-      return "no answer to clock read";
-    case item::registers:
-      return "no answer to register read";
-    case item::status:
-      return "no answer to status read";
-    default:
-      return "no answer to load profile read";
-    }
+std::string elster_driver::request_timeout_reason() const {
+  switch (plan_[pos_]) {
+  case item::serial:
+    return "no answer to serial number read";
+  case item::clock:
+    return "no answer to clock read";
+  case item::registers:
+    return "no answer to register read";
+  case item::status:
+    return "no answer to status read";
   default:
-    return "no answer";
+    return "no answer to load profile read";
   }
 }
 
-void elster_driver::bad_block(actions& out) {
-  if (repeats_ >= config_.max_repeats) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, std::string(1, iec::nak));
-}
-
-void elster_driver::meter_nak(actions& out) {
-  if (repeats_ >= config_.max_repeats || last_sent_.empty()) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, last_sent_);
-}
-
-void elster_driver::handle(actions& out, const iec::message& m, unix_ms now) {
+void elster_driver::on_message(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::oversize) {
-    fail(out, failure_kind::transient, "reply too long");
-    return;
-  }
-  if ((m.kind == k::block || m.kind == k::command) && !m.bcc_ok) {
-    bad_block(out);
-    return;
-  }
-  // Echoes of what the driver sent (half-duplex links) are never answers.
-  if (m.kind == k::request || m.kind == k::option_select)
-    return;
   switch (stage_) {
   case stage::ident:
     if (m.kind == k::identification)
@@ -235,22 +100,8 @@ void elster_driver::handle(actions& out, const iec::message& m, unix_ms now) {
 }
 
 void elster_driver::on_identification(actions& out, const std::string& id) {
-  const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
-  if (!meter_baud) {
-    fail(out, failure_kind::permanent, "meter does not support mode C");
-    return;
-  }
-  const int wanted = std::min(*meter_baud, config_.max_baud);
-  char z = '0';
-  for (char c = '6'; c >= '0'; --c)
-    if (*iec::mode_c_baud(c) <= wanted) {
-      z = c;
-      break;
-    }
-  baud_ = *iec::mode_c_baud(z);
-  repeats_ = 0;
-  stage_ = stage::p0;
-  schedule(out, iec::option_select_message('0', z, config_.option_mode), after_send::baud_switch);
+  if (select_option(out, id, config_.option_mode))
+    stage_ = stage::p0;
 }
 
 void elster_driver::on_seed(actions& out, const std::string& text) {
@@ -351,8 +202,7 @@ std::size_t elster_driver::item_size() const {
 
 void elster_driver::start_item(actions& out) {
   if (pos_ >= plan_.size()) {
-    stage_ = stage::signoff;
-    schedule(out, iec::break_message(), after_send::finish_success);
+    sign_off(out);
     return;
   }
   stage_ = stage::request;
@@ -389,14 +239,8 @@ void elster_driver::send_request(actions& out) {
 
 void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::nak) {
-    meter_nak(out);
+  if (nak_or_sign_off(out, m))
     return;
-  }
-  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
-    fail(out, failure_kind::transient, "meter signed off");
-    return;
-  }
   if (m.kind == k::block) {
     if (const auto n = elster::error_number(m.text)) {
       if (*n == 5) {
@@ -444,12 +288,6 @@ void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_m
     return;
   }
   item_complete(out, data_, now);
-}
-
-void elster_driver::add_event(std::string text) {
-  if (!readings_.status_events)
-    readings_.status_events.emplace();
-  readings_.status_events->push_back(std::move(text));
 }
 
 void elster_driver::item_complete(actions& out, const std::string& data, unix_ms now) {

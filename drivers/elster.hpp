@@ -26,6 +26,7 @@
 //   finish() is always the last action; afterwards every event is ignored.
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
+#include "drivers/iec_session.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -41,8 +42,10 @@ enum class elster_profile_selection {
   by_date // W1 554 with from/to (A1140)
 };
 
-// Per-meter-type settings (docs/elster.md "Per-type settings").
-struct elster_config {
+// Per-meter-type settings (docs/elster.md "Per-type settings"). Timing and limits
+// (response_timeout, baud_switch_delay, reaction_delay, max_repeats, max_baud, max_message):
+// iec_session_settings.
+struct elster_config : iec_session_settings {
   char option_mode = '6';      // '6' Elster mode, '1' IEC1107-compatible
   int security_level = 2;      // 2: P2(hash); 3: P2(zeros) then P2(hash)
   int clock_utc_offset_minutes = 0;  // meter time = UTC + offset
@@ -50,54 +53,29 @@ struct elster_config {
   int profile_scale_exponent = -3;   // 550 DDDDD x 10^E x 10^exp -> k-units
   std::size_t register_count = 10;   // 8-byte registers in 507 (A1700 10, A1140 16)
   elster_profile_selection profile_selection = elster_profile_selection::days;
-
-  std::chrono::milliseconds response_timeout{5000}; // per reply: first byte / gap between bytes
-  std::chrono::milliseconds baud_switch_delay{300}; // after change_line, before awaiting P0
-  std::chrono::milliseconds reaction_delay{200};    // before every message the driver sends
-  int max_baud = 9600;
-  int max_repeats = 3;           // NAKs per message on a bad BCC
   int max_reauthentications = 3; // ERR5 recoveries per session
   std::size_t packet_size = 64;  // bytes per R1 packet (0x40 at most)
-  std::size_t max_message = iec::frame_parser::default_max_message;
 };
 
 elster_config elster_a1700_config();
 elster_config elster_a1140_config();
 
-class elster_driver : public meter_driver {
+// The session plumbing (reaction delay, timers, baud switch, NAK/repeat, fail/finish) is
+// drivers/iec_session.*; this class reads and writes the items.
+class elster_driver : public iec_session_driver {
 public:
   elster_driver(session_request request, elster_config config);
 
-  actions on_link_up(unix_ms now) override;
-  actions on_bytes(std::string_view data, unix_ms now) override;
-  actions on_timer(std::uint64_t id, unix_ms now) override;
-  actions on_link_down(unix_ms now) override;
-  const meter_readings& readings() const override { return readings_; }
-
 private:
-  enum class stage {
-    idle,
-    ident,    // awaiting the identification
-    p0,       // awaiting the seed (after the baud switch)
-    password, // awaiting ACK to a P2
-    request,  // awaiting the answer to the current read or write
-    signoff,  // B0 waits for the reaction delay
-    done
-  };
   // What the session reads or writes, in order.
   enum class item { serial, clock, registers, status, channels, period, select, blocks, profile };
-  enum class after_send { response, baud_switch, finish_success };
 
-  void arm(actions& out, std::chrono::milliseconds after);
-  void schedule(actions& out, std::string bytes, after_send then = after_send::response);
-  void fail(actions& out, failure_kind kind, std::string reason);
-  void handle(actions& out, const iec::message& m, unix_ms now);
+  void on_message(actions& out, const iec::message& m, unix_ms now) override;
+  std::string request_timeout_reason() const override;
   void on_identification(actions& out, const std::string& id);
   void on_seed(actions& out, const std::string& text);
   void on_password_reply(actions& out, const iec::message& m);
   void on_request_reply(actions& out, const iec::message& m, unix_ms now);
-  void bad_block(actions& out);
-  void meter_nak(actions& out);
 
   void start_item(actions& out);
   void next_item(actions& out);
@@ -106,27 +84,13 @@ private:
   std::string data_id() const;
   std::size_t item_size() const;
   bool is_write() const;
-  std::string timeout_reason() const;
-  void add_event(std::string text);
   void store_profile();
 
-  session_request request_;
   elster_config config_;
-  iec::frame_parser parser_;
-  meter_readings readings_;
 
-  stage stage_ = stage::idle;
-  bool logged_in_ = false;
-  bool switching_ = false; // in the baud switch delay
   bool zero_sent_ = false; // level 3: the zero operand was accepted
   bool reauthenticating_ = false;
-  int repeats_ = 0;
   int reauthentications_ = 0;
-  int baud_ = 300;
-  std::uint64_t timer_id_ = 0;
-  std::optional<std::string> pending_; // sent when the reaction delay expires
-  after_send then_ = after_send::response;
-  std::string last_sent_;
   std::string hash_;
 
   std::vector<item> plan_;

@@ -24,23 +24,6 @@ std::optional<int> bcd_byte(std::uint8_t b) {
 
 char to_bcd_byte(int v) { return static_cast<char>(((v / 10) << 4) | (v % 10)); }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int days_in_month(int y, int m) {
-  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && leap(y) ? 29 : days[m - 1];
-}
-
 // 10^n as a double: exact up to 10^22, the nearest double beyond.
 double pow10(int n) {
   double v = 1;
@@ -148,7 +131,7 @@ std::optional<unix_seconds> decode_clock(std::string_view b) {
   if (!sec || !min || !hour || !day || !month || !year || *sec > 59 || *min > 59 || *hour > 23 || *month < 1 ||
       *month > 12 || *day < 1 || *day > days_in_month(2000 + *year, *month))
     return std::nullopt;
-  const auto days = days_from_civil(2000 + *year, static_cast<unsigned>(*month), static_cast<unsigned>(*day));
+  const auto days = days_from_civil(2000 + *year, *month, *day);
   return days * seconds_per_day + *hour * 3600 + *min * 60 + *sec;
 }
 

@@ -244,192 +244,41 @@ double round6(double v) { return std::round(v * 1e6) / 1e6; }
 } // namespace
 
 iec62056_21_driver::iec62056_21_driver(session_request request, iec62056_21_config config)
-    : request_(std::move(request)), config_(std::move(config)), parser_(config_.max_message) {}
+    : iec_session_driver(std::move(request), config), config_(std::move(config)) {}
 
-std::chrono::milliseconds iec62056_21_driver::reaction() const {
-  return fast_ ? config_.fast_reaction_delay : config_.reaction_delay;
-}
-
-void iec62056_21_driver::arm(actions& out, std::chrono::milliseconds after) {
-  out.push_back(arm_timer{after, ++timer_id_});
-}
-
-void iec62056_21_driver::schedule(actions& out, std::string bytes, after_send then) {
-  pending_ = std::move(bytes);
-  then_ = then;
-  switching_ = false;
-  arm(out, reaction());
-}
-
-void iec62056_21_driver::fail(actions& out, failure_kind kind, std::string reason) {
-  if (logged_in_)
-    out.push_back(send_bytes{iec::break_message()});
-  out.push_back(finish{kind, std::move(reason)});
-  stage_ = stage::done;
-  pending_.reset();
-}
-
-actions iec62056_21_driver::on_link_up(unix_ms) {
-  actions out;
-  if (stage_ != stage::idle)
-    return out;
-  stage_ = stage::ident;
-  schedule(out, iec::request_message(request_.outstation_address.value_or("")));
-  return out;
-}
-
-actions iec62056_21_driver::on_timer(std::uint64_t id, unix_ms) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle || id != timer_id_)
-    return out;
-  if (pending_) {
-    std::string bytes = std::move(*pending_);
-    pending_.reset();
-    if (bytes.size() > 1)
-      last_sent_ = bytes; // a command, resent when the meter answers NAK
-    out.push_back(send_bytes{std::move(bytes)});
-    switch (then_) {
-    case after_send::response:
-      arm(out, config_.response_timeout);
-      break;
-    case after_send::baud_switch:
-      out.push_back(change_line{line_settings{baud_, 7, 'E', 1}});
-      arm(out, config_.baud_switch_delay);
-      switching_ = true;
-      break;
-    case after_send::finish_success:
-      out.push_back(finish{});
-      stage_ = stage::done;
-      break;
-    }
-    return out;
-  }
-  if (switching_) {
-    switching_ = false;
-    arm(out, config_.response_timeout);
-    return out;
-  }
-  fail(out, failure_kind::transient, timeout_reason());
-  return out;
-}
-
-actions iec62056_21_driver::on_bytes(std::string_view data, unix_ms now) {
-  actions out;
-  if (stage_ == stage::done || stage_ == stage::idle)
-    return out;
-  parser_.feed(data);
-  while (stage_ != stage::done) {
-    auto m = parser_.next();
-    if (!m)
-      break;
-    if (pending_ || stage_ == stage::signoff)
-      continue; // not awaiting anything: unsolicited bytes are dropped
-    handle(out, *m, now);
-  }
-  if (stage_ != stage::done && stage_ != stage::signoff && !pending_ && !switching_ && !data.empty())
-    arm(out, config_.response_timeout);
-  return out;
-}
-
-actions iec62056_21_driver::on_link_down(unix_ms) {
-  actions out;
-  if (stage_ == stage::done)
-    return out;
-  if (stage_ == stage::signoff) {
-    out.push_back(finish{}); // everything was read
-  } else {
-    out.push_back(finish{failure_kind::transient, "line dropped"});
-  }
-  stage_ = stage::done;
-  pending_.reset();
-  return out;
-}
-
-std::string iec62056_21_driver::timeout_reason() const {
-  switch (stage_) {
-  case stage::ident:
-    return "no answer to sign-on";
-  case stage::p0:
-    return "no answer to option select";
-  case stage::password:
-    return "no answer to password";
-  case stage::read:
-    switch (plan_[pos_].what) {
-    case item::serial:
-      return "no answer to serial number read";
-    case item::time:
-    case item::date:
-      return "no answer to clock read";
-    case item::status:
-      return "no answer to status read";
-    case item::reg:
-      return "no answer to register read";
-    case item::profile:
-      return "no answer to load profile read";
-    }
-    break;
-  default:
-    break;
+std::string iec62056_21_driver::request_timeout_reason() const {
+  switch (plan_[pos_].what) {
+  case item::serial:
+    return "no answer to serial number read";
+  case item::time:
+  case item::date:
+    return "no answer to clock read";
+  case item::status:
+    return "no answer to status read";
+  case item::reg:
+    return "no answer to register read";
+  case item::profile:
+    return "no answer to load profile read";
   }
   return "no answer";
 }
 
-void iec62056_21_driver::bad_block(actions& out) {
-  if (repeats_ >= config_.max_repeats) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, std::string(1, iec::nak));
-}
-
-void iec62056_21_driver::meter_nak(actions& out) {
-  if (repeats_ >= config_.max_repeats || last_sent_.empty()) {
-    fail(out, failure_kind::transient, "checksum errors");
-    return;
-  }
-  ++repeats_;
-  schedule(out, last_sent_);
-}
-
-void iec62056_21_driver::handle(actions& out, const iec::message& m, unix_ms now) {
+void iec62056_21_driver::on_message(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::oversize) {
-    fail(out, failure_kind::transient, "reply too long");
-    return;
-  }
-  if ((m.kind == k::block || m.kind == k::command) && !m.bcc_ok) {
-    bad_block(out);
-    return;
-  }
-  // Echoes of what the driver sent (half-duplex links) are never answers.
-  const bool echo = m.kind == k::request || m.kind == k::option_select;
   switch (stage_) {
   case stage::ident: {
     if (m.kind != k::identification)
       return;
     const auto& id = m.text;
-    const auto meter_baud = id.size() >= 4 ? iec::mode_c_baud(id[3]) : std::nullopt;
-    if (!meter_baud) {
-      fail(out, failure_kind::permanent, "meter does not support mode C");
-      return;
-    }
-    fast_ = id[2] >= 'a' && id[2] <= 'z';
-    const int wanted = std::min(*meter_baud, config_.max_baud);
-    char z = '0';
-    for (char c = '6'; c >= '0'; --c)
-      if (*iec::mode_c_baud(c) <= wanted) {
-        z = c;
-        break;
-      }
-    baud_ = *iec::mode_c_baud(z);
-    repeats_ = 0;
-    stage_ = stage::p0;
-    schedule(out, iec::option_select_message('0', z, '1'), after_send::baud_switch);
+    // A lower-case third manufacturer letter: the meter reacts fast.
+    if (id.size() >= 4 && id[2] >= 'a' && id[2] <= 'z')
+      set_reaction_delay(config_.fast_reaction_delay);
+    if (select_option(out, id, '1'))
+      stage_ = stage::p0;
     return;
   }
   case stage::p0:
-    if (echo || m.kind == k::identification)
+    if (m.kind == k::identification)
       return;
     if (m.kind == k::command && m.command == "P0") {
       repeats_ = 0;
@@ -443,8 +292,6 @@ void iec62056_21_driver::handle(actions& out, const iec::message& m, unix_ms now
              : "unexpected answer to option select");
     return;
   case stage::password:
-    if (echo)
-      return;
     if (m.kind != k::ack) {
       fail(out, failure_kind::permanent, "password rejected");
       return;
@@ -467,9 +314,7 @@ void iec62056_21_driver::handle(actions& out, const iec::message& m, unix_ms now
     pos_ = 0;
     start_step(out);
     return;
-  case stage::read:
-    if (echo)
-      return;
+  case stage::request:
     handle_read(out, m, now);
     return;
   default:
@@ -479,12 +324,11 @@ void iec62056_21_driver::handle(actions& out, const iec::message& m, unix_ms now
 
 void iec62056_21_driver::start_step(actions& out) {
   if (pos_ >= plan_.size()) {
-    stage_ = stage::signoff;
-    schedule(out, iec::break_message(), after_send::finish_success);
+    sign_off(out);
     return;
   }
   const auto& s = plan_[pos_];
-  stage_ = stage::read;
+  stage_ = stage::request;
   if (s.what == item::profile) {
     profile_text_.clear();
     std::string data = s.address + "(" + profile_time(*request_.survey_from) + ";" +
@@ -502,22 +346,10 @@ void iec62056_21_driver::next_step(actions& out) {
   start_step(out);
 }
 
-void iec62056_21_driver::add_event(std::string text) {
-  if (!readings_.status_events)
-    readings_.status_events.emplace();
-  readings_.status_events->push_back(std::move(text));
-}
-
 void iec62056_21_driver::handle_read(actions& out, const iec::message& m, unix_ms now) {
   using k = iec::message_kind;
-  if (m.kind == k::nak) {
-    meter_nak(out);
+  if (nak_or_sign_off(out, m))
     return;
-  }
-  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
-    fail(out, failure_kind::transient, "meter signed off");
-    return;
-  }
   if (m.kind != k::block) {
     fail(out, failure_kind::transient, "unexpected answer from meter");
     return;

@@ -80,6 +80,7 @@
 //   daylight-saving meters.
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
+#include "drivers/iec_session.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -96,14 +97,10 @@ struct iec62056_21_register {
   std::string units;   // API units, e.g. "kWh"
 };
 
-struct iec62056_21_config {
-  std::chrono::milliseconds response_timeout{5000};  // first byte / gap between bytes
-  std::chrono::milliseconds baud_switch_delay{300};  // after change_line, before awaiting P0
-  std::chrono::milliseconds reaction_delay{200};     // before every message the driver sends
-  std::chrono::milliseconds fast_reaction_delay{20}; // ... when the 3rd id letter is lower case
-  int max_repeats = 3;                               // NAKs per message on a bad BCC
-  int max_baud = 9600;
-  std::size_t max_message = iec::frame_parser::default_max_message;
+// Timing and limits (response_timeout, baud_switch_delay, reaction_delay, max_repeats,
+// max_baud, max_message): iec_session_settings.
+struct iec62056_21_config : iec_session_settings {
+  std::chrono::milliseconds fast_reaction_delay{20}; // reaction_delay when the 3rd id letter is lower case
 
   std::string serial_address = "C.1.0";
   std::string time_address = "0.9.1";
@@ -120,63 +117,29 @@ struct iec62056_21_config {
   bool profile_timestamp_is_interval_end = true;
 };
 
-class iec62056_21_driver : public meter_driver {
+// The session plumbing (reaction delay, timers, baud switch, NAK/repeat, fail/finish) is
+// drivers/iec_session.*; this class reads the items.
+class iec62056_21_driver : public iec_session_driver {
 public:
   iec62056_21_driver(session_request request, iec62056_21_config config);
 
-  actions on_link_up(unix_ms now) override;
-  actions on_bytes(std::string_view data, unix_ms now) override;
-  actions on_timer(std::uint64_t id, unix_ms now) override;
-  actions on_link_down(unix_ms now) override;
-  const meter_readings& readings() const override { return readings_; }
-
 private:
-  enum class stage {
-    idle,
-    ident,     // awaiting the identification
-    p0,        // awaiting the password operand (after the baud switch)
-    password,  // awaiting ACK to P1
-    read,      // awaiting the answer to plan_[pos_]
-    signoff,   // B0 waits for the reaction delay
-    done
-  };
   enum class item { serial, time, date, status, reg, profile };
   struct step {
     item what;
     std::string address;
     std::size_t reg = 0;
   };
-  enum class after_send { response, baud_switch, finish_success };
 
-  std::chrono::milliseconds reaction() const;
-  void arm(actions& out, std::chrono::milliseconds after);
-  void schedule(actions& out, std::string bytes, after_send then = after_send::response);
-  void fail(actions& out, failure_kind kind, std::string reason);
-  void handle(actions& out, const iec::message& m, unix_ms now);
+  void on_message(actions& out, const iec::message& m, unix_ms now) override;
+  std::string request_timeout_reason() const override;
   void handle_read(actions& out, const iec::message& m, unix_ms now);
-  void bad_block(actions& out);
-  void meter_nak(actions& out);
   void start_step(actions& out);
   void next_step(actions& out);
-  std::string timeout_reason() const;
   void store_profile(const std::string& text);
-  void add_event(std::string text);
 
-  session_request request_;
   iec62056_21_config config_;
-  iec::frame_parser parser_;
-  meter_readings readings_;
 
-  stage stage_ = stage::idle;
-  bool fast_ = false;
-  bool logged_in_ = false;
-  bool switching_ = false; // in the baud switch delay
-  int repeats_ = 0;
-  int baud_ = 300;
-  std::uint64_t timer_id_ = 0;
-  std::optional<std::string> pending_; // sent when the reaction delay expires
-  after_send then_ = after_send::response;
-  std::string last_sent_;
   std::vector<step> plan_;
   std::size_t pos_ = 0;
   std::optional<int> time_of_day_; // seconds, from 0.9.1

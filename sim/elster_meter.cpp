@@ -16,13 +16,6 @@ bool is_elster_type(const std::string& type) { return type == elster_a1700_type 
 namespace elster {
 namespace {
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
 char bcd(int v) { return static_cast<char>(((v / 10) << 4) | (v % 10)); }
 
 const char* const status_texts[32] = {
@@ -228,7 +221,7 @@ std::string encode_profile(const std::vector<profile_item>& items) {
 // ---- the meter ----
 
 elster_meter::elster_meter(meter_identity identity, meter_faults faults, elster_meter_config config)
-    : model_(std::move(identity), std::move(faults)), config_(std::move(config)) {
+    : framed_meter(std::move(identity), std::move(faults), config), config_(std::move(config)) {
   std::uint64_t key = splitmix64(model_.identity().seed);
   for (unsigned char c : model_.identity().serial)
     key = splitmix64(key ^ c);
@@ -238,165 +231,27 @@ elster_meter::elster_meter(meter_identity identity, meter_faults faults, elster_
   seed_ = text;
 }
 
-unix_seconds elster_meter::meter_now() const {
-  const unix_seconds t =
-      config_.pinned_now ? *config_.pinned_now : (now_ >= 0 ? now_ / 1000 : -((-now_ + 999) / 1000));
-  return t + model_.identity().clock_offset_seconds;
-}
+std::string elster_meter::identification() const { return elster::identification(model_.identity().type); }
 
-void elster_meter::arm(actions& out, std::chrono::milliseconds after) {
-  out.push_back(drivers::arm_timer{after, ++timer_id_});
-}
-
-void elster_meter::close(actions& out) {
-  if (state_ == state::closed)
-    return;
-  state_ = state::closed;
-  pending_.reset();
-  out.push_back(drivers::finish{});
-}
-
-void elster_meter::emit(actions& out, std::string bytes) {
-  const auto& drop = model_.faults().drop_after_bytes;
-  if (drop && sent_ + bytes.size() >= *drop) {
-    bytes.resize(*drop > sent_ ? *drop - sent_ : 0);
-    sent_ += bytes.size();
-    if (!bytes.empty())
-      out.push_back(drivers::send_bytes{std::move(bytes)});
-    close(out);
-    return;
-  }
-  sent_ += bytes.size();
-  out.push_back(drivers::send_bytes{std::move(bytes)});
-}
-
-// Queue a reply. block: an STX/SOH message (counted for BCC corruption, remembered for NAK).
-void elster_meter::reply(actions& out, std::string message, bool block) {
-  std::string wire = message;
-  if (block) {
-    last_ = message;
-    ++blocks_;
-    const int k = model_.faults().corrupt_bcc_every;
-    if (k > 0 && blocks_ % static_cast<std::size_t>(k) == 0)
-      wire.back() = static_cast<char>((wire.back() ^ 0x01) & 0x7F);
-  }
-  pending_ = model_.faults().garbage_before_reply + wire;
-  if (config_.reaction_delay.count() > 0)
-    arm(out, config_.reaction_delay);
-  else
-    flush(out);
-}
-
-void elster_meter::flush(actions& out) {
-  std::string bytes = std::move(*pending_);
-  pending_.reset();
-  emit(out, std::move(bytes));
-  if (state_ != state::closed && close_after_pending_)
-    close(out);
-}
-
-actions elster_meter::on_link_up(drivers::unix_ms now) {
-  actions out;
-  if (state_ != state::idle)
-    return out;
-  now_ = now;
-  state_ = state::request;
-  arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-actions elster_meter::on_link_down(drivers::unix_ms now) {
-  now_ = now;
-  state_ = state::closed;
-  pending_.reset();
-  return {};
-}
-
-actions elster_meter::on_timer(std::uint64_t id, drivers::unix_ms now) {
-  actions out;
-  if (state_ == state::closed || state_ == state::idle || id != timer_id_)
-    return out;
-  now_ = now;
-  if (!pending_) {
-    close(out); // inactivity
-    return out;
-  }
-  flush(out);
-  if (state_ != state::closed)
-    arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-actions elster_meter::on_bytes(std::string_view data, drivers::unix_ms now) {
-  actions out;
-  if (state_ == state::closed || state_ == state::idle)
-    return out;
-  now_ = now;
-  if (model_.faults().silent) {
-    arm(out, config_.inactivity_timeout);
-    return out;
-  }
-  parser_.feed(data);
-  while (state_ != state::closed) {
-    auto m = parser_.next();
-    if (!m)
-      break;
-    handle(out, *m);
-  }
-  if (state_ != state::closed && !pending_ && !data.empty())
-    arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-void elster_meter::handle(actions& out, const iec::message& m) {
+void elster_meter::on_option_select(actions& out, const iec::message& m) {
   using k = iec::message_kind;
-  if (m.kind == k::oversize)
+  if (m.kind != k::option_select || m.text.size() != 3 || m.text[0] != '0')
     return;
-  if (m.kind == k::request) {
-    if (state_ != state::request && state_ != state::option)
-      return;
-    const auto& want = model_.identity().outstation_address;
-    if (!m.text.empty() && !want.empty() && m.text != want)
-      return; // not addressed to this meter
-    state_ = state::option;
-    parser_.expect_option_select(true);
-    reply(out, iec::identification_message(elster::identification(model_.identity().type)), false);
+  const auto baud = iec::mode_c_baud(m.text[1]);
+  if (!baud || *baud > 9600 || (m.text[2] != '1' && m.text[2] != '6'))
     return;
-  }
-  if (state_ == state::request)
-    return;
-  if (state_ == state::option) {
-    if (m.kind != k::option_select || m.text.size() != 3 || m.text[0] != '0')
-      return;
-    const auto baud = iec::mode_c_baud(m.text[1]);
-    if (!baud || *baud > 9600 || (m.text[2] != '1' && m.text[2] != '6'))
-      return;
-    parser_.expect_option_select(false);
-    line_.baud = *baud;
-    out.push_back(drivers::change_line{line_});
-    state_ = state::password;
-    reply(out, iec::command_message("P0", "(" + seed_ + ")"), true);
-    return;
-  }
-  if (m.kind == k::nak) {
-    if (!last_.empty())
-      reply(out, last_, false);
-    return;
-  }
-  if (m.kind != k::command)
-    return;
-  if (!m.bcc_ok) {
-    reply(out, std::string(1, iec::nak), false);
-    return;
-  }
-  command(out, m);
+  expect_option_select(false);
+  switch_baud(out, *baud);
+  enter_session();
+  state_ = state::password;
+  reply(out, iec::command_message("P0", "(" + seed_ + ")"), true);
 }
 
 void elster_meter::error(actions& out, int n) {
   reply(out, iec::data_message("(ERR" + std::to_string(n) + ")"), true);
 }
 
-void elster_meter::command(actions& out, const iec::message& m) {
+void elster_meter::on_command(actions& out, const iec::message& m) {
   if (!m.command.empty() && m.command[0] == 'B') {
     close(out);
     return;

@@ -56,6 +56,7 @@
 //   the server's.
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
+#include "sim/framed_meter.hpp"
 #include "sim/meter_data.hpp"
 #include "sim/meter_session.hpp"
 
@@ -125,57 +126,33 @@ std::string encode_profile(const std::vector<profile_item>& items);
 
 } // namespace elster
 
-struct elster_meter_config {
-  std::chrono::milliseconds reaction_delay{20};
-  std::chrono::milliseconds inactivity_timeout{30000};
-  std::optional<unix_seconds> pinned_now; // true time; absent: the time of each event
-  std::uint64_t session_number = 0;       // makes the P0 seed
+// Timing (reaction delay, inactivity timeout, pinned clock): framed_meter_timing.
+struct elster_meter_config : framed_meter_timing {
+  std::uint64_t session_number = 0; // makes the P0 seed
 };
 
-class elster_meter : public meter_session {
+// The framing plumbing and the transport faults are sim/framed_meter.*.
+class elster_meter : public framed_meter {
 public:
   elster_meter(meter_identity identity, meter_faults faults, elster_meter_config config = {});
 
-  drivers::actions on_link_up(drivers::unix_ms now) override;
-  drivers::actions on_bytes(std::string_view data, drivers::unix_ms now) override;
-  drivers::actions on_timer(std::uint64_t id, drivers::unix_ms now) override;
-  drivers::actions on_link_down(drivers::unix_ms now) override;
-
-  const drivers::line_settings& line() const override { return line_; }
-  bool closed() const override { return state_ == state::closed; }
-  const meter_model& model() const { return model_; }
   // This session's P0 operand (16 hex characters).
   const std::string& seed_operand() const { return seed_; }
 
 private:
-  enum class state { idle, request, option, password, ready, closed };
+  enum class state { password, ready };
 
-  void reply(drivers::actions& out, std::string message, bool block);
-  void flush(drivers::actions& out);
-  void emit(drivers::actions& out, std::string bytes);
-  void close(drivers::actions& out);
-  void arm(drivers::actions& out, std::chrono::milliseconds after);
-  void handle(drivers::actions& out, const drivers::iec::message& m);
-  void command(drivers::actions& out, const drivers::iec::message& m);
+  std::string identification() const override;
+  void on_option_select(drivers::actions& out, const drivers::iec::message& m) override;
+  void on_command(drivers::actions& out, const drivers::iec::message& m) override;
   void read(drivers::actions& out, const std::string& text);
   void write(drivers::actions& out, const std::string& text);
   void error(drivers::actions& out, int n);
   std::optional<std::string> data_of(int id);
   void select_profile(elster::day_range range);
-  unix_seconds meter_now() const;
 
-  meter_model model_;
   elster_meter_config config_;
-  drivers::iec::frame_parser parser_;
-  drivers::line_settings line_{300, 7, 'E', 1};
-  state state_ = state::idle;
-  drivers::unix_ms now_ = 0;
-  std::uint64_t timer_id_ = 0;
-  std::optional<std::string> pending_; // leaves when the reaction delay expires
-  bool close_after_pending_ = false;
-  std::string last_; // the last block sent, good BCC (resent on NAK)
-  std::size_t blocks_ = 0;
-  std::size_t sent_ = 0;
+  state state_ = state::password;
   std::string seed_;
   int reads_since_login_ = 0;
   bool timed_out_ = false;

@@ -32,194 +32,45 @@ std::string error_block() { return iec::data_message("(ERROR)"); }
 } // namespace
 
 iec_meter::iec_meter(meter_identity identity, meter_faults faults, iec_meter_config config)
-    : model_(std::move(identity), std::move(faults)), config_(std::move(config)) {
+    : framed_meter(std::move(identity), std::move(faults), config), config_(std::move(config)) {
   if (config_.identification.empty())
     config_.identification =
         std::string("SIM") + iec::mode_c_baud_char(config_.max_baud).value_or('5') + "MTS-SIM";
 }
 
-unix_seconds iec_meter::meter_now() const {
-  const unix_seconds t =
-      config_.pinned_now ? *config_.pinned_now : (now_ >= 0 ? now_ / 1000 : -((-now_ + 999) / 1000));
-  return t + model_.identity().clock_offset_seconds;
-}
-
-void iec_meter::arm(actions& out, std::chrono::milliseconds after) {
-  out.push_back(drivers::arm_timer{after, ++timer_id_});
-}
-
-void iec_meter::close(actions& out) {
-  if (state_ == state::closed)
-    return;
-  state_ = state::closed;
-  pending_.reset();
-  out.push_back(drivers::finish{});
-}
-
-void iec_meter::emit(actions& out, std::string bytes) {
-  const auto& drop = model_.faults().drop_after_bytes;
-  if (drop && sent_ + bytes.size() >= *drop) {
-    bytes.resize(*drop > sent_ ? *drop - sent_ : 0);
-    sent_ += bytes.size();
-    if (!bytes.empty())
-      out.push_back(drivers::send_bytes{std::move(bytes)});
-    close(out);
-    return;
-  }
-  sent_ += bytes.size();
-  out.push_back(drivers::send_bytes{std::move(bytes)});
-}
-
-// Queue a reply. block: an STX/SOH message (counted for BCC corruption, remembered for NAK).
-void iec_meter::reply(actions& out, std::string message, bool block) {
-  std::string wire = message;
-  if (block) {
-    last_ = message;
-    ++blocks_;
-    const int k = model_.faults().corrupt_bcc_every;
-    if (k > 0 && blocks_ % static_cast<std::size_t>(k) == 0)
-      wire.back() = static_cast<char>((wire.back() ^ 0x01) & 0x7F);
-  }
-  pending_ = model_.faults().garbage_before_reply + wire;
-  if (config_.reaction_delay.count() > 0)
-    arm(out, config_.reaction_delay);
-  else
-    flush(out);
-}
-
-// Send the pending reply and apply what waits for it (line change, close).
-void iec_meter::flush(actions& out) {
-  std::string bytes = std::move(*pending_);
-  pending_.reset();
-  emit(out, std::move(bytes));
-  if (state_ == state::closed)
-    return;
-  if (line_after_pending_) {
-    line_ = *line_after_pending_;
-    line_after_pending_.reset();
-    out.push_back(drivers::change_line{line_});
-  }
-  if (close_after_pending_)
-    close(out);
-}
-
-actions iec_meter::on_link_up(drivers::unix_ms now) {
-  actions out;
-  if (state_ != state::idle)
-    return out;
-  now_ = now;
-  state_ = state::request;
-  arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-actions iec_meter::on_link_down(drivers::unix_ms now) {
-  now_ = now;
-  state_ = state::closed;
-  pending_.reset();
-  return {};
-}
-
-actions iec_meter::on_timer(std::uint64_t id, drivers::unix_ms now) {
-  actions out;
-  if (state_ == state::closed || state_ == state::idle || id != timer_id_)
-    return out;
-  now_ = now;
-  if (!pending_) {
-    close(out); // inactivity
-    return out;
-  }
-  flush(out);
-  if (state_ == state::closed)
-    return out;
-  arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-actions iec_meter::on_bytes(std::string_view data, drivers::unix_ms now) {
-  actions out;
-  if (state_ == state::closed || state_ == state::idle)
-    return out;
-  now_ = now;
-  if (model_.faults().silent) {
-    arm(out, config_.inactivity_timeout);
-    return out;
-  }
-  parser_.feed(data);
-  while (state_ != state::closed) {
-    auto m = parser_.next();
-    if (!m)
-      break;
-    handle(out, *m);
-  }
-  if (state_ != state::closed && !pending_ && !data.empty())
-    arm(out, config_.inactivity_timeout);
-  return out;
-}
-
-void iec_meter::handle(actions& out, const iec::message& m) {
+void iec_meter::on_option_select(actions& out, const iec::message& m) {
   using k = iec::message_kind;
-  if (m.kind == k::oversize)
+  if (m.kind != k::option_select || m.text.size() != 3)
     return;
-  if (m.kind == k::request) {
-    if (state_ != state::request && state_ != state::option)
-      return;
-    const auto& want = model_.identity().outstation_address;
-    if (!m.text.empty() && !want.empty() && m.text != want)
-      return; // not addressed to this meter
-    state_ = state::option;
-    parser_.expect_option_select(true);
-    reply(out, iec::identification_message(config_.identification), false);
+  const auto baud = iec::mode_c_baud(m.text[1]);
+  const char mode = m.text[2];
+  if (!baud || *baud > config_.max_baud || (mode != '0' && mode != '1' && mode != '6'))
     return;
-  }
-  if (state_ == state::request)
-    return;
-  if (state_ == state::option) {
-    if (m.kind != k::option_select || m.text.size() != 3)
-      return;
-    const auto baud = iec::mode_c_baud(m.text[1]);
-    const char mode = m.text[2];
-    if (!baud || *baud > config_.max_baud || (mode != '0' && mode != '1' && mode != '6'))
-      return;
-    line_.baud = *baud;
-    out.push_back(drivers::change_line{line_});
-    if (mode == '0') {
-      const unix_seconds t = meter_now();
-      std::string text = "C.1.0(" + model_.reported_serial() + ")\r\n0.9.1(" + hhmmss(t) +
-                         ")\r\n0.9.2(" + yymmdd(t) + ")\r\n";
-      const auto regs = model_.registers_at(t);
-      for (int c = 0; c < channel_count; ++c)
-        text += std::string(info(c).address) + "(" + format_k(regs[c]) + "*" + info(c).units + ")\r\n";
-      text += "!\r\n";
-      state_ = state::request;
-      line_after_pending_ = drivers::line_settings{300, 7, 'E', 1};
-      reply(out, iec::data_message(text), true);
-      return;
-    }
-    state_ = state::password;
-    reply(out, iec::command_message("P0", "(00000000)"), true);
+  switch_baud(out, *baud);
+  if (mode == '0') {
+    const unix_seconds t = meter_now();
+    std::string text = "C.1.0(" + model_.reported_serial() + ")\r\n0.9.1(" + hhmmss(t) +
+                       ")\r\n0.9.2(" + yymmdd(t) + ")\r\n";
+    const auto regs = model_.registers_at(t);
+    for (int c = 0; c < channel_count; ++c)
+      text += std::string(info(c).address) + "(" + format_k(regs[c]) + "*" + info(c).units + ")\r\n";
+    text += "!\r\n";
+    await_request();
+    line_after_pending_ = drivers::line_settings{300, 7, 'E', 1};
+    reply(out, iec::data_message(text), true);
     return;
   }
-  if (m.kind == k::nak) {
-    if (!last_.empty())
-      reply(out, last_, false);
-    return;
-  }
-  if (m.kind == k::ack) {
-    if (state_ == state::profile)
-      send_profile_block(out);
-    return;
-  }
-  if (m.kind != k::command)
-    return;
-  if (!m.bcc_ok) {
-    reply(out, std::string(1, iec::nak), false);
-    return;
-  }
-  command(out, m);
+  enter_session();
+  state_ = state::password;
+  reply(out, iec::command_message("P0", "(00000000)"), true);
 }
 
-void iec_meter::command(actions& out, const iec::message& m) {
+void iec_meter::on_ack(actions& out) {
+  if (state_ == state::profile)
+    send_profile_block(out);
+}
+
+void iec_meter::on_command(actions& out, const iec::message& m) {
   if (!m.command.empty() && m.command[0] == 'B') {
     close(out);
     return;

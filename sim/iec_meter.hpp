@@ -48,6 +48,7 @@
 //   error_register. refuse_connection and pace_baud are for the I/O layer.
 #include "drivers/driver.hpp"
 #include "drivers/iec_frames.hpp"
+#include "sim/framed_meter.hpp"
 #include "sim/meter_data.hpp"
 #include "sim/meter_session.hpp"
 
@@ -58,58 +59,34 @@
 
 namespace mts::sim {
 
-struct iec_meter_config {
-  std::chrono::milliseconds reaction_delay{20};
-  std::chrono::milliseconds inactivity_timeout{30000};
+// Timing (reaction delay, inactivity timeout, pinned clock): framed_meter_timing.
+struct iec_meter_config : framed_meter_timing {
   std::size_t max_block = 1024; // data bytes per profile block
   int max_baud = 9600;
-  std::optional<unix_seconds> pinned_now; // true time; absent: the time of each event
-  std::string identification;             // after '/'; empty: "SIM" Z "MTS-SIM"
+  std::string identification; // after '/'; empty: "SIM" Z "MTS-SIM"
 };
 
-class iec_meter : public meter_session {
+// The framing plumbing and the transport faults are sim/framed_meter.*.
+class iec_meter : public framed_meter {
 public:
   iec_meter(meter_identity identity, meter_faults faults, iec_meter_config config = {});
 
-  drivers::actions on_link_up(drivers::unix_ms now) override;
-  drivers::actions on_bytes(std::string_view data, drivers::unix_ms now) override;
-  drivers::actions on_timer(std::uint64_t id, drivers::unix_ms now) override;
-  drivers::actions on_link_down(drivers::unix_ms now) override;
-
-  const drivers::line_settings& line() const override { return line_; }
-  bool closed() const override { return state_ == state::closed; }
-  const meter_model& model() const { return model_; }
   // The load-profile answer text for [from, to] at meter time meter_now ("(ERROR)" if empty).
   std::string profile_text(unix_seconds from, unix_seconds to, unix_seconds meter_now) const;
 
 private:
-  enum class state { idle, request, option, password, ready, profile, closed };
+  enum class state { password, ready, profile };
 
-  void reply(drivers::actions& out, std::string message, bool block);
-  void flush(drivers::actions& out);
-  void emit(drivers::actions& out, std::string bytes);
-  void close(drivers::actions& out);
-  void arm(drivers::actions& out, std::chrono::milliseconds after);
-  void handle(drivers::actions& out, const drivers::iec::message& m);
-  void command(drivers::actions& out, const drivers::iec::message& m);
+  std::string identification() const override { return config_.identification; }
+  void on_option_select(drivers::actions& out, const drivers::iec::message& m) override;
+  void on_command(drivers::actions& out, const drivers::iec::message& m) override;
+  void on_ack(drivers::actions& out) override;
   std::string read_register(const std::string& address) const;
   void start_profile(drivers::actions& out, const std::string& data);
   void send_profile_block(drivers::actions& out);
-  unix_seconds meter_now() const;
 
-  meter_model model_;
   iec_meter_config config_;
-  drivers::iec::frame_parser parser_;
-  drivers::line_settings line_{300, 7, 'E', 1};
-  state state_ = state::idle;
-  drivers::unix_ms now_ = 0;
-  std::uint64_t timer_id_ = 0;
-  std::optional<std::string> pending_; // leaves when the reaction delay expires
-  bool close_after_pending_ = false;
-  std::optional<drivers::line_settings> line_after_pending_;
-  std::string last_; // the last message sent, good BCC (resent on NAK)
-  std::size_t blocks_ = 0;
-  std::size_t sent_ = 0;
+  state state_ = state::password;
   std::vector<std::string> profile_blocks_; // complete messages
   std::size_t profile_pos_ = 0;
 };

@@ -25,13 +25,6 @@ std::uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0)))
-    --q;
-  return q;
-}
-
 // Domestic import, Wh per half hour at 100% (0:00 .. 23:30).
 constexpr std::int64_t import_shape[48] = {
     250, 220, 200, 180, 160, 150, 150, 150, 160, 180, 200, 250,  // 00:00-05:30

@@ -9,9 +9,7 @@ std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity
                                                   const iec_meter_config& config, std::uint64_t session_number) {
   if (is_elster_type(identity.type)) {
     elster_meter_config c;
-    c.reaction_delay = config.reaction_delay;
-    c.inactivity_timeout = config.inactivity_timeout;
-    c.pinned_now = config.pinned_now;
+    static_cast<framed_meter_timing&>(c) = config; // the common timing
     c.session_number = session_number;
     return std::make_unique<elster_meter>(identity, faults, c);
   }

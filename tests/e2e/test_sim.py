@@ -143,11 +143,21 @@ class SimTest(unittest.TestCase):
         first = free_port_run(3)
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "sim.toml")
-            with open(path, "w") as f:
-                f.write('seed = 5\n'
-                        '[[meter]]\ntype = "IEC62056-21"\nport = %d\nserial = "00000042"\n'
-                        'password = ""\noutstation_address = ""\nclock_offset_seconds = 0\n'
-                        '[[meter]]\nport = %d\ncount = 2\nsilent = true\n' % (first, first + 1))
+
+            def write(text):
+                with open(path, "w") as f:
+                    f.write(text)
+
+            def assert_refused(text, message):
+                write(text)
+                r = run_sim(["serve", "--config", path])
+                self.assertEqual(r.returncode, 2)
+                self.assertIn(message, r.stderr)
+
+            write('seed = 5\n'
+                  '[[meter]]\ntype = "IEC62056-21"\nport = %d\nserial = "00000042"\n'
+                  'password = ""\noutstation_address = ""\nclock_offset_seconds = 0\n'
+                  '[[meter]]\nport = %d\ncount = 2\nsilent = true\n' % (first, first + 1))
             sim = Served(["--config", path], 3)
             try:
                 self.assertEqual(sim.meters[0]["serialNumber"], "00000042")
@@ -158,14 +168,10 @@ class SimTest(unittest.TestCase):
             finally:
                 rc, err = sim.stop()
             self.assertEqual(rc, 0, err)
-            with open(path, "w") as f:
-                f.write('[[meter]]\nport = 1\npace_baud = "fast"\n')
-            r = run_sim(["serve", "--config", path])
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("meter[0].pace_baud: expected an integer", r.stderr)
+            assert_refused('[[meter]]\nport = 1\npace_baud = "fast"\n',
+                           "meter[0].pace_baud: expected an integer")
             # Elster meters in a file: their identification; a password must have 8 characters.
-            with open(path, "w") as f:
-                f.write('[[meter]]\ntype = "ELSTERA1140"\nport = %d\npassword = "ABCD1234"\n' % first)
+            write('[[meter]]\ntype = "ELSTERA1140"\nport = %d\npassword = "ABCD1234"\n' % first)
             sim = Served(["--config", path], 1)
             try:
                 self.assertEqual(sim.meters[0]["meterType"], "ELSTERA1140")
@@ -173,11 +179,8 @@ class SimTest(unittest.TestCase):
             finally:
                 rc, err = sim.stop()
             self.assertEqual(rc, 0, err)
-            with open(path, "w") as f:
-                f.write('[[meter]]\ntype = "ELSTERA1700"\nport = 1\npassword = "secret"\n')
-            r = run_sim(["serve", "--config", path])
-            self.assertEqual(r.returncode, 2)
-            self.assertIn("meter[0].password: an ELSTERA1700 password has 8 characters", r.stderr)
+            assert_refused('[[meter]]\ntype = "ELSTERA1700"\nport = 1\npassword = "secret"\n',
+                           "meter[0].password: an ELSTERA1700 password has 8 characters")
 
     def test_expect_is_deterministic(self):
         request = json.dumps({"meterType": "IEC62056-21", "remoteAddress": "127.0.0.1:4001",

@@ -9,6 +9,7 @@
 #include "drivers/elster_codec.hpp"
 #include "drivers/iec_frames.hpp"
 
+#include "tests/unit/driver_harness.hpp"
 #include "tests/unit/iec_transcript.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,11 +23,7 @@ namespace {
 using namespace mts::drivers;
 using namespace std::chrono_literals;
 
-using mts::testing::ack;
-using mts::testing::b;
-
-const std::string nak(1, '\x15');
-const std::string b0 = "\x01\x42\x30\x03\x71";
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
 
 // 2019-01-02T04:02:00Z
 constexpr unix_ms t0 = 1546401720000;
@@ -84,53 +81,8 @@ const std::string err1 = b(STX "(ERR1)" ETX, 0x76);
 const std::string err5 = b(STX "(ERR5)" ETX, 0x72);
 const std::string err6 = b(STX "(ERR6)" ETX, 0x71);
 
-// ---- action checks ----
-std::uint64_t only_timer(const actions& a, std::chrono::milliseconds after) {
-  REQUIRE(a.size() == 1);
-  const auto* t = std::get_if<arm_timer>(&a[0]);
-  REQUIRE(t);
-  CHECK(t->after == after);
-  return t->id;
-}
-
-std::uint64_t send_then_timer(const actions& a, const std::string& bytes, std::chrono::milliseconds after) {
-  REQUIRE(a.size() == 2);
-  const auto* s = std::get_if<send_bytes>(&a[0]);
-  REQUIRE(s);
-  CHECK(s->data == bytes);
-  const auto* t = std::get_if<arm_timer>(&a[1]);
-  REQUIRE(t);
-  CHECK(t->after == after);
-  return t->id;
-}
-
-void finished(const actions& a, failure_kind kind, const std::string& reason, bool sign_off) {
-  REQUIRE(a.size() == (sign_off ? 2u : 1u));
-  if (sign_off) {
-    const auto* s = std::get_if<send_bytes>(&a[0]);
-    REQUIRE(s);
-    CHECK(s->data == b0);
-  }
-  const auto* f = std::get_if<finish>(&a.back());
-  REQUIRE(f);
-  CHECK(f->failure == kind);
-  CHECK(f->reason == reason);
-}
-
-struct session {
-  elster_driver driver;
-  unix_ms now = t0;
-  std::uint64_t timer = 0; // the timer the driver armed last
-
-  session(session_request r, elster_config c) : driver(std::move(r), std::move(c)) {}
-
-  unix_ms tick(unix_ms ms) { return now += ms; }
-
-  // The meter answers; after the reaction delay the driver sends `next` and awaits an answer.
-  void exchange(const std::string& reply, const std::string& next) {
-    const auto id = only_timer(driver.on_bytes(reply, tick(150)), 200ms);
-    timer = send_then_timer(driver.on_timer(id, tick(200)), next, 5000ms);
-  }
+struct session : mts::testing::driver_session<elster_driver> {
+  session(session_request r, elster_config c) : driver_session(std::move(r), std::move(c), t0) {}
 
   // The meter answers; after the reaction delay the driver signs off and finishes.
   void last_exchange(const std::string& reply) {
@@ -141,24 +93,20 @@ struct session {
     CHECK(std::get<finish>(a[1]).failure == failure_kind::none);
   }
 
-  // Link up, sign-on and option select; ends awaiting the seed.
-  void sign_on(const std::string& request, const std::string& ident, const std::string& select) {
-    auto id = only_timer(driver.on_link_up(now), 200ms);
-    timer = send_then_timer(driver.on_timer(id, tick(200)), request, 5000ms);
-    id = only_timer(driver.on_bytes(ident, tick(400)), 200ms);
-    auto a = driver.on_timer(id, tick(200));
-    REQUIRE(a.size() == 3);
-    CHECK(std::get<send_bytes>(a[0]).data == select);
-    CHECK(std::get<change_line>(a[1]).settings == line_settings{9600, 7, 'E', 1});
-    CHECK(std::get<arm_timer>(a[2]).after == 300ms);
-    timer = only_timer(driver.on_timer(std::get<arm_timer>(a[2]).id, tick(300)), 5000ms);
-  }
-
   // The A1700 log-in of the tests: password FEDC0003 with the [S22] seed; ends awaiting 798.
   void log_in_a1700(const std::string& request = request_addr, const std::string& select = select_mode6) {
     sign_on(request, ident_a1700, select);
     exchange(p0_a1700, p2_fedc);
     exchange(ack, r1_serial);
+  }
+
+  // The A1700 log-in and the reads before 724 (798, 861, both 507 packets); ends awaiting 724.
+  void read_to_status() {
+    log_in_a1700();
+    exchange(serial_reply, r1_clock);
+    exchange(clock_reply, r1_regs1);
+    exchange(registers1, r1_regs2);
+    exchange(registers2, r1_status);
   }
 };
 
@@ -510,6 +458,19 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
     s.exchange(p0_a1700, p2_fedc);
     finished(s.driver.on_timer(s.timer, s.tick(5000)), failure_kind::transient, "no answer to password", false);
   }
+  SECTION("password, the seed came during the baud switch delay") {
+    // The early seed ends the switch delay: the P2 gets one response timeout, as any send.
+    session s(a1700_request(), elster_a1700_config());
+    auto id = only_timer(s.driver.on_link_up(s.now), 200ms);
+    send_then_timer(s.driver.on_timer(id, s.tick(200)), request_addr, 5000ms);
+    id = only_timer(s.driver.on_bytes(ident_a1700, s.tick(400)), 200ms);
+    auto a = s.driver.on_timer(id, s.tick(200));
+    REQUIRE(a.size() == 3);
+    CHECK(std::get<arm_timer>(a[2]).after == 300ms);
+    id = only_timer(s.driver.on_bytes(p0_a1700, s.tick(100)), 200ms);
+    const auto timeout = send_then_timer(s.driver.on_timer(id, s.tick(200)), p2_fedc, 5000ms);
+    finished(s.driver.on_timer(timeout, s.tick(5000)), failure_kind::transient, "no answer to password", false);
+  }
   SECTION("reads") {
     session s(a1700_request(), elster_a1700_config());
     s.log_in_a1700();
@@ -523,11 +484,7 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
   }
   SECTION("load profile") {
     session s(a1700_request(), elster_a1700_config());
-    s.log_in_a1700();
-    s.exchange(serial_reply, r1_clock);
-    s.exchange(clock_reply, r1_regs1);
-    s.exchange(registers1, r1_regs2);
-    s.exchange(registers2, r1_status);
+    s.read_to_status();
     s.exchange(status_reply, r1_mask);
     finished(s.driver.on_timer(s.timer, s.tick(5000)), failure_kind::transient, "no answer to load profile read",
              true);
@@ -543,11 +500,7 @@ TEST_CASE("Elster timeouts name the stage", "[elster][driver]") {
 
 TEST_CASE("Elster line dropped mid-profile keeps what was read, survey unread", "[elster][driver]") {
   session s(a1700_request(), elster_a1700_config());
-  s.log_in_a1700();
-  s.exchange(serial_reply, r1_clock);
-  s.exchange(clock_reply, r1_regs1);
-  s.exchange(registers1, r1_regs2);
-  s.exchange(registers2, r1_status);
+  s.read_to_status();
   s.exchange(status_reply, r1_mask);
   s.exchange(mask_reply, r1_period);
   s.exchange(period_reply, w1_551_2days);
@@ -567,11 +520,7 @@ TEST_CASE("Elster line dropped mid-profile keeps what was read, survey unread", 
 TEST_CASE("Elster without a survey: B0 after 724 ends the session successfully",
           "[elster][driver]") {
   session s(no_survey(a1700_request()), elster_a1700_config());
-  s.log_in_a1700();
-  s.exchange(serial_reply, r1_clock);
-  s.exchange(clock_reply, r1_regs1);
-  s.exchange(registers1, r1_regs2);
-  s.exchange(registers2, r1_status);
+  s.read_to_status();
   s.last_exchange(status_reply);
   CHECK_FALSE(s.driver.readings().survey);
 }

@@ -7,6 +7,7 @@
 #include "sim/elster_meter.hpp"
 #include "sim/sim_config.hpp"
 
+#include "tests/unit/driver_harness.hpp"
 #include "tests/unit/iec_transcript.hpp"
 
 #include <catch2/catch.hpp>
@@ -24,13 +25,8 @@ using mts::unix_seconds;
 namespace sel = mts::sim::elster;     // the simulator's encoders (under test)
 namespace codec = mts::drivers::elster; // the shared password hash
 
-// Independent BCC: XOR of everything after the first byte, 7 bits.
-std::string framed(const std::string& without_bcc) {
-  unsigned char x = 0;
-  for (std::size_t i = 1; i < without_bcc.size(); ++i)
-    x ^= static_cast<unsigned char>(without_bcc[i]);
-  return without_bcc + static_cast<char>(x & 0x7F);
-}
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
+
 std::string cmd(const std::string& c, const std::string& data) { return framed("\x01" + c + "\x02" + data + "\x03"); }
 std::string data_reply(const std::string& data) { return framed("\x02" + data + "\x03"); }
 std::string bytes(std::initializer_list<int> v) {
@@ -39,10 +35,6 @@ std::string bytes(std::initializer_list<int> v) {
     out += static_cast<char>(b);
   return out;
 }
-
-const std::string ack(1, '\x06');
-const std::string nak(1, '\x15');
-const std::string b0 = "\x01\x42\x30\x03\x71";
 
 // 2024-03-10T12:34:56Z
 constexpr unix_seconds now_s = 1710074096;
@@ -66,20 +58,6 @@ elster_meter_config instant(std::uint64_t session = 1) {
   c.pinned_now = now_s;
   c.session_number = session;
   return c;
-}
-
-std::string sent(const actions& a) {
-  std::string out;
-  for (const auto& x : a)
-    if (const auto* s = std::get_if<send_bytes>(&x))
-      out += s->data;
-  return out;
-}
-bool finished(const actions& a) {
-  for (const auto& x : a)
-    if (std::holds_alternative<finish>(x))
-      return true;
-  return false;
 }
 
 // Signed on (9600 baud), P0 received; returns the seed.
@@ -352,21 +330,7 @@ TEST_CASE("elster meter: faults on the wire", "[sim][elster]") {
 // ---- the Elster driver against the simulated meter, in-process ----
 namespace {
 
-struct outcome {
-  meter_readings readings;
-  failure_kind failure = failure_kind::none;
-  std::string reason;
-  bool finished = false;
-  unix_ms end = 0;
-  int lost_sends = 0;  // bytes sent while the two sides' lines differed
-  int driver_naks = 0; // repeat requests from the driver
-  int p2_sent = 0;     // password messages from the driver
-};
-
-struct timer_slot {
-  std::optional<unix_ms> due;
-  std::uint64_t id = 0;
-};
+using outcome = mts::testing::in_process_outcome;
 
 outcome run_session(const meter_identity& id, const meter_faults& f, const session_request& rq,
                     std::optional<elster_config> config = std::nullopt) {
@@ -379,87 +343,7 @@ outcome run_session(const meter_identity& id, const meter_faults& f, const sessi
   if (!config)
     config = id.type == std::string(elster_a1140_type) ? elster_a1140_config() : elster_a1700_config();
   auto driver = make_elster_driver(rq, *config);
-  outcome o;
-  unix_ms t = now_ms;
-  line_settings dline = elster_initial_line(), mline = meter.line();
-  timer_slot dtimer, mtimer;
-  std::deque<std::string> to_meter, to_driver;
-  bool meter_closed = false, link_down_told = false;
-
-  const auto driver_actions = [&](const actions& acts) {
-    for (const auto& a : acts) {
-      if (const auto* s = std::get_if<send_bytes>(&a)) {
-        o.driver_naks += s->data == "\x15" ? 1 : 0;
-        o.p2_sent += s->data.rfind("\x01P2", 0) == 0 ? 1 : 0;
-        if (dline == mline)
-          to_meter.push_back(s->data);
-        else
-          ++o.lost_sends;
-      } else if (const auto* c = std::get_if<change_line>(&a)) {
-        dline = c->settings;
-      } else if (const auto* at = std::get_if<arm_timer>(&a)) {
-        dtimer = {t + at->after.count(), at->id};
-      } else if (std::holds_alternative<cancel_timer>(a)) {
-        dtimer.due.reset();
-      } else if (const auto* fin = std::get_if<finish>(&a)) {
-        o.finished = true;
-        o.failure = fin->failure;
-        o.reason = fin->reason;
-      }
-    }
-  };
-  const auto meter_actions = [&](const actions& acts) {
-    for (const auto& a : acts) {
-      if (const auto* s = std::get_if<send_bytes>(&a)) {
-        if (dline == mline)
-          to_driver.push_back(s->data);
-        else
-          ++o.lost_sends;
-      } else if (const auto* c = std::get_if<change_line>(&a)) {
-        mline = c->settings;
-      } else if (const auto* at = std::get_if<arm_timer>(&a)) {
-        mtimer = {t + at->after.count(), at->id};
-      } else if (std::holds_alternative<cancel_timer>(a)) {
-        mtimer.due.reset();
-      } else if (std::holds_alternative<finish>(a)) {
-        meter_closed = true;
-      }
-    }
-  };
-
-  meter_actions(meter.on_link_up(t));
-  driver_actions(driver->on_link_up(t));
-  for (int steps = 0; !o.finished && steps < 1000000; ++steps) {
-    if (!to_meter.empty()) {
-      auto data = std::move(to_meter.front());
-      to_meter.pop_front();
-      if (!meter_closed)
-        meter_actions(meter.on_bytes(data, t));
-    } else if (!to_driver.empty()) {
-      auto data = std::move(to_driver.front());
-      to_driver.pop_front();
-      driver_actions(driver->on_bytes(data, t));
-    } else if (meter_closed && !link_down_told) {
-      link_down_told = true;
-      driver_actions(driver->on_link_down(t));
-    } else {
-      const bool d = dtimer.due.has_value(), m = mtimer.due.has_value() && !meter_closed;
-      if (!d && !m)
-        break; // stuck
-      if (d && (!m || *dtimer.due <= *mtimer.due)) {
-        t = std::max(t, *dtimer.due);
-        dtimer.due.reset();
-        driver_actions(driver->on_timer(dtimer.id, t));
-      } else {
-        t = std::max(t, *mtimer.due);
-        mtimer.due.reset();
-        meter_actions(meter.on_timer(mtimer.id, t));
-      }
-    }
-  }
-  o.readings = driver->readings();
-  o.end = t;
-  return o;
+  return mts::testing::run_in_process(meter, *driver, elster_initial_line(), now_ms, 1000000);
 }
 
 session_request full_request() {
@@ -470,46 +354,6 @@ session_request full_request() {
   rq.survey_from = day0;
   rq.survey_to = day0 + 2 * 86400;
   return rq;
-}
-
-// Whole-result comparison; times the driver takes from its own clock (register timestamps,
-// meter_time_taken) must fall within the session.
-void require_equal(const meter_readings& got, const meter_readings& want, unix_ms end) {
-  const unix_seconds last = end / 1000 + 1;
-  CHECK(got.serial_number == want.serial_number);
-  CHECK(got.meter_time == want.meter_time);
-  REQUIRE(got.meter_time_taken.has_value() == want.meter_time_taken.has_value());
-  if (want.meter_time_taken) {
-    CHECK(*got.meter_time_taken >= *want.meter_time_taken);
-    CHECK(*got.meter_time_taken <= last);
-  }
-  CHECK(got.status_events == want.status_events);
-  REQUIRE(got.registers.has_value() == want.registers.has_value());
-  if (want.registers) {
-    REQUIRE(got.registers->size() == want.registers->size());
-    for (std::size_t i = 0; i < want.registers->size(); ++i) {
-      const auto &g = (*got.registers)[i], &w = (*want.registers)[i];
-      CHECK(g.name == w.name);
-      CHECK(g.value == w.value);
-      CHECK(g.units == w.units);
-      CHECK(g.timestamp >= w.timestamp);
-      CHECK(g.timestamp <= last);
-    }
-  }
-  REQUIRE(got.survey.has_value() == want.survey.has_value());
-  if (want.survey) {
-    REQUIRE(got.survey->size() == want.survey->size());
-    for (std::size_t i = 0; i < want.survey->size(); ++i) {
-      const auto &g = (*got.survey)[i], &w = (*want.survey)[i];
-      CHECK(g.name == w.name);
-      CHECK(g.units == w.units);
-      REQUIRE(g.readings.size() == w.readings.size());
-      for (std::size_t j = 0; j < w.readings.size(); ++j) {
-        CHECK(g.readings[j].timestamp == w.readings[j].timestamp);
-        CHECK(g.readings[j].value == w.readings[j].value);
-      }
-    }
-  }
 }
 
 const char* const both_types[] = {elster_a1700_type, elster_a1140_type};

@@ -2,6 +2,7 @@
 // byte the driver must send is written out by hand here (BCCs included), from the protocol.
 #include "drivers/iec62056_21.hpp"
 
+#include "tests/unit/driver_harness.hpp"
 #include "tests/unit/iec_transcript.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,11 +14,7 @@ namespace {
 using namespace mts::drivers;
 using namespace std::chrono_literals;
 
-using mts::testing::ack;
-using mts::testing::b;
-
-const std::string nak(1, '\x15');
-const std::string b0 = "\x01\x42\x30\x03\x71";
+using namespace mts::testing; // tests/unit/driver_harness.hpp, iec_transcript.hpp
 
 // 2019-01-02T04:02:00Z
 constexpr unix_ms t0 = 1546401720000;
@@ -69,67 +66,12 @@ const std::string r1_780 = b(SOH "R1" STX "7.8.0()" ETX, 0x5C);
 const std::string r1_880 = b(SOH "R1" STX "8.8.0()" ETX, 0x53);
 const std::string r5_profile = b(SOH "R5" STX "P.01(01901010000;01901010200)" ETX, 0x21);
 
-// ---- action checks ----
-std::uint64_t only_timer(const actions& a, std::chrono::milliseconds after) {
-  REQUIRE(a.size() == 1);
-  const auto* t = std::get_if<arm_timer>(&a[0]);
-  REQUIRE(t);
-  CHECK(t->after == after);
-  return t->id;
-}
-
-std::uint64_t send_then_timer(const actions& a, const std::string& bytes, std::chrono::milliseconds after) {
-  REQUIRE(a.size() == 2);
-  const auto* s = std::get_if<send_bytes>(&a[0]);
-  REQUIRE(s);
-  CHECK(s->data == bytes);
-  const auto* t = std::get_if<arm_timer>(&a[1]);
-  REQUIRE(t);
-  CHECK(t->after == after);
-  return t->id;
-}
-
-void finished(const actions& a, failure_kind kind, const std::string& reason, bool sign_off) {
-  REQUIRE(a.size() == (sign_off ? 2u : 1u));
-  if (sign_off) {
-    const auto* s = std::get_if<send_bytes>(&a[0]);
-    REQUIRE(s);
-    CHECK(s->data == b0);
-  }
-  const auto* f = std::get_if<finish>(&a.back());
-  REQUIRE(f);
-  CHECK(f->failure == kind);
-  CHECK(f->reason == reason);
-}
-
-struct session {
-  iec62056_21_driver driver;
-  unix_ms now = t0;
-  std::uint64_t timer = 0; // the timer the driver armed last
-
-  explicit session(session_request r, iec62056_21_config c = {}) : driver(std::move(r), std::move(c)) {}
-
-  unix_ms tick(unix_ms ms) { return now += ms; }
-
-  // The meter answers; after the reaction delay the driver sends `next` and awaits an answer.
-  void exchange(const std::string& reply, const std::string& next,
-                std::chrono::milliseconds reaction = 200ms) {
-    const auto id = only_timer(driver.on_bytes(reply, tick(150)), reaction);
-    timer = send_then_timer(driver.on_timer(id, tick(reaction.count())), next, 5000ms);
-  }
+struct session : mts::testing::driver_session<iec62056_21_driver> {
+  explicit session(session_request r, iec62056_21_config c = {}) : driver_session(std::move(r), std::move(c), t0) {}
 
   // Link up to the password accepted and the serial number requested.
   void log_in(const std::string& p1 = p1_secret) {
-    auto id = only_timer(driver.on_link_up(now), 200ms);
-    timer = send_then_timer(driver.on_timer(id, tick(200)), request, 5000ms);
-    id = only_timer(driver.on_bytes(ident, tick(400)), 200ms);
-    auto a = driver.on_timer(id, tick(200));
-    REQUIRE(a.size() == 3);
-    CHECK(std::get<send_bytes>(a[0]).data == option_select);
-    CHECK(std::get<change_line>(a[1]).settings == line_settings{9600, 7, 'E', 1});
-    CHECK(std::get<arm_timer>(a[2]).after == 300ms);
-    timer = std::get<arm_timer>(a[2]).id;
-    timer = only_timer(driver.on_timer(timer, tick(300)), 5000ms);
+    sign_on(request, ident, option_select);
     exchange(p0, p1);
     exchange(ack, r1_serial);
   }
@@ -247,12 +189,7 @@ TEST_CASE("IEC 62056-21 full session transcript", "[iec][driver]") {
 TEST_CASE("IEC 62056-21 wrong password is permanent", "[iec][driver]") {
   session s(full_request());
   auto& d = s.driver;
-  auto id = only_timer(d.on_link_up(s.now), 200ms);
-  send_then_timer(d.on_timer(id, s.tick(200)), request, 5000ms);
-  id = only_timer(d.on_bytes(ident, s.tick(400)), 200ms);
-  auto a = d.on_timer(id, s.tick(200));
-  REQUIRE(a.size() == 3);
-  only_timer(d.on_timer(std::get<arm_timer>(a[2]).id, s.tick(300)), 5000ms);
+  s.sign_on(request, ident, option_select);
   s.exchange(p0, p1_secret);
   // NAK: rejected. Not logged in, so no B0.
   finished(d.on_bytes(nak, s.tick(100)), failure_kind::permanent, "password rejected", false);
@@ -262,12 +199,7 @@ TEST_CASE("IEC 62056-21 wrong password is permanent", "[iec][driver]") {
 TEST_CASE("IEC 62056-21 password error block is permanent", "[iec][driver]") {
   session s(full_request());
   auto& d = s.driver;
-  auto id = only_timer(d.on_link_up(s.now), 200ms);
-  send_then_timer(d.on_timer(id, s.tick(200)), request, 5000ms);
-  id = only_timer(d.on_bytes(ident, s.tick(400)), 200ms);
-  auto a = d.on_timer(id, s.tick(200));
-  REQUIRE(a.size() == 3);
-  only_timer(d.on_timer(std::get<arm_timer>(a[2]).id, s.tick(300)), 5000ms);
+  s.sign_on(request, ident, option_select);
   s.exchange(p0, p1_secret);
   // STX (ERR1) ETX BCC: '('^'E'^'R'^'R'^'1'^')'^ETX
   const std::string err1 = b(STX "(ERR1)" ETX, 0x28 ^ 0x45 ^ 0x52 ^ 0x52 ^ 0x31 ^ 0x29 ^ 0x03);

@@ -7,6 +7,8 @@
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
 
+#include "tests/unit/driver_harness.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
@@ -91,21 +93,35 @@ struct client : io::link_handler, std::enable_shared_from_this<client> {
   }
 };
 
-drivers::iec62056_21_config fast_driver() {
-  drivers::iec62056_21_config c;
+// Short delays and timeouts for loopback tests.
+void make_fast(drivers::iec_session_settings& c) {
   c.reaction_delay = 5ms;
-  c.fast_reaction_delay = 5ms;
   c.baud_switch_delay = 5ms;
   c.response_timeout = 1000ms;
+}
+
+drivers::iec62056_21_config fast_driver() {
+  drivers::iec62056_21_config c;
+  make_fast(c);
+  c.fast_reaction_delay = 5ms;
   return c;
 }
 
 drivers::elster_config fast_elster(const std::string& type) {
   auto c = type == sim::elster_a1140_type ? drivers::elster_a1140_config() : drivers::elster_a1700_config();
-  c.reaction_delay = 5ms;
-  c.baud_switch_delay = 5ms;
-  c.response_timeout = 1000ms;
+  make_fast(c);
   return c;
+}
+
+// What a client asks of meter `id`: its address, password and serial, survey [from, to).
+drivers::session_request request_for(const sim::meter_identity& id, unix_seconds from, unix_seconds to) {
+  drivers::session_request rq;
+  rq.outstation_address = id.outstation_address;
+  rq.password = id.password;
+  rq.expected_serial = id.serial;
+  rq.survey_from = from;
+  rq.survey_to = to;
+  return rq;
 }
 
 std::shared_ptr<client> run_client(io::tcp_reactor& reactor, std::uint16_t port, const drivers::session_request& rq,
@@ -141,21 +157,7 @@ void check_equal(const drivers::meter_readings& got, const drivers::meter_readin
       CHECK((*got.registers)[i].timestamp == (*want.registers)[i].timestamp);
     }
   }
-  REQUIRE(got.survey.has_value() == want.survey.has_value());
-  if (want.survey) {
-    REQUIRE(got.survey->size() == want.survey->size());
-    for (std::size_t c = 0; c < want.survey->size(); ++c) {
-      const auto& g = (*got.survey)[c];
-      const auto& w = (*want.survey)[c];
-      CHECK(g.name == w.name);
-      CHECK(g.units == w.units);
-      REQUIRE(g.readings.size() == w.readings.size());
-      for (std::size_t i = 0; i < w.readings.size(); ++i) {
-        CHECK(g.readings[i].timestamp == w.readings[i].timestamp);
-        CHECK(g.readings[i].value == w.readings[i].value);
-      }
-    }
-  }
+  testing::require_equal_survey(got, want);
 }
 
 sim::server_options frozen() {
@@ -182,12 +184,7 @@ TEST_CASE("sim server: the IEC driver reads exactly the expected readings over T
 
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& id = server.meter(i).identity;
-    drivers::session_request rq;
-    rq.outstation_address = id.outstation_address;
-    rq.password = id.password;
-    rq.expected_serial = id.serial;
-    rq.survey_from = start - 2 * seconds_per_day;
-    rq.survey_to = start;
+    const auto rq = request_for(id, start - 2 * seconds_per_day, start);
     auto c = run_client(client_reactor, server.port(i), rq);
     REQUIRE(c->wait_done());
     REQUIRE(c->end);
@@ -221,12 +218,7 @@ TEST_CASE("sim server: Elster meters over TCP: both types, pacing, refusal", "[s
   sim::sim_server server(meters_reactor, meters, frozen());
   for (std::size_t i = 0; i < 2; ++i) {
     const auto& id = server.meter(i).identity;
-    drivers::session_request rq;
-    rq.outstation_address = id.outstation_address;
-    rq.password = id.password;
-    rq.expected_serial = id.serial;
-    rq.survey_from = start - seconds_per_day;
-    rq.survey_to = start;
+    const auto rq = request_for(id, start - seconds_per_day, start);
     for (int session = 0; session < 2; ++session) { // a new seed each time, the same result
       const auto t0 = std::chrono::steady_clock::now();
       auto c = run_client(client_reactor, server.port(i), rq, drivers::make_elster_driver(rq, fast_elster(id.type)));
