@@ -114,10 +114,20 @@ actions at_modem_driver::on_timer(std::uint64_t id, unix_ms now) {
   armed_own_.reset();
   switch (stage_) {
   case stage::reset_guard_before:
-  case stage::hangup_guard_before:
+    // A modem still online from an earlier call answers OK once the guard time after the
+    // escape has passed; twice the guard time lets that OK arrive (and be ignored) before ATH.
     out.push_back(send_bytes{"+++"});
-    stage_ = stage_ == stage::reset_guard_before ? stage::reset_guard_after : stage::hangup_guard_after;
-    arm_own(out, config_.guard_time);
+    stage_ = stage::reset_guard_after;
+    arm_own(out, 2 * config_.guard_time);
+    break;
+  case stage::hangup_guard_before:
+    // The modem confirms the escape with OK after the guard time; ATH follows the OK, or the
+    // timeout when none comes (the call may already be gone).
+    out.push_back(send_bytes{"+++"});
+    stage_ = stage::hangup_guard_after;
+    line_buffer_.clear();
+    last_command_.clear();
+    arm_own(out, config_.guard_time + config_.command_timeout);
     break;
   case stage::reset_guard_after:
     stage_ = stage::reset_hangup;
@@ -165,6 +175,7 @@ actions at_modem_driver::on_bytes(std::string_view data, unix_ms now) {
   case stage::command:
   case stage::dialling:
   case stage::abort_dial:
+  case stage::hangup_guard_after:
   case stage::hangup:
     break;
   default:
@@ -238,6 +249,12 @@ void at_modem_driver::handle_line(actions& out, const std::string& line, unix_ms
       call_started_ = now;
       start_hangup(out, result_, true, now);
     } else {
+      stage_ = stage::hangup;
+      send_command(out, "ATH", config_.command_timeout);
+    }
+    break;
+  case stage::hangup_guard_after: // the escape's OK (meter bytes in between are not results)
+    if (code == result_code::ok) {
       stage_ = stage::hangup;
       send_command(out, "ATH", config_.command_timeout);
     }

@@ -6,11 +6,13 @@
 // dial-up meter like any other (actors/test_runner.hpp).
 //
 // Dialogue (../shared/notes/meter-protocols.md §4):
-//   link up -> [guard] "+++" [guard] "ATH\r" (any answer: the modem's state is unknown)
+//   link up -> [guard] "+++" [2 x guard] "ATH\r" (any answer: the modem's state is unknown)
 //   -> "ATZ\r" -> OK -> each init string + "\r" -> OK -> "ATD<prefix><number>\r"
 //   -> wait for CONNECT (connect_timeout) -> online: the inner driver gets on_link_up and the
 //   call's bytes -> when it finishes: [guard] "+++" [guard] "ATH\r" -> OK (or silence for
-//   command_timeout) -> finish with the inner driver's result.
+//   command_timeout) -> finish with the inner driver's result. After the hang-up's "+++" the
+//   modem's OK is awaited (guard + command_timeout at most) before ATH, so ATH never races
+//   the modem's own guard timer.
 //
 // Decisions:
 // - Replies are read as lines (CR and/or LF terminated, verbose or numeric codes 0 1 3 4 6 7 8);
