@@ -3,6 +3,7 @@
 #include "io/tcp_reactor.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <cstring>
@@ -16,13 +17,14 @@ namespace {
 
 class forwarding_handler : public io::link_handler {
 public:
-  forwarding_handler(serial_connection_actor actor, std::uint64_t tag) : actor_(std::move(actor)), tag_(tag) {}
+  forwarding_handler(serial_connection_actor actor, std::uint64_t tag, std::optional<drivers::parity_codec> software)
+      : actor_(std::move(actor)), tag_(tag), software_(std::move(software)) {}
   void on_connected(io::connection_id) override { caf::anon_send(actor_, link_up_atom::value, tag_); }
   void on_connect_failed(io::connection_id, const std::string& reason) override {
     caf::anon_send(actor_, conn_fail_atom::value, tag_, reason);
   }
   void on_data(io::connection_id, std::string_view bytes) override {
-    caf::anon_send(actor_, bytes_atom::value, tag_, std::string(bytes));
+    caf::anon_send(actor_, bytes_atom::value, tag_, software_ ? software_->decode(bytes) : std::string(bytes));
   }
   void on_closed(io::connection_id, const std::string& reason) override {
     caf::anon_send(actor_, link_down_atom::value, tag_, reason);
@@ -31,6 +33,7 @@ public:
 private:
   serial_connection_actor actor_;
   std::uint64_t tag_;
+  std::optional<drivers::parity_codec> software_; // decodes on the I/O thread
 };
 
 std::optional<speed_t> speed_of(std::int64_t baud) {
@@ -85,16 +88,35 @@ std::optional<std::string> configure_serial_port(int fd, std::int64_t baud, cons
   t.c_cc[VTIME] = 0;
   ::cfsetispeed(&t, *speed);
   ::cfsetospeed(&t, *speed);
-  if (::tcsetattr(fd, TCSANOW, &t) != 0)
-    return std::strerror(errno);
+  if (::tcsetattr(fd, TCSANOW, &t) != 0) {
+    // A device that cannot take the format at all (Linux refuses CS7 on a pseudo-terminal
+    // with EINVAL once nothing else would change): 8 bits, no parity; the caller sees with
+    // port_keeps_format that the format must be made in software.
+    if (errno != EINVAL || (format.data_bits == 8 && format.parity == 'N'))
+      return std::strerror(errno);
+    t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | PARODD);
+    t.c_cflag |= CS8;
+    t.c_iflag &= ~static_cast<tcflag_t>(INPCK);
+    if (::tcsetattr(fd, TCSANOW, &t) != 0)
+      return std::strerror(errno);
+  }
   ::tcflush(fd, TCIOFLUSH);
   int dtr = TIOCM_DTR;
   (void)::ioctl(fd, TIOCMBIS, &dtr);
   return std::nullopt;
 }
 
+bool port_keeps_format(int fd, const drivers::line_settings& format) {
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0)
+    return false;
+  const tcflag_t size = format.data_bits == 5 ? CS5 : format.data_bits == 6 ? CS6 : format.data_bits == 7 ? CS7 : CS8;
+  const tcflag_t parity = format.parity == 'N' ? 0 : format.parity == 'O' ? (PARENB | PARODD) : PARENB;
+  return (t.c_cflag & CSIZE) == size && (t.c_cflag & (PARENB | PARODD)) == parity;
+}
+
 serial_connection_actor::behavior_type
-serial_connection(serial_connection_actor::stateful_pointer<tcp_connection_state> self, io::tcp_reactor* reactor,
+serial_connection(serial_connection_actor::stateful_pointer<serial_connection_state> self, io::tcp_reactor* reactor,
                   link_client_actor owner, std::uint64_t tag, std::string device, std::int64_t baud,
                   drivers::line_settings format) {
   auto& st = self->state;
@@ -121,14 +143,20 @@ serial_connection(serial_connection_actor::stateful_pointer<tcp_connection_state
     caf::anon_send(serial_connection_actor{self}, conn_fail_atom::value, tag,
                    "cannot open " + device + ": " + *problem);
   } else {
-    auto handler = std::make_shared<forwarding_handler>(serial_connection_actor{self}, tag);
+    if (!port_keeps_format(fd, format) && !drivers::parity_codec(format).transparent()) {
+      spdlog::info("{} does not keep {} (a pseudo-terminal?): the character format is made in software",
+                   device, drivers::coms_settings_text(format));
+      st.software.emplace(format);
+    }
+    auto handler = std::make_shared<forwarding_handler>(serial_connection_actor{self}, tag, st.software);
     st.conn = reactor->adopt(fd, std::move(handler), drop_dtr);
     self->attach_functor([reactor, conn = st.conn] { reactor->close_now(conn); });
   }
   return {
     [self](send_atom, std::string& bytes) {
-      if (!self->state.ended && self->state.conn != 0)
-        self->state.reactor->send(self->state.conn, std::move(bytes));
+      auto& st = self->state;
+      if (!st.ended && st.conn != 0)
+        st.reactor->send(st.conn, st.software ? st.software->encode(bytes) : std::move(bytes));
     },
     [self](close_atom) {
       if (!self->state.ended && !self->state.closing && self->state.conn != 0) {

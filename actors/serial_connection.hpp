@@ -9,6 +9,10 @@
 //   format asked for (CS5..CS8, PARENB/PARODD with INPCK: a parity error reads as '\0';
 //   CSTOPB), CLOCAL|CREAD|HUPCL; then DTR is raised. A device that cannot be opened or set is
 //   conn_fail "cannot open <device>: <reason>".
+// - The settings are read back: a device that does not keep the character format (a
+//   pseudo-terminal, which Linux keeps at CS8 without parity; a USB adapter without 7-bit
+//   support) gets it in software on this link instead (drivers/char_format.hpp: parity added
+//   to every byte sent, checked and stripped on every byte received), and the log says so.
 // - The descriptor is driven by the reactor's one I/O thread (io::tcp_reactor::adopt): a serial
 //   session holds no thread. Just before the descriptor is closed, whatever the reason, DTR is
 //   dropped (TIOCMBIC; HUPCL drops it again on close), so the modem hangs up on every path.
@@ -17,6 +21,7 @@
 //   the owner with its tag, a graceful close flushes first, the owner's death closes at once.
 #include "actors/connection.hpp"
 #include "config/settings.hpp"
+#include "drivers/char_format.hpp"
 #include "drivers/driver.hpp"
 
 #include <optional>
@@ -27,10 +32,18 @@ namespace mts {
 // Sets an open tty raw at `baud` with `format`; the problem, or nothing.
 std::optional<std::string> configure_serial_port(int fd, std::int64_t baud, const drivers::line_settings& format);
 
+// Whether the open tty kept `format` (its CSIZE and parity bits).
+bool port_keeps_format(int fd, const drivers::line_settings& format);
+
 using serial_connection_actor = tcp_connection_actor;
 
+struct serial_connection_state : tcp_connection_state {
+  static inline const char* name = "serial_connection";
+  std::optional<drivers::parity_codec> software; // the format the port did not keep
+};
+
 serial_connection_actor::behavior_type
-serial_connection(serial_connection_actor::stateful_pointer<tcp_connection_state> self, io::tcp_reactor* reactor,
+serial_connection(serial_connection_actor::stateful_pointer<serial_connection_state> self, io::tcp_reactor* reactor,
                   link_client_actor owner, std::uint64_t tag, std::string device, std::int64_t baud,
                   drivers::line_settings format);
 

@@ -16,13 +16,32 @@ const char* call_end_name(call_end e) {
 
 namespace {
 constexpr std::size_t max_command_line = 256;
-bool has_parity(const drivers::line_settings& f) { return f.parity != 'N'; }
 } // namespace
 
 modem_line::modem_line(modem_config config, number_plan plan) : config_(config), plan_(std::move(plan)) {}
 
+std::string modem_line::in_dte_format(std::string_view text) const {
+  return drivers::parity_codec(dte_format_).encode(text);
+}
+
 void modem_line::respond(modem_actions& out, const char* verbose, const char* numeric) {
-  out.push_back(to_dte{verbose_ ? std::string("\r\n") + verbose + "\r\n" : std::string(numeric) + "\r"});
+  out.push_back(
+    to_dte{in_dte_format(verbose_ ? std::string("\r\n") + verbose + "\r\n" : std::string(numeric) + "\r")});
+}
+
+void modem_line::detect_format(char previous_raw, char raw) {
+  const auto a = static_cast<unsigned char>(previous_raw);
+  const auto t = static_cast<unsigned char>(raw);
+  const unsigned a7 = a & 0x7Fu, t7 = t & 0x7Fu;
+  if (!((a7 == 'A' && t7 == 'T') || (a7 == 'a' && t7 == 't')))
+    return;
+  const int a_bit = a >> 7, t_bit = t >> 7;
+  if (a_bit == drivers::parity_bit(a7, 'E') && t_bit == drivers::parity_bit(t7, 'E') && (a_bit | t_bit))
+    dte_format_ = {9600, 7, 'E', 1};
+  else if (a_bit == drivers::parity_bit(a7, 'O') && t_bit == drivers::parity_bit(t7, 'O'))
+    dte_format_ = {9600, 7, 'O', 1};
+  else
+    dte_format_ = {9600, 8, 'N', 1};
 }
 
 void modem_line::arm(modem_actions& out, std::chrono::milliseconds after) {
@@ -40,24 +59,11 @@ void modem_line::hang_up(modem_actions& out, call_end cause) {
   out.push_back(call_ended{cause});
 }
 
-std::string modem_line::dte_to_line(std::string_view bytes) {
-  if (!has_parity(dte_format_))
-    return std::string(bytes);
-  return drivers::parity_codec(dte_format_).encode(bytes); // what the DTE's UART puts on the line
-}
-
-std::string modem_line::line_to_dte(std::string_view bytes) {
-  if (!has_parity(dte_format_))
-    return std::string(bytes);
-  drivers::parity_codec uart(dte_format_);
-  return uart.decode(bytes);
-}
-
 void modem_line::data_to_meter(modem_actions& out, std::string_view dte_bytes) {
   if (dte_bytes.empty())
     return;
   drivers::parity_codec meter_uart(target_.format);
-  out.push_back(to_meter{meter_uart.decode(dte_to_line(dte_bytes))});
+  out.push_back(to_meter{meter_uart.decode(dte_bytes)});
 }
 
 modem_actions modem_line::on_dte_bytes(std::string_view bytes, drivers::unix_ms now) {
@@ -75,7 +81,8 @@ modem_actions modem_line::on_dte_bytes(std::string_view bytes, drivers::unix_ms 
     case state::command:
     case state::online_command:
       if (echo_)
-        echo += c;
+        echo += raw; // in the DTE's own format
+      detect_format(previous_raw_, raw);
       if (c == '\r') {
         flush_echo();
         std::string line;
@@ -113,6 +120,7 @@ modem_actions modem_line::on_dte_bytes(std::string_view bytes, drivers::unix_ms 
       break;
     }
     }
+    previous_raw_ = raw;
   }
   flush_echo();
   if (state_ == state::online) {
@@ -175,7 +183,7 @@ void modem_line::execute(modem_actions& out, const std::string& line, drivers::u
       return;
     case 'I':
       skip_digits();
-      out.push_back(to_dte{"\r\nMTS-SIM MODEM\r\n"});
+      out.push_back(to_dte{in_dte_format("\r\nMTS-SIM MODEM\r\n")});
       break;
     case 'Q': case 'X': case 'L': case 'M':
       skip_digits();
@@ -192,7 +200,7 @@ void modem_line::execute(modem_actions& out, const std::string& line, drivers::u
         skip_digits();
       } else if (i < cmd.size() && cmd[i] == '?') {
         ++i;
-        out.push_back(to_dte{"\r\n000\r\n"});
+        out.push_back(to_dte{in_dte_format("\r\n000\r\n")});
       }
       break;
     case '+': // extended command (+CBST=7,0,1 ...): accepted as a whole
@@ -286,7 +294,7 @@ modem_actions modem_line::on_meter_characters(std::string_view characters, drive
   meter_bytes_ += send.size();
   drivers::parity_codec meter_uart(target_.format);
   if (!send.empty())
-    out.push_back(to_dte{line_to_dte(meter_uart.encode(send))});
+    out.push_back(to_dte{meter_uart.encode(send)});
   if (drop) {
     hang_up(out, call_end::dropped);
     respond(out, "NO CARRIER", "3");

@@ -18,12 +18,13 @@
 // - Online: DTE bytes go to the meter, meter characters to the DTE. "+++" preceded and
 //   followed by guard_time without other DTE bytes enters online-command state (OK; the call
 //   stays up; ATO returns online, ATH hangs up). Pluses that turn out to be data are passed on.
-// - Character format: the call is 8-bit transparent; the meter's format (7E1 for IEC
-//   62056-21) is checked on every byte it receives: a byte with the wrong parity reaches it as
-//   '\0' (so a caller using 8N1 gets no sensible answer), and its characters leave with their
-//   parity bit. The DTE side can have a format of its own (a serial port at 7E1: set_dte_format
-//   before the bytes, by the pty server, from the port's termios): its characters are then put
-//   on the line with their parity bit and line bytes reach it parity-checked and stripped.
+// - Character format: the call is 8-bit transparent (what the DTE sends, parity bit included,
+//   reaches the meter's line as it is); the meter's format (7E1 for IEC 62056-21) is checked
+//   on every byte it receives: a byte with the wrong parity reaches it as '\0' (so a caller
+//   using 8N1 gets no sensible answer), and its characters leave with their parity bit. In
+//   command state the modem detects the DTE's format from each "AT" prefix, as Hayes modems
+//   do ('A' 0x41 and 'T' 0x54 with or without their parity bits: 7E1, 7O1, else 8N1), and
+//   answers (results and echo) in that format.
 // - The call ends by ATH, by the meter closing the session (NO CARRIER), by a drop number
 //   (NO CARRIER after drop_after_bytes meter characters), or by the DTE link going away.
 //   Each end is reported once (call_ended with its cause) for the counters.
@@ -92,8 +93,8 @@ public:
   // The link to the DTE is gone (TCP client closed, DTR dropped).
   modem_actions on_dte_gone(drivers::unix_ms now);
 
-  // The DTE side's character format (a serial port); 8N1 (the default) is transparent.
-  void set_dte_format(const drivers::line_settings& format) { dte_format_ = format; }
+  // The DTE format detected from the last "AT".
+  const drivers::line_settings& dte_format() const { return dte_format_; }
 
   bool in_call() const { return call_up_; }
   bool online() const { return state_ == state::online; }
@@ -108,8 +109,8 @@ private:
   void hang_up(modem_actions& out, call_end cause);
   void arm(modem_actions& out, std::chrono::milliseconds after);
   void data_to_meter(modem_actions& out, std::string_view dte_bytes);
-  std::string dte_to_line(std::string_view bytes);
-  std::string line_to_dte(std::string_view bytes);
+  void detect_format(char previous_raw, char raw);
+  std::string in_dte_format(std::string_view text) const;
 
   modem_config config_;
   number_plan plan_;
@@ -117,6 +118,7 @@ private:
   bool echo_ = true;
   bool verbose_ = true;
   std::string command_line_;
+  char previous_raw_ = 0; // the byte before, for the "AT" detection
   std::string dialled_;
   dial_target target_;
   bool call_up_ = false;

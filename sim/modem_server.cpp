@@ -74,6 +74,12 @@ struct modem_server::shared {
   std::vector<io::connection_id> live;
   bool stopping = false;
 
+  // The modem's own time (guard times, delays): steady, whatever the meters' clock is (it may
+  // be frozen).
+  drivers::unix_ms modem_ms() const {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(steady_clock::now() - started).count() + 1000000;
+  }
   drivers::unix_ms now_ms() const {
     using namespace std::chrono;
     if (!meter_options.start_time)
@@ -120,8 +126,8 @@ using shared_state = modem_server::shared;
 // One modem line and, while a call is up, the dialled meter's session. I/O thread only.
 class line_session : public io::link_handler, public std::enable_shared_from_this<line_session> {
 public:
-  line_session(std::shared_ptr<shared_state> s, io::connection_id id, int termios_fd)
-      : s_(std::move(s)), id_(id), termios_fd_(termios_fd), line_(s_->options.modem, s_->plan) {}
+  line_session(std::shared_ptr<shared_state> s, io::connection_id id)
+      : s_(std::move(s)), id_(id), line_(s_->options.modem, s_->plan) {}
 
   void bind(io::connection_id id) { id_ = id; }
 
@@ -130,15 +136,13 @@ public:
   void on_data(io::connection_id, std::string_view bytes) override {
     if (closed_)
       return;
-    if (termios_fd_ >= 0)
-      line_.set_dte_format(client_format());
-    run(line_.on_dte_bytes(bytes, s_->now_ms()));
+    run(line_.on_dte_bytes(bytes, s_->modem_ms()));
   }
 
   void on_closed(io::connection_id, const std::string& reason) override {
     if (closed_)
       return;
-    run(line_.on_dte_gone(s_->now_ms()));
+    run(line_.on_dte_gone(s_->modem_ms()));
     closed_ = true;
     cancel(modem_timer_);
     s_->line_closed(id_);
@@ -149,17 +153,6 @@ public:
   }
 
 private:
-  drivers::line_settings client_format() const {
-    termios t{};
-    drivers::line_settings f{9600, 8, 'N', 1};
-    if (::tcgetattr(termios_fd_, &t) != 0)
-      return f;
-    f.data_bits = (t.c_cflag & CSIZE) == CS7 ? 7 : (t.c_cflag & CSIZE) == CS6 ? 6 : (t.c_cflag & CSIZE) == CS5 ? 5 : 8;
-    f.parity = (t.c_cflag & PARENB) ? ((t.c_cflag & PARODD) ? 'O' : 'E') : 'N';
-    f.stop_bits = (t.c_cflag & CSTOPB) ? 2 : 1;
-    return f;
-  }
-
   void cancel(io::timer_id& t) {
     if (t != 0)
       s_->reactor.cancel_timer(t);
@@ -195,7 +188,7 @@ private:
                 if (auto s = self.lock()) {
                   s->modem_timer_ = 0;
                   if (!s->closed_)
-                    s->run(s->line_.on_timer(id, s->s_->now_ms()));
+                    s->run(s->line_.on_timer(id, s->s_->modem_ms()));
                 }
               });
             }
@@ -217,7 +210,7 @@ private:
       if (closed_ || !meter_ || generation != meter_generation_)
         return;
       if (auto* send = std::get_if<drivers::send_bytes>(&a)) {
-        run(line_.on_meter_characters(send->data, s_->now_ms()));
+        run(line_.on_meter_characters(send->data, s_->modem_ms()));
       } else if (auto* arm = std::get_if<drivers::arm_timer>(&a)) {
         cancel(meter_timer_);
         std::weak_ptr<line_session> self = weak_from_this();
@@ -232,7 +225,7 @@ private:
         cancel(meter_timer_);
       } else if (std::holds_alternative<drivers::finish>(a)) {
         cancel(meter_timer_);
-        run(line_.on_meter_closed(s_->now_ms()));
+        run(line_.on_meter_closed(s_->modem_ms()));
         meter_.reset();
         return;
       }
@@ -242,7 +235,6 @@ private:
 
   std::shared_ptr<shared_state> s_;
   io::connection_id id_;
-  int termios_fd_;
   modem_line line_;
   std::optional<iec_meter> meter_;
   io::timer_id modem_timer_ = 0;
@@ -258,7 +250,7 @@ public:
     if (!s_->line_opened(id))
       return nullptr;
     spdlog::debug("modem line {} opened from {}", id, peer);
-    return std::make_shared<line_session>(s_, id, -1);
+    return std::make_shared<line_session>(s_, id);
   }
 
 private:
@@ -296,7 +288,7 @@ modem_server::modem_server(io::tcp_reactor& reactor, std::vector<sim_meter> mete
       ::cfmakeraw(&raw);
       ::tcsetattr(s.pty_slave, TCSANOW, &raw);
     }
-    auto session = std::make_shared<line_session>(shared_, 0, s.pty_slave);
+    auto session = std::make_shared<line_session>(shared_, 0);
     const auto id = reactor.adopt(master, session);
     session->bind(id);
     s.line_opened(id);

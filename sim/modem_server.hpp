@@ -12,10 +12,10 @@
 //   NO CARRIER. Every simulated meter type uses 7E1 on its line.
 //
 // The pseudo-terminal: the server holds the slave side open itself (so the line survives the
-// client opening and closing the device between calls, as a real serial port does) and reads
-// the client's character format from the slave's termios before every read: a client that set
-// 7E1 (CS7|PARENB) on the port talks 7E1, as through a real UART. A pseudo-terminal has no DTR:
-// a client closing the device is not seen, only its ATH is.
+// client opening and closing the device between calls, as a real serial port does). Linux
+// keeps a pseudo-terminal at CS8 without parity whatever the client sets, so the client's
+// character format is what its bytes carry (the modem detects it from "AT"). A
+// pseudo-terminal has no DTR: a client closing the device is not seen, only its ATH is.
 //
 // Counters: calls open now, the peak and the total, and how calls ended (hangup by ATH or ATZ,
 // meterClosed, dropped, linkClosed), for the tests that check that every call is hung up.

@@ -75,6 +75,20 @@ TEST_CASE("sim modem: commands, echo, numeric codes and dial results", "[sim_mod
   REQUIRE_FALSE(line.in_call());
 }
 
+TEST_CASE("sim modem: the DTE's character format is detected from AT and answered in", "[sim_modem]") {
+  sim::modem_line line(fast(), sim::make_number_plan(1));
+  // "ATE0\r" in 7E1: 'T' 0x54 has three ones -> 0xD4, 'E' 0x45 three -> 0xC5, '0' 0x30 two,
+  // CR 0x0D three -> 0x8D.
+  auto a = line.on_dte_bytes(std::string("\x41\xD4\xC5\x30\x8D"), 0);
+  REQUIRE(line.dte_format().parity == 'E');
+  // The echo as received, then CR LF O K CR LF in 7E1: 'O' 0x4F five ones -> 0xCF, 'K' 0x4B
+  // four -> 0x4B, LF 0x0A two -> 0x0A.
+  REQUIRE(dte_text(a) == std::string("\x41\xD4\xC5\x30\x8D") + std::string("\x8D\x0A\xCF\x4B\x8D\x0A"));
+  a = line.on_dte_bytes("ATV1\r", 0); // plain again: 8N1
+  REQUIRE(line.dte_format().parity == 'N');
+  REQUIRE(dte_text(a) == "\r\nOK\r\n");
+}
+
 TEST_CASE("sim modem: a call, the escape with guard times, ATO, ATH", "[sim_modem]") {
   sim::modem_line line(fast(), sim::make_number_plan(2));
   drivers::unix_ms now = 1000;
@@ -160,8 +174,12 @@ struct chain {
   std::optional<timer> driver_timer, modem_timer, meter_timer;
   std::optional<drivers::finish> result;
 
-  chain(drivers::line_settings call_format, drivers::line_settings dte_format, std::string number)
-      : modem(fast(), sim::make_number_plan(1)) {
+  // The port's own format (a serial port at 7E1): every byte the driver sends and receives,
+  // AT commands included, goes through it.
+  drivers::parity_codec port;
+
+  chain(drivers::line_settings call_format, drivers::line_settings port_format, std::string number)
+      : modem(fast(), sim::make_number_plan(1)), port(port_format) {
     identity = sim::generated_identity("IEC62056-21", 42, 0);
     drivers::session_request req;
     req.outstation_address = identity.outstation_address;
@@ -177,7 +195,6 @@ struct chain {
     cfg.connect_timeout = 5000ms;
     cfg.call_format = call_format;
     driver = drivers::make_at_modem_driver(drivers::make_iec62056_21_driver(req, iec), cfg);
-    modem.set_dte_format(dte_format);
   }
 
   void driver_actions(drivers::actions acts) {
@@ -185,7 +202,7 @@ struct chain {
       if (result)
         return;
       if (auto* s = std::get_if<drivers::send_bytes>(&a))
-        work.push_back([this, d = s->data] { modem_actions(modem.on_dte_bytes(d, now)); });
+        work.push_back([this, d = port.encode(s->data)] { modem_actions(modem.on_dte_bytes(d, now)); });
       else if (auto* t = std::get_if<drivers::arm_timer>(&a))
         driver_timer = timer{now + t->after.count(), t->id};
       else if (std::holds_alternative<drivers::cancel_timer>(a))
@@ -197,7 +214,7 @@ struct chain {
   void modem_actions(sim::modem_actions acts) {
     for (auto& a : acts) {
       if (auto* d = std::get_if<sim::to_dte>(&a))
-        work.push_back([this, b = d->bytes] { if (!result) driver_actions(driver->on_bytes(b, now)); });
+        work.push_back([this, b = d->bytes] { if (!result) driver_actions(driver->on_bytes(port.decode(b), now)); });
       else if (std::get_if<sim::start_call>(&a)) {
         meter.emplace(identity, faults, sim::iec_meter_config{});
         meter_actions(meter->on_link_up(now));
@@ -274,10 +291,12 @@ TEST_CASE("dial-up chain: the IEC driver reads a simulated meter through the sim
     REQUIRE_FALSE(c.modem.in_call()); // hung up by the escape and ATH
     REQUIRE(c.driver->parity_errors() == 0);
   }
-  SECTION("7E1 set on the serial port (the modem sees the DTE's format), none in software") {
+  SECTION("7E1 on the serial port, AT commands included: the modem detects it from AT") {
     chain c(n81, e71, sim::modem_number(0));
     REQUIRE(c.run().failure == drivers::failure_kind::none);
     REQUIRE_FALSE(c.modem.in_call());
+    REQUIRE(c.modem.dte_format().parity == 'E');
+    REQUIRE(c.port.parity_errors() == 0); // the modem's answers came in 7E1 too
   }
   SECTION("8N1 against a 7E1 meter: the meter never understands the sign-on") {
     chain c(n81, n81, sim::modem_number(0));
