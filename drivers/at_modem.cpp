@@ -175,6 +175,7 @@ actions at_modem_driver::on_bytes(std::string_view data, unix_ms now) {
   case stage::command:
   case stage::dialling:
   case stage::abort_dial:
+  case stage::hangup_guard_before:
   case stage::hangup_guard_after:
   case stage::hangup:
     break;
@@ -253,8 +254,14 @@ void at_modem_driver::handle_line(actions& out, const std::string& line, unix_ms
       send_command(out, "ATH", config_.command_timeout);
     }
     break;
+  case stage::hangup_guard_before: // the meter ended the call itself: no escape needed
+    if (code == result_code::no_carrier) {
+      stage_ = stage::hangup;
+      send_command(out, "ATH", config_.command_timeout);
+    }
+    break;
   case stage::hangup_guard_after: // the escape's OK (meter bytes in between are not results)
-    if (code == result_code::ok) {
+    if (code == result_code::ok || code == result_code::no_carrier) {
       stage_ = stage::hangup;
       send_command(out, "ATH", config_.command_timeout);
     }

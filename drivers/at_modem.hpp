@@ -12,7 +12,8 @@
 //   call's bytes -> when it finishes: [guard] "+++" [guard] "ATH\r" -> OK (or silence for
 //   command_timeout) -> finish with the inner driver's result. After the hang-up's "+++" the
 //   modem's OK is awaited (guard + command_timeout at most) before ATH, so ATH never races
-//   the modem's own guard timer.
+//   the modem's own guard timer. A NO CARRIER during the hang-up (the meter ended the call,
+//   as IEC meters do after B0) skips the rest of the escape: ATH at once.
 //
 // Decisions:
 // - Replies are read as lines (CR and/or LF terminated, verbose or numeric codes 0 1 3 4 6 7 8);

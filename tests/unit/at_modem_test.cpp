@@ -280,3 +280,15 @@ TEST_CASE("parity codec: 7E1 and 7O1 on an 8-bit link, 8N1 unchanged", "[at_mode
   REQUIRE(parse_coms_settings("7e1")->parity == 'E');
   REQUIRE_FALSE(parse_coms_settings("9N1"));
 }
+
+TEST_CASE("at_modem: the meter ending the call during the hang-up skips the escape", "[at_modem]") {
+  dial_fixture f;
+  f.dial();
+  f.bytes("\r\nCONNECT 9600\r\n");
+  auto a = f.bytes(std::string("\xC5\x4E\x44", 3)); // END: the meter driver finishes
+  REQUIRE(sent(a) == "B0");
+  a = f.bytes("\r\nNO CARRIER\r\n"); // the meter hung up after B0
+  REQUIRE(sent(a) == "ATH\r");
+  a = f.bytes("\r\nOK\r\n");
+  REQUIRE(finished(a)->failure == failure_kind::none);
+}
