@@ -31,6 +31,8 @@ void release(self_ptr self, test_id id) {
   st.busy_addresses.erase(it->second);
   if (is_tcp(it->second))
     st.tcp_running -= 1;
+  else if (st.config.modems)
+    st.config.modems->release(id);
   st.running_address.erase(it);
 }
 
@@ -41,6 +43,8 @@ void occupy(self_ptr self, const test_record& rec) {
   st.busy_addresses.insert(rec.request.remote_address);
   if (is_tcp(rec.request.remote_address))
     st.tcp_running += 1;
+  else if (st.config.modems)
+    st.config.modems->acquire(rec.id); // startable() saw one free
 }
 
 // Whether a queued test may start now (capacity aside from the total).
@@ -48,8 +52,12 @@ bool startable(self_ptr self, const test_record& rec) {
   auto& st = self->state;
   if (st.busy_addresses.count(rec.request.remote_address))
     return false;
-  if (is_tcp(rec.request.remote_address) && st.tcp_running >= st.config.max_tcp_sessions)
+  if (is_tcp(rec.request.remote_address)) {
+    if (st.tcp_running >= st.config.max_tcp_sessions)
+      return false;
+  } else if (!st.config.modems || !st.config.modems->available()) {
     return false;
+  }
   return !st.config.can_run || st.config.can_run(rec);
 }
 
@@ -67,15 +75,26 @@ bool in_window(self_ptr self) {
 }
 
 // Wakes the scheduler when the overnight window opens (or after max_tick_interval).
+// Also wakes it when a modem out of service comes back while tests are queued.
 void arm_tick(self_ptr self) {
   auto& st = self->state;
-  if (st.tick_armed || st.overnight.empty() || !st.executor)
+  if (st.tick_armed || !st.executor)
     return;
-  auto sod = seconds_of_day(st.config.clock());
-  unix_seconds wait = (st.config.overnight_window.start_second - sod + seconds_per_day) % seconds_per_day;
-  wait = std::clamp<unix_seconds>(wait, 1, max_tick_interval);
+  const auto now = st.config.clock();
+  std::optional<unix_seconds> wait;
+  if (!st.overnight.empty()) {
+    auto sod = seconds_of_day(now);
+    wait = (st.config.overnight_window.start_second - sod + seconds_per_day) % seconds_per_day;
+  }
+  if (st.config.modems && !(st.immediate.empty() && st.overnight.empty())) {
+    if (auto back = st.config.modems->next_return())
+      wait = std::min(wait.value_or(*back - now), *back - now);
+  }
+  if (!wait)
+    return;
+  *wait = std::clamp<unix_seconds>(*wait, 1, max_tick_interval);
   st.tick_armed = true;
-  self->delayed_send(self, std::chrono::seconds(wait), tick_atom::value);
+  self->delayed_send(self, std::chrono::seconds(*wait), tick_atom::value);
 }
 
 void record_outcome(self_ptr self, test_outcome outcome) {

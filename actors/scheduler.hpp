@@ -9,18 +9,25 @@
 // - Never two running tests with the same remote address (compared as the exact string the
 //   request gave): a queued test whose address is busy is skipped and the next one in order is
 //   taken; it runs as soon as the address is free. Order is otherwise kept.
+// - A telephone-number test needs a modem: it starts only when the modem pool
+//   (actors/modem_pool.hpp) has a free modem in service, which it acquires at dispatch and
+//   releases when its outcome is recorded. So there are never more calls than modems, and the
+//   other tests wait in order. While modems are out of service the scheduler ticks when the
+//   next one comes back.
 // - can_run(record) false (the executor has no driver for the meter type yet, or the address
-//   needs a modem, which does not exist yet): the test stays queued, PENDING, and is skipped;
+//   needs a modem and none is configured): the test stays queued, PENDING, and is skipped;
 //   it runs once a server that can run it picks it up (after an upgrade and restart).
 // - At start-up the queue is recovered from the database: tests that were running when the
 //   process died go back to the queue, keeping their first start time.
 // - Without an executor (the server before the test engine exists) tests stay queued.
 #include "actors/interfaces.hpp"
+#include "actors/modem_pool.hpp"
 #include "config/settings.hpp"
 
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 
 namespace mts {
@@ -34,6 +41,8 @@ struct scheduler_config {
   std::chrono::seconds test_deadline{1800};
   // The wall clock (UTC); injected so actor tests can move through the overnight window.
   std::function<unix_seconds()> clock;
+  // The modems for telephone-number tests; empty or null: such tests are never started.
+  std::shared_ptr<modem_pool> modems;
 };
 
 struct scheduler_state {

@@ -48,6 +48,32 @@ void complete(self_ptr self) {
   self->quit();
 }
 
+// Dial-up bookkeeping at the end of an attempt: the call's times, and a modem fault taking
+// the modem out of service. Returns whether the attempt failed because of the modem.
+bool end_dial_up_attempt(self_ptr self, const drivers::finish& end) {
+  auto& st = self->state;
+  st.connection_start.reset();
+  st.connection_end.reset();
+  std::optional<std::string> fault;
+  if (st.dialer) {
+    if (auto started = st.dialer->call_started()) {
+      st.connection_start = *started / 1000;
+      st.connection_end = st.dialer->call_ended().value_or(now_ms(self)) / 1000;
+    }
+    if (st.dialer->dropped_line_changes() > 0)
+      spdlog::debug("test {}: {} baud switch(es) not possible over the call", st.record.id,
+                    st.dialer->dropped_line_changes());
+    fault = st.dialer->modem_fault();
+  }
+  if (st.modem_link_failed || (!st.link_up && end.reason != "no modem available"))
+    fault = end.reason; // the link to the modem did not come up
+  if (!fault || !st.modem_name)
+    return false;
+  st.config.modems->fault(st.record.id, *fault);
+  st.modem_faults += 1;
+  return true;
+}
+
 // The current attempt ended with `end`: retry or complete.
 void end_attempt(self_ptr self, drivers::finish end) {
   auto& st = self->state;
@@ -59,11 +85,20 @@ void end_attempt(self_ptr self, drivers::finish end) {
   st.armed_timer.reset();
   if (st.connection_start && !st.connection_end)
     st.connection_end = now_s(self);
+  bool modem_fault = false;
+  if (st.dial_up)
+    modem_fault = end_dial_up_attempt(self, end);
   if (st.driver)
     st.last_readings = st.driver->readings();
   st.driver.reset();
+  st.dialer = nullptr;
   st.last_finish = std::move(end);
-  if (st.last_finish.failure == drivers::failure_kind::transient && st.attempt < st.config.max_attempts) {
+  if (modem_fault && st.attempt - st.modem_faults < st.config.max_attempts) {
+    self->send(self, retry_atom::value, st.attempt + 1); // at once, on another modem
+    return;
+  }
+  if (st.last_finish.failure == drivers::failure_kind::transient &&
+      st.attempt - st.modem_faults < st.config.max_attempts) {
     spdlog::info("test {}: attempt {} failed ({}); retrying in {} s", st.record.id, st.attempt,
                  st.last_finish.reason, st.config.retry_delay.count() / 1000);
     self->delayed_send(self, st.config.retry_delay, retry_atom::value, st.attempt + 1);
@@ -100,6 +135,41 @@ bool current(self_ptr self, std::uint64_t tag) {
   return self->state.active && static_cast<std::int64_t>(tag) == self->state.attempt;
 }
 
+// A dial-up attempt: the modem, the AT decorator around the meter driver, the link to the modem.
+void start_dial_up_attempt(self_ptr self, std::int64_t attempt) {
+  auto& st = self->state;
+  st.modem_link_failed = false;
+  st.modem_name.reset();
+  auto modem = st.config.modems->acquire(st.record.id);
+  if (!modem) {
+    end_attempt(self, {drivers::failure_kind::transient, "no modem available"});
+    return;
+  }
+  st.modem_name = modem->name;
+  drivers::line_settings format = st.type->initial_line;
+  if (st.record.request.coms_settings)
+    if (auto parsed = drivers::parse_coms_settings(*st.record.request.coms_settings))
+      format = *parsed;
+  const bool on_port = !modem->device.empty() && !modem->software_parity;
+  drivers::at_modem_config cfg;
+  cfg.number = st.record.request.remote_address;
+  cfg.dial_prefix = modem->dial_prefix;
+  cfg.init_strings = modem->init;
+  cfg.command_timeout = st.config.modem_command_timeout;
+  cfg.connect_timeout = st.config.modem_connect_timeout;
+  cfg.guard_time = st.config.modem_guard_time;
+  cfg.call_format = on_port ? drivers::line_settings{format.baud, 8, 'N', 1} : format;
+  auto dialer = drivers::make_at_modem_driver(std::move(st.driver), cfg);
+  st.dialer = dialer.get();
+  st.driver = std::move(dialer);
+  const auto port_format = on_port ? format : drivers::line_settings{format.baud, 8, 'N', 1};
+  spdlog::info("test {}: attempt {} dials {} on modem {}", st.record.id, attempt, cfg.number, modem->name);
+  st.conn = st.config.open_modem_link(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
+                                      *modem, port_format, st.config.connect_timeout);
+  self->monitor(st.conn);
+  self->delayed_send(self, st.config.connect_timeout + connect_guard_grace, deadline_atom::value, attempt);
+}
+
 void start_attempt(self_ptr self, std::int64_t attempt) {
   auto& st = self->state;
   if (st.done || st.active)
@@ -118,8 +188,13 @@ void start_attempt(self_ptr self, std::int64_t attempt) {
     if (st.record.request.password && !st.record.request.password->empty())
       secrets.push_back(*st.record.request.password);
     st.transcripts.emplace_back(attempt, now_ms(self), st.config.transcript_max_bytes, std::move(secrets));
-    note(self, "connecting", st.target.host + ":" + std::to_string(st.target.port));
   }
+  if (st.dial_up) {
+    note(self, "dialling", st.record.request.remote_address);
+    start_dial_up_attempt(self, attempt);
+    return;
+  }
+  note(self, "connecting", st.target.host + ":" + std::to_string(st.target.port));
   st.conn = st.config.connect(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
                               st.target, st.config.connect_timeout);
   self->monitor(st.conn);
@@ -142,12 +217,12 @@ drivers::session_request make_session_request(const test_request& request, unix_
   return out;
 }
 
-std::optional<std::string> why_not_runnable(const test_request& request) {
+std::optional<std::string> why_not_runnable(const test_request& request, bool have_modems) {
   auto type = find_meter_type(request.meter_type);
   if (!type || !type->make_driver)
     return "meter type " + request.meter_type + " is not supported yet";
-  if (!parse_tcp_address(request.remote_address))
-    return std::string("modem (telephone number) addresses are not supported yet");
+  if (!have_modems && !parse_tcp_address(request.remote_address))
+    return std::string("modem (telephone number) addresses need a modem ([[modem]] in the configuration)");
   return std::nullopt;
 }
 
@@ -205,14 +280,18 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       st.started = true;
       st.record = std::move(rec);
       st.promise = self->make_response_promise<test_outcome>();
-      if (auto why = why_not_runnable(st.record.request)) {
+      const bool have_modems = st.config.modems && !st.config.modems->empty() && st.config.open_modem_link;
+      if (auto why = why_not_runnable(st.record.request, have_modems)) {
         st.request = make_session_request(st.record.request, now_s(self));
         st.last_finish = {drivers::failure_kind::permanent, *why};
         complete(self);
         return st.promise;
       }
       st.type = find_meter_type(st.record.request.meter_type);
-      st.target = *parse_tcp_address(st.record.request.remote_address);
+      if (auto tcp = parse_tcp_address(st.record.request.remote_address))
+        st.target = *tcp;
+      else
+        st.dial_up = true;
       if (st.config.test_deadline.count() > 0)
         self->delayed_send(self, st.config.test_deadline, deadline_atom::value);
       start_attempt(self, 1);
@@ -223,7 +302,8 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       if (!current(self, tag) || st.link_up)
         return;
       st.link_up = true;
-      st.connection_start = now_s(self);
+      if (!st.dial_up) // a dial-up connection starts at CONNECT (the decorator knows when)
+        st.connection_start = now_s(self);
       note(self, "link up");
       execute(self, st.driver->on_link_up(now_ms(self)));
     },
@@ -249,9 +329,16 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       end_attempt(self, {drivers::failure_kind::transient, "line dropped"});
     },
     [self](conn_fail_atom, std::uint64_t tag, std::string& reason) {
+      auto& st = self->state;
       if (!current(self, tag))
         return;
       note(self, "connect failed", reason);
+      if (st.dial_up) { // the link to the modem itself: the modem is at fault
+        st.modem_link_failed = true;
+        end_attempt(self, {drivers::failure_kind::transient,
+                           "cannot reach modem " + st.modem_name.value_or("?") + ": " + reason});
+        return;
+      }
       end_attempt(self, {drivers::failure_kind::transient, "cannot connect: " + reason});
     },
     [self](timer_atom, std::int64_t attempt, std::uint64_t id) {
@@ -282,7 +369,11 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       if (st.active) {
         if (auto* t = transcript(self))
           t->end(now_ms(self), "test deadline exceeded");
-        self->send(st.conn, close_atom::value);
+        self->send(st.conn, close_atom::value); // a serial modem link drops DTR as it closes
+        if (st.dialer && st.dialer->call_started()) {
+          st.connection_start = *st.dialer->call_started() / 1000;
+          st.connection_end = st.dialer->call_ended().value_or(now_ms(self)) / 1000;
+        }
         if (st.connection_start && !st.connection_end)
           st.connection_end = now_s(self);
         if (st.driver)

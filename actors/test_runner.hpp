@@ -45,9 +45,27 @@
 //     a modem address); test-status shows it as `attempts`;
 //   - test_end_time = when the outcome is made. testStartTime (first attempt) is recorded by
 //     the scheduler when it marks the test running;
-//   - tests this actor cannot run (meter type without a driver, an address that is not
-//     host:port, i.e. a modem number) end at once with a permanent ERROR naming the reason;
-//     the scheduler's can_run keeps such tests queued so they normally never get here.
+//   - tests this actor cannot run (meter type without a driver, a telephone number without a
+//     modem pool) end at once with a permanent ERROR naming the reason; the scheduler's
+//     can_run keeps such tests queued so they normally never get here.
+//
+// Dial-up meters (a telephone-number address; see drivers/at_modem.hpp and
+// actors/modem_pool.hpp):
+//   - each attempt uses the modem the test holds in the pool (acquired by the scheduler, or,
+//     after a modem fault, acquired here; none free: the attempt fails transiently "no modem
+//     available" and is retried as usual); the link to the modem is opened through the
+//     injected modem_link_factory and the meter driver is wrapped in the AT decorator;
+//   - the character format of the call is comsSettings, else the meter type's initial line
+//     format: on a serial device (without software_parity) it is set on the port, otherwise the
+//     decorator makes it in software;
+//   - a modem fault (the decorator's modem_fault, or the link to the modem failing to open)
+//     takes the modem out of service for the cool-down, and the next attempt starts at once on
+//     another modem; such attempts do not count against max_attempts;
+//   - connection_start/end_time are the call's (CONNECT to hang-up), not the modem link's;
+//   - the whole-test deadline closes the modem link, which drops DTR on a serial port.
+#include "actors/modem_pool.hpp"
+#include "actors/serial_connection.hpp"
+#include "drivers/at_modem.hpp"
 #include "actors/connection.hpp"
 #include "actors/interfaces.hpp"
 #include "actors/transcript.hpp"
@@ -71,6 +89,13 @@ struct test_runner_config {
   connection_factory connect;
   // Bound of each attempt's transcript (scheduler.transcript_max_bytes); 0: none recorded.
   std::size_t transcript_max_bytes = 0;
+  // Dial-up meters: the pool (null or empty: telephone numbers cannot be run), how to open
+  // the link to a modem, and the AT dialogue's timings.
+  std::shared_ptr<modem_pool> modems;
+  modem_link_factory open_modem_link;
+  std::chrono::milliseconds modem_command_timeout{5000};
+  std::chrono::milliseconds modem_connect_timeout{60000};
+  std::chrono::milliseconds modem_guard_time{1000};
   // The wall clock, milliseconds since the epoch (UTC); injected so actor tests are
   // deterministic. Empty: the system clock.
   std::function<drivers::unix_ms()> clock;
@@ -79,8 +104,9 @@ struct test_runner_config {
 // The session a test asks of its meter at the time `now` (the attempt's start).
 drivers::session_request make_session_request(const test_request& request, unix_seconds now);
 
-// Why a test cannot be run by this executor yet; nothing when it can.
-std::optional<std::string> why_not_runnable(const test_request& request);
+// Why a test cannot be run by this executor yet; nothing when it can. A telephone number can
+// be run when the server has modems.
+std::optional<std::string> why_not_runnable(const test_request& request, bool have_modems = false);
 
 struct test_runner_state {
   static inline const char* name = "test_runner";
@@ -102,6 +128,13 @@ struct test_runner_state {
   drivers::session_request request;
   std::optional<unix_seconds> connection_start;
   std::optional<unix_seconds> connection_end;
+
+  // Dial-up: the attempt's decorator (owned by driver), and faults seen so far.
+  bool dial_up = false;
+  drivers::at_modem_driver* dialer = nullptr;
+  std::optional<std::string> modem_name;
+  bool modem_link_failed = false;
+  std::int64_t modem_faults = 0;
 
   // How the last finished attempt ended, and what it read.
   drivers::finish last_finish;

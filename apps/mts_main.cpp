@@ -10,6 +10,7 @@
 #include "actors/executor.hpp"
 #include "actors/persistence.hpp"
 #include "actors/scheduler.hpp"
+#include "actors/serial_connection.hpp"
 #include "config/settings.hpp"
 #include "drivers/registry.hpp"
 #include "http/server.hpp"
@@ -122,9 +123,16 @@ int serve(const settings& s) {
   sched_cfg.max_concurrent_tests = s.scheduler.max_concurrent_tests;
   sched_cfg.test_deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
   sched_cfg.max_tcp_sessions = s.scheduler.max_tcp_sessions;
-  // Tests this server cannot run yet (no driver for the meter type, a modem number) stay
-  // queued and PENDING; a later version runs them.
-  sched_cfg.can_run = [](const test_record& rec) { return !why_not_runnable(rec.request); };
+  // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
+  auto modems = std::make_shared<modem_pool>(s.modem, std::chrono::seconds(s.modems.cooldown_seconds));
+  sched_cfg.modems = modems;
+  for (const auto& m : s.modem)
+    spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
+  // Tests this server cannot run yet (no driver for the meter type, a modem number without
+  // modems) stay queued and PENDING; a later version (or configuration) runs them.
+  sched_cfg.can_run = [have_modems = !modems->empty()](const test_record& rec) {
+    return !why_not_runnable(rec.request, have_modems);
+  };
 
   // Every meter link lives on this reactor's one I/O thread. It is stopped once every actor
   // has exited (connection actors close their links as they end) and before the actor system
@@ -140,6 +148,11 @@ int serve(const settings& s) {
   runner_cfg.test_deadline = sched_cfg.test_deadline - std::min<std::chrono::milliseconds>(
                                                          std::chrono::seconds(10), sched_cfg.test_deadline / 10);
   runner_cfg.connect = make_tcp_connection_factory(reactor.get());
+  runner_cfg.modems = modems;
+  runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
+  runner_cfg.modem_command_timeout = std::chrono::seconds(s.modems.command_timeout_seconds);
+  runner_cfg.modem_connect_timeout = std::chrono::seconds(s.modems.connect_timeout_seconds);
+  runner_cfg.modem_guard_time = std::chrono::milliseconds(s.modems.guard_time_ms);
   auto executor_hdl = sys.spawn(executor, runner_cfg);
   auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
 
@@ -164,7 +177,7 @@ int serve(const settings& s) {
     std::unique_ptr<api_server> server;
     try {
       server = std::make_unique<api_server>(s, cert_file, key_file,
-                                            api_dependencies{&sys, scheduler_hdl, readers, &tokens});
+                                            api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems});
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());

@@ -3,14 +3,18 @@
 //                 [--freeze-clock]] [--clock-offset SECONDS] [--no-outstation-address]
 //                 [--fault NAME[=VALUE] ...] [--verbose]
 //   mts-sim serve --config FILE [--start-time TIME] [--freeze-clock] [--fault ...] [--verbose]
+//   either form with a simulated modem (sim/modem_server.hpp): [--modem-port PORT] [--modem-pty]
+//                 [--connect-delay-ms MS] [--guard-time-ms MS] [--drop-after-bytes N]
 //   mts-sim expect --type T --seed S --serial X [--clock-offset SECONDS] [--password P]
 //                  [--outstation-address A] [--fault ...] --request JSON --now TIME
-// serve prints one JSON line per meter on stdout (sim::meter_json_line), then logs on stderr;
+// serve prints one JSON line per meter on stdout (sim::meter_json_line), then with a modem one
+// {"modem":...} line (numbers, port, pty path), then logs on stderr;
 // it runs until SIGTERM or SIGINT (exit 0) and prints its session counters as one JSON line on
 // stderr on SIGUSR1 and at exit. expect prints the JSON object the server's test-status must
 // report (sim/sim_config.hpp). Errors: a message on stderr and exit status 2.
 #include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
+#include "sim/modem_server.hpp"
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
 
@@ -48,6 +52,12 @@ struct serve_args {
   std::vector<std::string> faults;
   std::string config_file;
   bool verbose = false;
+  // The simulated modem.
+  std::optional<int> modem_port;
+  bool modem_pty = false;
+  std::int64_t connect_delay_ms = 2000;
+  std::int64_t guard_time_ms = 1000;
+  std::size_t drop_after_bytes = 64;
 };
 
 void print_line(const std::string& line, std::FILE* to) {
@@ -115,13 +125,28 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
 
   io::tcp_reactor reactor;
   std::optional<sim::sim_server> server;
+  std::optional<sim::modem_server> modem;
   try {
+    const auto meters = cfg.meters;
     server.emplace(reactor, std::move(cfg.meters), opts);
+    if (a.modem_port || a.modem_pty) {
+      sim::modem_server_options mo;
+      mo.address = opts.address;
+      if (a.modem_port)
+        mo.tcp_port = static_cast<std::uint16_t>(*a.modem_port);
+      mo.pty = a.modem_pty;
+      mo.modem.connect_delay = std::chrono::milliseconds(a.connect_delay_ms);
+      mo.modem.guard_time = std::chrono::milliseconds(a.guard_time_ms);
+      mo.modem.drop_after_bytes = a.drop_after_bytes;
+      modem.emplace(reactor, meters, opts, mo);
+    }
   } catch (const std::system_error& e) {
     throw sim::sim_error(e.what());
   }
   for (std::size_t i = 0; i < server->size(); ++i)
     print_line(server->meter_line(i), stdout);
+  if (modem)
+    print_line(modem->json_line(), stdout);
   spdlog::info("serving {} meter(s) on {}{}", server->size(), opts.address,
                opts.start_time ? ", clock from " + format_utc(*opts.start_time) +
                                      (opts.freeze_clock ? " (frozen)" : "")
@@ -133,15 +158,21 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
       continue;
     if (sig == SIGUSR1) {
       print_line(server->counters_json(), stderr);
+      if (modem)
+        print_line(modem->counters_json(), stderr);
       continue;
     }
     spdlog::info("signal {}: stopping", sig);
     break;
   }
   const auto final_counters = server->counters_json();
+  const auto final_modem = modem ? modem->counters_json() : std::string();
+  modem.reset();
   server.reset();
   reactor.stop();
   print_line(final_counters, stderr);
+  if (!final_modem.empty())
+    print_line(final_modem, stderr);
   return 0;
 }
 
@@ -167,6 +198,13 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--fault", s.faults, "NAME[=VALUE], applied to every meter (repeatable)");
   serve_cmd->add_option("--config", s.config_file, "TOML file with [[meter]] tables");
   serve_cmd->add_flag("--verbose", s.verbose, "log every session");
+  serve_cmd->add_option("--modem-port", s.modem_port, "serve a simulated modem on this TCP port (0: free)")
+    ->check(CLI::Range(0, 65535));
+  serve_cmd->add_flag("--modem-pty", s.modem_pty, "serve a simulated modem on a pseudo-terminal");
+  serve_cmd->add_option("--connect-delay-ms", s.connect_delay_ms, "modem: dialling to CONNECT (and to BUSY ...)")
+    ->check(CLI::Range(0, 600000));
+  serve_cmd->add_option("--guard-time-ms", s.guard_time_ms, "modem: escape guard time")->check(CLI::Range(0, 10000));
+  serve_cmd->add_option("--drop-after-bytes", s.drop_after_bytes, "modem: meter characters before a drop number's call drops");
 
   std::string type = sim::simulated_type, serial, password, outstation, request, now_text;
   std::uint64_t seed = 0;

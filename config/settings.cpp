@@ -208,6 +208,17 @@ const key_descriptor keys[] = {
             field<&S::scheduler, &scheduler_settings::transcript_max_bytes>, 0, 1048576,
             "Bound of each attempt's transcript (test-transcript); 0: none are kept."),
 
+    integer("modems.cooldown_seconds", field<&S::modems, &modems_settings::cooldown_seconds>, 1, 86400,
+            "How long a modem that failed (no answer to AT commands, no dial tone) stays out of service."),
+    integer("modems.command_timeout_seconds",
+            field<&S::modems, &modems_settings::command_timeout_seconds>, 1, 120,
+            "Longest wait for a modem's answer to an AT command."),
+    integer("modems.connect_timeout_seconds",
+            field<&S::modems, &modems_settings::connect_timeout_seconds>, 5, 600,
+            "Longest wait from dialling to CONNECT."),
+    integer("modems.guard_time_ms", field<&S::modems, &modems_settings::guard_time_ms>, 0, 10000,
+            "Silence before and after the \"+++\" escape that precedes a hang-up."),
+
     boolean("api.mask_passwords", field<&S::api, &api_settings::mask_passwords>,
             "Test status shows \"********\" instead of the meter password."),
 
@@ -428,6 +439,111 @@ std::string apply_toml_value(const key_descriptor& k, settings& s, const toml::n
   return store_integer(f, v->get(), k);
 }
 
+// ---- [[modem]] tables ----
+
+const char* const modem_keys[][3] = {
+    {"name", "string", "Unique name of the modem, shown in service-status and the logs (required)."},
+    {"device", "string", "Serial device of a modem on a serial port, e.g. /dev/ttyUSB0 (this or gateway)."},
+    {"baud", "integer", "Speed of the serial port (device only), e.g. 9600."},
+    {"gateway", "string", "host:port of a TCP serial gateway with the modem behind it (this or device)."},
+    {"init", "array of strings", "Init strings sent after ATZ, each must answer OK, e.g. [\"ATE0\"]."},
+    {"dial_prefix", "string", "Put before every number dialled, e.g. \"9,\"."},
+    {"software_parity", "boolean",
+     "Device only: carry the call's character format in software (a GSM modem moving 8 bits)."},
+};
+
+bool valid_gateway(const std::string& g) {
+  const auto colon = g.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= g.size() || g.size() - colon - 1 > 5)
+    return false;
+  long port = 0;
+  for (std::size_t i = colon + 1; i < g.size(); ++i) {
+    if (g[i] < '0' || g[i] > '9')
+      return false;
+    port = port * 10 + (g[i] - '0');
+  }
+  return port >= 1 && port <= 65535;
+}
+
+void apply_modems(const toml::key& key, const toml::node& node, settings& s, std::vector<file_problem>& problems) {
+  auto* array = node.as_array();
+  if (!array || !array->is_array_of_tables()) {
+    problems.push_back(problem_at(key.source(), "modem: must be [[modem]] tables"));
+    return;
+  }
+  std::size_t index = 0;
+  for (auto&& element : *array) {
+    const auto& table = *element.as_table();
+    modem_settings m;
+    const std::string where = "modem[" + std::to_string(index++) + "]";
+    auto fail = [&](const toml::source_region& at, const std::string& problem) {
+      problems.push_back(problem_at(at, where + "." + problem));
+    };
+    bool ok = true;
+    for (auto&& [k, v] : table) {
+      const std::string name(k.str());
+      auto text = [&](std::string& out) {
+        if (auto str = v.as_string())
+          out = str->get();
+        else {
+          fail(k.source(), name + ": expected a string, got " + toml_type_name(v.type()));
+          ok = false;
+        }
+      };
+      if (name == "name") {
+        text(m.name);
+      } else if (name == "device") {
+        text(m.device);
+      } else if (name == "gateway") {
+        text(m.gateway);
+      } else if (name == "dial_prefix") {
+        text(m.dial_prefix);
+      } else if (name == "baud") {
+        auto n = v.as_integer();
+        const auto& speeds = serial_speeds();
+        if (!n || std::find(speeds.begin(), speeds.end(), n->get()) == speeds.end()) {
+          fail(k.source(), "baud: must be one of 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200");
+          ok = false;
+        } else {
+          m.baud = n->get();
+        }
+      } else if (name == "software_parity") {
+        if (auto b = v.as_boolean())
+          m.software_parity = b->get();
+        else {
+          fail(k.source(), "software_parity: expected a boolean, got " + std::string(toml_type_name(v.type())));
+          ok = false;
+        }
+      } else if (name == "init") {
+        auto* list = v.as_array();
+        if (!list || !list->is_homogeneous(toml::node_type::string)) {
+          fail(k.source(), "init: expected an array of strings");
+          ok = false;
+        } else {
+          for (auto&& item : *list)
+            m.init.push_back(item.as_string()->get());
+        }
+      } else {
+        fail(k.source(), shorten(name) + ": unknown modem key");
+        ok = false;
+      }
+    }
+    if (!ok)
+      continue;
+    const auto& at = table.source();
+    if (m.name.empty())
+      fail(at, "name: required, and not empty");
+    else if (std::any_of(s.modem.begin(), s.modem.end(), [&](const auto& o) { return o.name == m.name; }))
+      fail(at, "name: \"" + shorten(m.name) + "\" is used by another modem");
+    else if (m.device.empty() == m.gateway.empty())
+      fail(at, "device, gateway: set exactly one of them");
+    else if (!m.gateway.empty() && !valid_gateway(m.gateway))
+      fail(at, "gateway: must be host:port with a port 1..65535");
+    else
+      s.modem.push_back(std::move(m));
+  }
+}
+
 void apply_file(const std::string& path, settings& s, std::vector<std::string>& origin) {
   std::string content = read_file(path);
   toml::table root;
@@ -442,6 +558,10 @@ void apply_file(const std::string& path, settings& s, std::vector<std::string>& 
   std::vector<file_problem> problems;
   for (auto&& [section_key, section_node] : root) {
     std::string section(section_key.str());
+    if (section == "modem") {
+      apply_modems(section_key, section_node, s, problems);
+      continue;
+    }
     auto* table = section_node.as_table();
     if (!table) {
       problems.push_back(problem_at(section_key.source(),
@@ -560,6 +680,18 @@ std::vector<setting_description> describe_settings() {
     out.push_back({k.key, type_name(f), value_text(f), range_text(k), k.doc});
   }
   return out;
+}
+
+std::vector<setting_description> describe_modem_keys() {
+  std::vector<setting_description> out;
+  for (const auto& k : modem_keys)
+    out.push_back({k[0], k[1], "", "", k[2]});
+  return out;
+}
+
+const std::vector<std::int64_t>& serial_speeds() {
+  static const std::vector<std::int64_t> speeds = {300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};
+  return speeds;
 }
 
 bool daily_window::contains(int second_of_day) const {

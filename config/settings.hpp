@@ -58,6 +58,27 @@ struct scheduler_settings {
   std::int64_t transcript_max_bytes = 16384; // per attempt; 0: no transcripts
 };
 
+// The modem pool (dial-up meters): settings shared by every modem.
+struct modems_settings {
+  std::int64_t cooldown_seconds = 300;        // out of service after a modem fault
+  std::int64_t command_timeout_seconds = 5;   // each AT command's answer
+  std::int64_t connect_timeout_seconds = 60;  // ATD to CONNECT
+  std::int64_t guard_time_ms = 1000;          // silence around the "+++" escape
+};
+
+// One modem of the pool: a [[modem]] table. Exactly one of device and gateway is set.
+struct modem_settings {
+  std::string name;          // unique; shown in service-status and the logs
+  std::string device;        // serial device path ("/dev/ttyUSB0")
+  std::int64_t baud = 9600;  // serial device only: the port's speed
+  std::string gateway;       // TCP serial gateway "host:port"
+  std::vector<std::string> init; // init strings, each must answer OK ("ATE0", "AT+CBST=7,0,1")
+  std::string dial_prefix;   // put before every number ("9,")
+  // Serial device only: carry the call's character format in software (a GSM modem that moves
+  // 8 data bits transparently) instead of setting it on the port. A gateway always does.
+  bool software_parity = false;
+};
+
 struct api_settings {
   bool mask_passwords = false;
 };
@@ -98,6 +119,8 @@ struct settings {
   rate_limit_settings rate_limit;
   limits_settings limits;
   scheduler_settings scheduler;
+  modems_settings modems;
+  std::vector<modem_settings> modem; // the [[modem]] tables, in file order
   api_settings api;
   elster_type_settings elster_a1700;
   elster_type_settings elster_a1140;
@@ -131,6 +154,12 @@ struct setting_description {
 };
 // Every key, in the order of the sections and members above.
 std::vector<setting_description> describe_settings();
+
+// The [[modem]] keys as documented (for the tests that keep the docs in step).
+std::vector<setting_description> describe_modem_keys();
+
+// The serial speeds a [[modem]] baud may take.
+const std::vector<std::int64_t>& serial_speeds();
 
 // "HH:MM-HH:MM" -> start and end as seconds of the day; nullopt when malformed.
 struct daily_window {

@@ -564,7 +564,23 @@ void api_server::service_status(call& c) {
   httplib::Response scratch;
   auto healthy = ask<bool>(*deps_.system, config_, scratch, next_reader(), health_atom::value);
   std::string status = healthy && *healthy ? "OK" : "DATABASE UNAVAILABLE";
-  send_json(c.res, 200, bj::object{{"serviceVersion", mts::version}, {"status", status}});
+  bj::object body{{"serviceVersion", mts::version}, {"status", status}};
+  // The dial-up modems and their state (an addition to the specification's two fields).
+  if (deps_.modems && !deps_.modems->empty()) {
+    bj::array modems;
+    for (const auto& m : deps_.modems->status()) {
+      bj::object o{{"name", m.name}, {"state", m.state}};
+      if (m.test)
+        o["testId"] = *m.test;
+      if (m.until) {
+        o["reason"] = m.reason;
+        o["until"] = format_utc(*m.until);
+      }
+      modems.push_back(std::move(o));
+    }
+    body["modems"] = std::move(modems);
+  }
+  send_json(c.res, 200, body);
 }
 
 } // namespace mts

@@ -3,6 +3,7 @@
 // routing the eight API methods to the actors. It owns no business state: every call becomes
 // a typed request to the SCHEDULER or a READER with a finite timeout.
 #include "actors/interfaces.hpp"
+#include "actors/modem_pool.hpp"
 #include "config/settings.hpp"
 #include "http/rate_limiter.hpp"
 #include "http/tokens.hpp"
@@ -27,6 +28,7 @@ struct api_dependencies {
   scheduler_actor scheduler;
   std::vector<reader_actor> readers; // at least one
   token_verifier* tokens = nullptr;
+  std::shared_ptr<modem_pool> modems; // may be null: no "modems" in service-status
 };
 
 class api_server {

@@ -176,6 +176,8 @@ struct tcp_reactor::connection {
   std::size_t out_bytes = 0;
   clock::time_point line_free{}; // no byte before this, after a paced byte
   bool pace_timer = false;
+  bool is_socket = true;             // false: an adopted tty or pipe (read/write, no half-close)
+  std::function<void(int)> before_close; // adopted descriptors: runs before close
   bool close_when_connected = false; // close() while connecting with output queued
   bool peer_eof = false;             // closing: the peer has sent its FIN
   bool write_shut = false;           // closing: all output sent and our FIN with it
@@ -276,6 +278,27 @@ connection_id tcp_reactor::connect(std::string host, std::uint16_t port,
     try {
       h->on_connect_failed(id, "reactor stopped");
     } catch (...) {
+    }
+  }
+  return id;
+}
+
+connection_id tcp_reactor::adopt(int fd, std::shared_ptr<link_handler> handler,
+                                 std::function<void(int)> before_close) {
+  const connection_id id = next_id_++;
+  auto h = handler;
+  bool queued = enqueue([this, id, fd, handler = std::move(handler), before_close]() mutable {
+    do_adopt(id, fd, std::move(handler), std::move(before_close));
+  });
+  if (!queued) {
+    if (before_close)
+      before_close(fd);
+    ::close(fd);
+    if (h) {
+      try {
+        h->on_connect_failed(id, "reactor stopped");
+      } catch (...) {
+      }
     }
   }
   return id;
@@ -698,7 +721,7 @@ void tcp_reactor::try_next_address(connection& c) {
 void tcp_reactor::on_connect_event(connection& c, std::uint32_t events) {
   int err = 0;
   socklen_t len = sizeof err;
-  if (::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+  if (c.is_socket && ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
     err = errno;
   if (err == 0 && !(events & EPOLLOUT))
     err = ECONNREFUSED; // hang-up without an error code
@@ -731,6 +754,34 @@ void tcp_reactor::on_connect_event(connection& c, std::uint32_t events) {
   auto it = connections_.find(id); // flush may have finished it
   if (it != connections_.end() && it->second->close_when_connected)
     do_close(id, true);
+}
+
+void tcp_reactor::do_adopt(connection_id id, int fd, std::shared_ptr<link_handler> h,
+                           std::function<void(int)> before_close) {
+  if (!running_ || connections_.size() >= opts_.max_connections) {
+    if (before_close)
+      before_close(fd);
+    ::close(fd);
+    try {
+      h->on_connect_failed(id, running_ ? "too many connections" : "reactor stopped");
+    } catch (...) {
+    }
+    return;
+  }
+  const int flags = ::fcntl(fd, F_GETFL, 0);
+  if (flags >= 0)
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  auto owned = std::make_unique<connection>();
+  connection& c = *owned;
+  c.id = id;
+  c.fd = fd;
+  c.is_socket = false;
+  c.outgoing = true;
+  c.before_close = std::move(before_close);
+  c.handler = std::move(h);
+  c.st = connection::state::connecting;
+  connections_[id] = std::move(owned);
+  on_connect_event(c, EPOLLOUT);
 }
 
 // ---- listening ----
@@ -823,7 +874,7 @@ void tcp_reactor::update_interest(connection& c) {
 
 void tcp_reactor::on_connection_event(connection& c, std::uint32_t events) {
   const connection_id id = c.id;
-  if (events & EPOLLERR) {
+  if ((events & EPOLLERR) && c.is_socket) {
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
@@ -839,7 +890,8 @@ void tcp_reactor::on_connection_event(connection& c, std::uint32_t events) {
   }
   if (c.st == connection::state::open && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
     for (int i = 0; i < reads_per_event; ++i) {
-      ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0);
+      ssize_t n = c.is_socket ? ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0)
+                              : ::read(c.fd, read_buffer_.data(), read_buffer_.size());
       if (n > 0) {
         auto h = c.handler;
         try {
@@ -864,7 +916,8 @@ void tcp_reactor::on_connection_event(connection& c, std::uint32_t events) {
   } else if (c.st == connection::state::closing) {
     if ((events & EPOLLIN) && !c.peer_eof) {
       for (int i = 0; i < reads_per_event; ++i) {
-        ssize_t n = ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0);
+        ssize_t n = c.is_socket ? ::recv(c.fd, read_buffer_.data(), read_buffer_.size(), 0)
+                                : ::read(c.fd, read_buffer_.data(), read_buffer_.size());
         if (n > 0)
           continue; // dropped: the owner asked to close
         if (n == 0) {
@@ -927,7 +980,8 @@ void tcp_reactor::flush(connection& c) {
     segment& front = c.out.front();
     ssize_t n;
     if (front.per_byte.count() > 0) {
-      n = ::send(c.fd, front.data.data() + front.offset, 1, MSG_NOSIGNAL);
+      n = c.is_socket ? ::send(c.fd, front.data.data() + front.offset, 1, MSG_NOSIGNAL)
+                      : ::write(c.fd, front.data.data() + front.offset, 1);
       // The next byte's slot follows this one's, as on a serial line: a late timer wake-up
       // must not stretch every byte after it (the lateness, tens of microseconds, added up
       // to ~4% at 9600 baud). A line idle for over a byte time starts afresh from now.
@@ -946,7 +1000,7 @@ void tcp_reactor::flush(connection& c) {
       msghdr msg{};
       msg.msg_iov = iov;
       msg.msg_iovlen = static_cast<decltype(msg.msg_iovlen)>(count);
-      n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+      n = c.is_socket ? ::sendmsg(c.fd, &msg, MSG_NOSIGNAL) : ::writev(c.fd, iov, count);
     }
     if (n < 0) {
       if (errno == EINTR)
@@ -979,7 +1033,7 @@ void tcp_reactor::flush(connection& c) {
 // shut down (the peer sees our FIN) and input is drained until the peer's FIN (or the close
 // deadline), and only then is the socket closed.
 void tcp_reactor::output_flushed_while_closing(connection& c) {
-  if (c.peer_eof)
+  if (c.peer_eof || !c.is_socket) // a tty or pipe has no half-close: its output is written
     return finish(c.id, "closed");
   if (!c.write_shut) {
     ::shutdown(c.fd, SHUT_WR);
@@ -1022,6 +1076,12 @@ void tcp_reactor::finish(connection_id id, const std::string& reason) {
   if (c->fd >= 0) {
     if (c->registered)
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    if (c->before_close) {
+      try {
+        c->before_close(c->fd);
+      } catch (...) {
+      }
+    }
     close_fd(c->fd);
   }
   if (was_open)

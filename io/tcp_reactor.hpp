@@ -118,6 +118,16 @@ public:
   connection_id connect(std::string host, std::uint16_t port, std::chrono::milliseconds timeout,
                         std::shared_ptr<link_handler> handler);
 
+  // Takes over an open descriptor that is not a socket (a serial port, a pseudo-terminal):
+  // it is made non-blocking and driven like an open outgoing connection (read/write instead
+  // of recv/send), and on_connected follows on the I/O thread. A graceful close flushes the
+  // output and then closes (there is no half-close). before_close, if given, runs on the I/O
+  // thread just before the descriptor is closed, whatever the reason (a serial port drops
+  // DTR there). If the reactor is stopped, the descriptor is closed and on_connect_failed
+  // ("reactor stopped") follows synchronously.
+  connection_id adopt(int fd, std::shared_ptr<link_handler> handler,
+                      std::function<void(int fd)> before_close = {});
+
   // Listens on a numeric address ("" means 0.0.0.0, "::" means all IPv6 and usually IPv4 too);
   // port 0 picks a free port (see listening_port). Throws std::system_error naming
   // address:port when the socket cannot be bound or listened on.
@@ -187,6 +197,7 @@ private:
   void on_connect_event(connection& c, std::uint32_t events);
   void on_connection_event(connection& c, std::uint32_t events);
   void on_listener_event(listener& l);
+  void do_adopt(connection_id id, int fd, std::shared_ptr<link_handler> h, std::function<void(int)> before_close);
   void do_send(connection_id id, std::string bytes, std::chrono::microseconds per_byte);
   void do_close(connection_id id, bool graceful);
   void flush(connection& c);

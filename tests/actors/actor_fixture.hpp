@@ -94,6 +94,18 @@ struct actor_fixture {
     return c;
   }
 
+  // A pool of `count` modems (gateways that are never opened here) on the fake clock.
+  std::shared_ptr<modem_pool> make_pool(std::size_t count, std::chrono::seconds cooldown = std::chrono::seconds(300)) {
+    std::vector<modem_settings> modems;
+    for (std::size_t i = 0; i < count; ++i) {
+      modem_settings m;
+      m.name = "modem" + std::to_string(i + 1);
+      m.gateway = "127.0.0.1:" + std::to_string(4001 + i);
+      modems.push_back(m);
+    }
+    return std::make_shared<modem_pool>(modems, cooldown, [this] { return fake_now; });
+  }
+
   mock_executor_actor spawn_executor() { return sys.spawn(mock_executor); }
 
   mock_executor_state& executor_state(const mock_executor_actor& hdl) {

@@ -279,6 +279,7 @@ TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests, and 
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(10);
   cfg.max_tcp_sessions = 2;
+  cfg.modems = make_pool(1); // a modem test needs a modem of the pool (issue 5)
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch;
@@ -328,6 +329,78 @@ TEST_CASE_METHOD(actor_fixture, "tests the executor cannot run stay queued and p
   auto res = ask<test_id>(sched_hdl, cancel_atom::value, *elster);
   REQUIRE(res);
   CHECK_FALSE(inspect->test_exists(*elster));
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "phone-number tests wait for a free modem; never more calls than modems",
+                 "[actors][scheduler][modem]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(10);
+  auto pool = make_pool(2);
+  cfg.modems = pool;
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  std::vector<test_request> batch;
+  for (int i = 0; i < 4; ++i)
+    batch.push_back(make_request(true, "phone", "0777700000" + std::to_string(i)));
+  batch.push_back(make_request(true, "tcp")); // not held up by the modems
+  REQUIRE(ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now));
+  auto& ex = executor_state(exec);
+  REQUIRE(ex.received.size() == 3);
+  CHECK(ex.received[0].request.remote_address == "07777000000");
+  CHECK(ex.received[1].request.remote_address == "07777000001");
+  CHECK(ex.received[2].request.remote_address == batch[4].remote_address);
+  // Each running phone test holds its own modem.
+  REQUIRE(pool->held_by(ex.received[0].id));
+  REQUIRE(pool->held_by(ex.received[1].id));
+  CHECK(pool->held_by(ex.received[0].id)->name != pool->held_by(ex.received[1].id)->name);
+  CHECK_FALSE(pool->available());
+  complete(exec, 1, "SUCCESS", fake_now + 1); // frees its modem: the next phone test starts
+  sched.run();
+  REQUIRE(ex.received.size() == 4);
+  CHECK(ex.received[3].request.remote_address == "07777000002");
+  CHECK_FALSE(pool->held_by(ex.received[1].id));
+  complete(exec, 0, "SUCCESS", fake_now + 2);
+  sched.run();
+  REQUIRE(ex.received.size() == 5);
+  CHECK(ex.received[4].request.remote_address == "07777000003");
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the cool-down; a test waiting for a modem can be cancelled",
+                 "[actors][scheduler][modem]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(10);
+  auto pool = make_pool(1, std::chrono::seconds(120));
+  cfg.modems = pool;
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
+  REQUIRE(first);
+  auto& ex = executor_state(exec);
+  REQUIRE(ex.received.size() == 1);
+  pool->fault(*first, "modem does not answer AT commands"); // what a test actor does
+  CHECK(pool->status()[0].state == "out of service");
+  complete(exec, 0, "ERROR: modem does not answer AT commands", fake_now + 1);
+  sched.run();
+  auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now + 2);
+  auto cancelled = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "c", "0333"), fake_now + 2);
+  REQUIRE((waiting && cancelled));
+  CHECK(ex.received.size() == 1); // no modem in service
+  REQUIRE(ask<test_id>(sched_hdl, cancel_atom::value, *cancelled));
+  CHECK_FALSE(inspect->test_exists(*cancelled));
+  // The scheduler wakes when the modem comes back.
+  REQUIRE(sched.has_pending_timeout());
+  fake_now += 121;
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(ex.received.size() == 2);
+  CHECK(ex.received[1].id == *waiting);
+  CHECK(pool->status()[0].state == "busy");
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();

@@ -549,3 +549,45 @@ TEST_CASE_METHOD(runner_fixture, "a transcript stays within its bound and keeps 
   }
   CHECK(cost <= 400 + attempt_transcript::event_overhead + 3); // the end is kept beyond it
 }
+
+TEST_CASE("runnable tests: a telephone number needs modems", "[actors][runner][modem]") {
+  test_request r;
+  r.meter_type = "IEC62056-21";
+  r.remote_address = "07777000000";
+  CHECK(why_not_runnable(r, false));
+  CHECK_FALSE(why_not_runnable(r, true));
+}
+
+TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken out of service and the test moves on",
+                 "[actors][runner][modem]") {
+  auto pool = make_pool(2);
+  auto cfg = runner_config(1); // one attempt: modem faults do not count against it
+  cfg.modems = pool;
+  std::vector<std::string> opened;
+  cfg.open_modem_link = [&](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag,
+                            const modem_settings& modem, const drivers::line_settings&,
+                            std::chrono::milliseconds) -> connection_actor {
+    opened.push_back(modem.name);
+    fake_link refused;
+    refused.refuse = true;
+    return sys.spawn(fake_connection, owner, tag, refused, identity(), fake_now,
+                     std::function<drivers::unix_ms()>{[this] { return wall_ms(); }});
+  };
+  auto rec = make_record();
+  rec.request.remote_address = "07777000000";
+  REQUIRE(pool->acquire(rec.id)); // what the scheduler does at dispatch
+  auto runner = sys.spawn(test_runner, cfg);
+  auto out = run_test(runner, rec);
+  REQUIRE(out);
+  // Both modems were tried, each fault took one out of service, then none was left.
+  CHECK(opened == std::vector<std::string>{"modem1", "modem2"});
+  CHECK(out->result == "ERROR: no modem available");
+  auto status = pool->status();
+  REQUIRE(status.size() == 2);
+  for (const auto& m : status) {
+    CHECK(m.state == "out of service");
+    CHECK(m.reason == "cannot reach modem " + m.name + ": connection refused");
+    CHECK(m.until == std::optional<unix_seconds>(fake_now + 300));
+  }
+  CHECK_FALSE(out->connection_start_time);
+}

@@ -129,7 +129,7 @@ TEST_CASE("config: the example file and the docs mention every key", "[config]")
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 59);
+  CHECK(keys.size() == 63);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -344,4 +344,43 @@ TEST_CASE("config: scheduler.transcript_max_bytes, 0 turns transcripts off", "[c
                     Catch::Contains("scheduler.transcript_max_bytes"));
   CHECK_THROWS_WITH(mts::load_settings(std::nullopt, {"scheduler.transcript_max_bytes=-1"}),
                     Catch::Contains("scheduler.transcript_max_bytes"));
+}
+
+TEST_CASE("config: [[modem]] tables", "[config][modem]") {
+  temp_config f("[modems]\ncooldown_seconds = 7\n"
+                "[[modem]]\nname = \"gsm1\"\ndevice = \"/dev/ttyUSB0\"\nbaud = 19200\nsoftware_parity = true\n"
+                "init = [\"ATE0\", \"AT+CBST=7,0,1\"]\n"
+                "[[modem]]\nname = \"gw\"\ngateway = \"127.0.0.1:4001\"\ndial_prefix = \"9,\"\n");
+  settings s = load_settings(f.path, {});
+  CHECK(s.modems.cooldown_seconds == 7);
+  REQUIRE(s.modem.size() == 2);
+  CHECK(s.modem[0].name == "gsm1");
+  CHECK(s.modem[0].device == "/dev/ttyUSB0");
+  CHECK(s.modem[0].baud == 19200);
+  CHECK(s.modem[0].software_parity);
+  CHECK(s.modem[0].init == std::vector<std::string>{"ATE0", "AT+CBST=7,0,1"});
+  CHECK(s.modem[1].gateway == "127.0.0.1:4001");
+  CHECK(s.modem[1].dial_prefix == "9,");
+  CHECK(s.modem[1].baud == 9600);
+
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\n"), "modem[0].device, gateway: set exactly one"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ndevice = \"/dev/x\"\ngateway = \"h:1\"\n"), "set exactly one"));
+  CHECK(has(file_error("[[modem]]\ndevice = \"/dev/x\"\n"), "modem[0].name: required"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ngateway = \"nohost\"\n"), "modem[0].gateway: must be host:port"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ndevice = \"/d\"\nbaud = 1234\n"), "modem[0].baud: must be one of"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ndevice = \"/d\"\nspeed = 1\n"), ":4: modem[0].speed: unknown modem key"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ndevice = \"/d\"\ninit = \"ATE0\"\n"), "init: expected an array of strings"));
+  CHECK(has(file_error("[[modem]]\nname = \"a\"\ndevice = \"/d\"\n[[modem]]\nname = \"a\"\ndevice = \"/e\"\n"),
+            "modem[1].name: \"a\" is used by another modem"));
+  CHECK(has(file_error("[modem]\nname = \"a\"\n"), "modem: must be [[modem]] tables"));
+}
+
+TEST_CASE("config: the docs describe every [[modem]] key", "[config][modem]") {
+  std::string docs = read_text(docs_file);
+  std::string example = read_text(example_file);
+  for (const auto& d : mts::describe_modem_keys()) {
+    INFO(d.key);
+    CHECK(has(docs, "| `" + d.key + "` |"));
+    CHECK(has(example, "# " + d.key + " = "));
+  }
 }

@@ -6,8 +6,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <dirent.h>
+#include <fcntl.h>
+#include <termios.h>
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
@@ -625,4 +628,44 @@ TEST_CASE("raise_open_file_limit lifts the soft limit to the hard one", "[reacto
   CHECK(after.rlim_cur == after.rlim_max);
   CHECK(got.now == after.rlim_cur);
   CHECK(raise_open_file_limit().before == after.rlim_max); // idempotent
+}
+
+TEST_CASE("an adopted pseudo-terminal is driven like a connection", "[reactor][pty]") {
+  tcp_reactor reactor;
+  auto rec = make_recorder();
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  REQUIRE(slave >= 0);
+  termios raw{};
+  REQUIRE(::tcgetattr(slave, &raw) == 0);
+  ::cfmakeraw(&raw);
+  REQUIRE(::tcsetattr(slave, TCSANOW, &raw) == 0);
+
+  std::atomic<int> closed_fd{-1};
+  auto id = reactor.adopt(master, rec, [&](int fd) { closed_fd = fd; });
+  REQUIRE(rec->wait([&] { return rec->connected.size() == 1; }));
+  REQUIRE(rec->connected[0] == id);
+
+  REQUIRE(::write(slave, "ATZ\r", 4) == 4);
+  REQUIRE(rec->wait([&] { return rec->data[id] == "ATZ\r"; }));
+
+  reactor.send(id, "\r\nOK\r\n");
+  std::string got;
+  const auto until = steady::now() + patience;
+  while (got.size() < 6 && steady::now() < until) {
+    char buf[16];
+    auto n = ::read(slave, buf, sizeof buf);
+    if (n > 0)
+      got.append(buf, static_cast<std::size_t>(n));
+  }
+  REQUIRE(got == "\r\nOK\r\n");
+
+  reactor.close(id); // graceful: flushed, then closed (no half-close on a tty)
+  REQUIRE(rec->wait([&] { return rec->closed.count(id) == 1; }));
+  REQUIRE(rec->closed[id] == std::vector<std::string>{"closed"});
+  REQUIRE(closed_fd == master);
+  ::close(slave);
 }

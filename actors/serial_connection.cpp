@@ -1,0 +1,193 @@
+#include "actors/serial_connection.hpp"
+
+#include "io/tcp_reactor.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
+
+namespace mts {
+namespace {
+
+class forwarding_handler : public io::link_handler {
+public:
+  forwarding_handler(serial_connection_actor actor, std::uint64_t tag, std::optional<drivers::parity_codec> software)
+      : actor_(std::move(actor)), tag_(tag), software_(std::move(software)) {}
+  void on_connected(io::connection_id) override { caf::anon_send(actor_, link_up_atom::value, tag_); }
+  void on_connect_failed(io::connection_id, const std::string& reason) override {
+    caf::anon_send(actor_, conn_fail_atom::value, tag_, reason);
+  }
+  void on_data(io::connection_id, std::string_view bytes) override {
+    caf::anon_send(actor_, bytes_atom::value, tag_, software_ ? software_->decode(bytes) : std::string(bytes));
+  }
+  void on_closed(io::connection_id, const std::string& reason) override {
+    caf::anon_send(actor_, link_down_atom::value, tag_, reason);
+  }
+
+private:
+  serial_connection_actor actor_;
+  std::uint64_t tag_;
+  std::optional<drivers::parity_codec> software_; // decodes on the I/O thread
+};
+
+std::optional<speed_t> speed_of(std::int64_t baud) {
+  switch (baud) {
+  case 300: return B300;
+  case 600: return B600;
+  case 1200: return B1200;
+  case 2400: return B2400;
+  case 4800: return B4800;
+  case 9600: return B9600;
+  case 19200: return B19200;
+  case 38400: return B38400;
+  case 57600: return B57600;
+  case 115200: return B115200;
+  default: return std::nullopt;
+  }
+}
+
+void drop_dtr(int fd) {
+  int dtr = TIOCM_DTR;
+  (void)::ioctl(fd, TIOCMBIC, &dtr); // fails harmlessly on a pseudo-terminal
+}
+
+} // namespace
+
+std::optional<std::string> configure_serial_port(int fd, std::int64_t baud, const drivers::line_settings& format) {
+  const auto speed = speed_of(baud);
+  if (!speed)
+    return "unsupported speed " + std::to_string(baud);
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0)
+    return std::strerror(errno);
+  ::cfmakeraw(&t);
+  t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
+  switch (format.data_bits) {
+  case 5: t.c_cflag |= CS5; break;
+  case 6: t.c_cflag |= CS6; break;
+  case 7: t.c_cflag |= CS7; break;
+  default: t.c_cflag |= CS8; break;
+  }
+  if (format.parity != 'N') {
+    t.c_cflag |= PARENB;
+    if (format.parity == 'O')
+      t.c_cflag |= PARODD;
+    t.c_iflag |= INPCK;
+    t.c_iflag &= ~static_cast<tcflag_t>(IGNPAR | PARMRK);
+  }
+  if (format.stop_bits == 2)
+    t.c_cflag |= CSTOPB;
+  t.c_cflag |= CLOCAL | CREAD | HUPCL;
+  t.c_cc[VMIN] = 1;
+  t.c_cc[VTIME] = 0;
+  ::cfsetispeed(&t, *speed);
+  ::cfsetospeed(&t, *speed);
+  if (::tcsetattr(fd, TCSANOW, &t) != 0) {
+    // A device that cannot take the format at all (Linux refuses CS7 on a pseudo-terminal
+    // with EINVAL once nothing else would change): 8 bits, no parity; the caller sees with
+    // port_keeps_format that the format must be made in software.
+    if (errno != EINVAL || (format.data_bits == 8 && format.parity == 'N'))
+      return std::strerror(errno);
+    t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | PARODD);
+    t.c_cflag |= CS8;
+    t.c_iflag &= ~static_cast<tcflag_t>(INPCK);
+    if (::tcsetattr(fd, TCSANOW, &t) != 0)
+      return std::strerror(errno);
+  }
+  ::tcflush(fd, TCIOFLUSH);
+  int dtr = TIOCM_DTR;
+  (void)::ioctl(fd, TIOCMBIS, &dtr);
+  return std::nullopt;
+}
+
+bool port_keeps_format(int fd, const drivers::line_settings& format) {
+  termios t{};
+  if (::tcgetattr(fd, &t) != 0)
+    return false;
+  const tcflag_t size = format.data_bits == 5 ? CS5 : format.data_bits == 6 ? CS6 : format.data_bits == 7 ? CS7 : CS8;
+  const tcflag_t parity = format.parity == 'N' ? 0 : format.parity == 'O' ? (PARENB | PARODD) : PARENB;
+  return (t.c_cflag & CSIZE) == size && (t.c_cflag & (PARENB | PARODD)) == parity;
+}
+
+serial_connection_actor::behavior_type
+serial_connection(serial_connection_actor::stateful_pointer<serial_connection_state> self, io::tcp_reactor* reactor,
+                  link_client_actor owner, std::uint64_t tag, std::string device, std::int64_t baud,
+                  drivers::line_settings format) {
+  auto& st = self->state;
+  st.reactor = reactor;
+  st.owner = owner;
+  self->monitor(owner);
+  self->set_down_handler([self](caf::down_msg&) {
+    if (!self->state.closing)
+      self->quit();
+  });
+  auto forward_terminal = [self](auto atom, std::uint64_t t, std::string& reason) {
+    self->state.ended = true;
+    self->send(self->state.owner, atom, t, std::move(reason));
+    self->quit();
+  };
+  const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  std::optional<std::string> problem;
+  if (fd < 0)
+    problem = std::strerror(errno);
+  else if ((problem = configure_serial_port(fd, baud, format)))
+    ::close(fd);
+  if (problem) {
+    // Reported like a refused connection: through the actor itself, so the order is kept.
+    caf::anon_send(serial_connection_actor{self}, conn_fail_atom::value, tag,
+                   "cannot open " + device + ": " + *problem);
+  } else {
+    if (!port_keeps_format(fd, format) && !drivers::parity_codec(format).transparent()) {
+      spdlog::info("{} does not keep {} (a pseudo-terminal?): the character format is made in software",
+                   device, drivers::coms_settings_text(format));
+      st.software.emplace(format);
+    }
+    auto handler = std::make_shared<forwarding_handler>(serial_connection_actor{self}, tag, st.software);
+    st.conn = reactor->adopt(fd, std::move(handler), drop_dtr);
+    self->attach_functor([reactor, conn = st.conn] { reactor->close_now(conn); });
+  }
+  return {
+    [self](send_atom, std::string& bytes) {
+      auto& st = self->state;
+      if (!st.ended && st.conn != 0)
+        st.reactor->send(st.conn, st.software ? st.software->encode(bytes) : std::move(bytes));
+    },
+    [self](close_atom) {
+      if (!self->state.ended && !self->state.closing && self->state.conn != 0) {
+        self->state.closing = true;
+        self->state.reactor->close(self->state.conn);
+      }
+    },
+    [self](link_up_atom, std::uint64_t t) { self->send(self->state.owner, link_up_atom::value, t); },
+    [self](bytes_atom, std::uint64_t t, std::string& bytes) {
+      self->send(self->state.owner, bytes_atom::value, t, std::move(bytes));
+    },
+    [forward_terminal](link_down_atom, std::uint64_t t, std::string& reason) {
+      forward_terminal(link_down_atom::value, t, reason);
+    },
+    [forward_terminal](conn_fail_atom, std::uint64_t t, std::string& reason) {
+      forward_terminal(conn_fail_atom::value, t, reason);
+    },
+  };
+}
+
+modem_link_factory make_modem_link_factory(io::tcp_reactor* reactor, connection_factory tcp) {
+  return [reactor, tcp = std::move(tcp)](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag,
+                                         const modem_settings& modem, const drivers::line_settings& port_format,
+                                         std::chrono::milliseconds connect_timeout) -> connection_actor {
+    if (!modem.device.empty())
+      return sys.spawn(serial_connection, reactor, std::move(owner), tag, modem.device, modem.baud, port_format);
+    tcp_address target;
+    if (auto parsed = parse_tcp_address(modem.gateway))
+      target = *parsed;
+    return tcp(sys, std::move(owner), tag, target, connect_timeout);
+  };
+}
+
+} // namespace mts
