@@ -19,7 +19,7 @@
 //   followed by guard_time without other DTE bytes enters online-command state (OK; the call
 //   stays up; ATO returns online, ATH hangs up). Pluses that turn out to be data are passed on.
 // - Character format: the call is 8-bit transparent (what the DTE sends, parity bit included,
-//   reaches the meter's line as it is); the meter's format (7E1 for IEC 62056-21) is checked
+//   reaches the meter's line as it is); the meter's format (7E1 for IEC 62056-21 and Elster) is checked
 //   on every byte it receives: a byte with the wrong parity reaches it as '\0' (so a caller
 //   using 8N1 gets no sensible answer), and its characters leave with their parity bit. In
 //   command state the modem detects the DTE's format from each "AT" prefix, as Hayes modems

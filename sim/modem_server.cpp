@@ -1,6 +1,7 @@
 #include "sim/modem_server.hpp"
 
 #include "common/json.hpp"
+#include "sim/meter_session.hpp"
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -73,6 +74,7 @@ struct modem_server::shared {
   modem_counters counters;
   std::vector<io::connection_id> live;
   bool stopping = false;
+  std::vector<std::uint64_t> meter_sessions = std::vector<std::uint64_t>(meters.size(), 0);
 
   // The modem's own time (guard times, delays): steady, whatever the meters' clock is (it may
   // be frozen).
@@ -89,11 +91,13 @@ struct modem_server::shared {
       return base;
     return base + duration_cast<milliseconds>(steady_clock::now() - started).count();
   }
-  void call_started() {
+  // Returns the dialled meter's session number (from 1): it picks the Elster P0 seed.
+  std::uint64_t call_started(std::size_t meter) {
     std::lock_guard<std::mutex> lock(m);
     ++counters.now;
     ++counters.total;
     counters.peak = std::max(counters.peak, counters.now);
+    return ++meter_sessions.at(meter);
   }
   void call_finished(call_end cause) {
     std::lock_guard<std::mutex> lock(m);
@@ -170,8 +174,8 @@ private:
               s_->reactor.send(id_, act.bytes);
             } else if constexpr (std::is_same_v<T, start_call>) {
               const auto& m = s_->meters.at(act.meter);
-              meter_.emplace(m.identity, m.faults, s_->meter_options.meter_config);
-              s_->call_started();
+              meter_ = make_meter_session(m.identity, m.faults, s_->meter_options.meter_config,
+                                          s_->call_started(act.meter));
               spdlog::debug("modem line {}: call to {} connected", id_, line_.dialled());
               run_meter(meter_->on_link_up(s_->now_ms()));
             } else if constexpr (std::is_same_v<T, to_meter>) {
@@ -236,7 +240,7 @@ private:
   std::shared_ptr<shared_state> s_;
   io::connection_id id_;
   modem_line line_;
-  std::optional<iec_meter> meter_;
+  std::unique_ptr<meter_session> meter_; // the dialled meter, whatever its type
   io::timer_id modem_timer_ = 0;
   io::timer_id meter_timer_ = 0;
   std::uint64_t meter_generation_ = 0;

@@ -2,8 +2,9 @@
 // The simulated modem served by `mts-sim serve --modem-port P` / `--modem-pty`: every TCP
 // connection to the port is one modem line (a TCP serial gateway with a modem behind it), and
 // the pseudo-terminal is one more (a modem on a serial port). Each line runs a sim::modem_line
-// (sim/modem.hpp); a connected call runs a fresh sim::iec_meter session of the dialled meter
-// in-process, all on the reactor's I/O thread.
+// (sim/modem.hpp); a connected call runs a fresh session of the dialled meter, whatever its
+// type (sim/meter_session.hpp), in-process, all on the reactor's I/O thread. A baud switch the
+// meter makes during a call is invisible to the caller: the call's speed is the modem's.
 //
 // Number plan (printed in the modem's JSON line):
 //   meter i (0-based) "0100" + 7 digits of i+1 (01000000001, ...); the same meter with the

@@ -1,4 +1,4 @@
-"""Dial-up meters end to end: the server dials simulated IEC62056-21 meters through the
+"""Dial-up meters end to end: the server dials simulated IEC62056-21 and Elster meters through the
 simulated modem of `mts-sim` (a TCP serial gateway and a pseudo-terminal serial port), over
 HTTPS, and test-status reports what `mts-sim expect` predicts; dial failures, wrong
 comsSettings, a modem that stops answering, more tests than modems and cancellation. The
@@ -30,9 +30,9 @@ SURVEY_DATE = (datetime.datetime.strptime(test_engine.EngineTest.START[:10], "%Y
 class SimulatedModem:
     """`mts-sim serve` with meters, a modem on a TCP port and one on a pseudo-terminal."""
 
-    def __init__(self, count, seed, start_time, connect_delay_ms=CONNECT_DELAY_MS):
+    def __init__(self, count, seed, start_time, connect_delay_ms=CONNECT_DELAY_MS, meter_type="IEC62056-21"):
         # The meters' own TCP ports are not used here: free ones.
-        args = [MTS_SIM_BIN, "serve", "--type", "IEC62056-21", "--count", str(count),
+        args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
                 "--port", "0", "--seed", str(seed), "--start-time", start_time,
                 "--freeze-clock", "--modem-port", "0", "--modem-pty",
                 "--connect-delay-ms", str(connect_delay_ms), "--guard-time-ms", str(GUARD_MS),
@@ -212,6 +212,23 @@ class ModemTest(unittest.TestCase):
             self.assertEqual(status["result"], "SUCCESS")
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["total"], 2)
+
+    def test_elster_meters_through_a_tcp_gateway_and_a_serial_port(self):
+        # The Elster session opens at 300 Bd and asks for 9600 Bd; over a call the line's speed
+        # is the modem's, so the switch is not applied and the session goes on.
+        for meter_type in ("ELSTERA1700", "ELSTERA1140"):
+            sim = self.sim(count=2, meter_type=meter_type)
+            for i, modem in enumerate([sim.gateway(), sim.serial()]):
+                with self.subTest(meter_type=meter_type, modem=modem["name"]), modem_server([modem]) as srv:
+                    meter = sim.meters[i]
+                    status = self.check_like_expect(sim, srv, meter, sim.modem["numbers"][i])
+                    self.assertEqual(status["result"], "SUCCESS")
+                    self.assertEqual(status["serialNumber"], meter["serialNumber"])
+                    self.assertEqual(len(status["surveyData"][0]["readings"]), 48)
+                    self.assertTrue(status["registerValues"], status)
+            calls = sim.wait_all_hung_up()
+            self.assertEqual(calls["total"], 2)
+            self.assertEqual(calls["now"], 0)
 
     def test_dial_failures_are_reported_and_retried(self):
         sim = self.sim(count=1)
