@@ -87,7 +87,7 @@ struct api_settings {
 // per type: [elster_a1700], [elster_a1140].
 struct elster_type_settings {
   std::string option_mode = "6";             // "6" Elster mode, "1" IEC1107-compatible
-  std::int64_t security_level = 2;           // 2: P2(hash); 3: P2(zeros) then P2(hash)
+  std::int64_t security_level = 2;           // 2: P2(hash); 3: P2(zeros), P2(hash) before the first write
   std::int64_t clock_utc_offset_minutes = 0; // meter time = UTC + offset
   std::int64_t register_scale_exponent = -6; // 507 raw x 10^exp
   std::int64_t profile_scale_exponent = -3;  // 550 value x 10^exp

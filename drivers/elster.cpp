@@ -120,9 +120,16 @@ void elster_driver::on_seed(actions& out, const std::string& text) {
   }
   hash_ = *hash;
   repeats_ = 0;
+  authenticate(out);
+}
+
+// Level 2 logs in with the hash. Level 3 logs in with the zero operand, which gives read
+// access, and sends the hash only before the first write, as the real client of the A1140
+// trace did (P2 zeros, R1 798 and 795, then P2 hash before W1).
+void elster_driver::authenticate(actions& out) {
   stage_ = stage::password;
-  zero_sent_ = false;
-  schedule(out, p2_message(config_.security_level == 3 ? elster::zero_operand : std::string_view(hash_)));
+  hash_sent_ = config_.security_level != 3 || write_access_ || (logged_in_ && is_write());
+  schedule(out, p2_message(hash_sent_ ? std::string_view(hash_) : elster::zero_operand));
 }
 
 void elster_driver::on_password_reply(actions& out, const iec::message& m) {
@@ -131,18 +138,14 @@ void elster_driver::on_password_reply(actions& out, const iec::message& m) {
     return;
   }
   repeats_ = 0;
-  if (config_.security_level == 3 && !zero_sent_ && !logged_in_) {
-    zero_sent_ = true;
-    schedule(out, p2_message(hash_));
+  write_access_ = write_access_ || hash_sent_;
+  if (logged_in_) {
+    // A re-authentication after ERR5 or the hash before a write: the request goes (again).
+    stage_ = stage::request;
+    send_request(out);
     return;
   }
   logged_in_ = true;
-  if (reauthenticating_) {
-    reauthenticating_ = false;
-    stage_ = stage::request;
-    send_request(out); // the request that met ERR5, again
-    return;
-  }
   plan_ = {item::serial, item::clock, item::registers, item::status};
   if (request_.survey_from && request_.survey_to && *request_.survey_from < *request_.survey_to)
     plan_.insert(plan_.end(), {item::channels, item::period, item::select, item::blocks, item::profile});
@@ -218,6 +221,10 @@ void elster_driver::next_item(actions& out) {
 }
 
 void elster_driver::send_request(actions& out) {
+  if (is_write() && !write_access_) {
+    authenticate(out);
+    return;
+  }
   if (is_write()) {
     const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
     std::string bytes;
@@ -249,10 +256,8 @@ void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_m
           return;
         }
         ++reauthentications_;
-        reauthenticating_ = true;
         repeats_ = 0;
-        stage_ = stage::password;
-        schedule(out, p2_message(hash_));
+        authenticate(out);
         return;
       }
       fail(out, failure_kind::permanent,

@@ -47,7 +47,7 @@ enum class elster_profile_selection {
 // iec_session_settings.
 struct elster_config : iec_session_settings {
   char option_mode = '6';      // '6' Elster mode, '1' IEC1107-compatible
-  int security_level = 2;      // 2: P2(hash); 3: P2(zeros) then P2(hash)
+  int security_level = 2;      // 2: P2(hash); 3: P2(zeros), reads, P2(hash) before the first write
   int clock_utc_offset_minutes = 0;  // meter time = UTC + offset
   int register_scale_exponent = -6;  // 507 raw x 10^exp -> kWh/kvarh/kVAh
   int profile_scale_exponent = -3;   // 550 DDDDD x 10^E x 10^exp -> k-units
@@ -74,6 +74,7 @@ private:
   std::string request_timeout_reason() const override;
   void on_identification(actions& out, const std::string& id);
   void on_seed(actions& out, const std::string& text);
+  void authenticate(actions& out);
   void on_password_reply(actions& out, const iec::message& m);
   void on_request_reply(actions& out, const iec::message& m, unix_ms now);
 
@@ -88,8 +89,8 @@ private:
 
   elster_config config_;
 
-  bool zero_sent_ = false; // level 3: the zero operand was accepted
-  bool reauthenticating_ = false;
+  bool hash_sent_ = false;    // the P2 awaiting its answer carries the hash (not zeros)
+  bool write_access_ = false; // the meter accepted the hash: W1 is allowed
   int reauthentications_ = 0;
   std::string hash_;
 

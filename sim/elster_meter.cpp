@@ -264,11 +264,12 @@ void elster_meter::on_command(actions& out, const iec::message& m) {
                          (pw.empty() && m.text.size() == 18 && m.text.front() == '(' && m.text.back() == ')');
     const bool ok = !model_.faults().reject_password && (hash_ok || m.text == "(" + zeros + ")");
     if (ok) {
+      // Either operand opens a password session; the zero operand (security level 3's first
+      // P2) gives read access only, the hash also write access.
       state_ = state::ready;
-      if (hash_ok) {
-        timed_out_ = false;
-        reads_since_login_ = 0;
-      }
+      write_access_ = write_access_ || hash_ok;
+      timed_out_ = false;
+      reads_since_login_ = 0;
     }
     reply(out, std::string(1, ok ? iec::ack : iec::nak), false);
     return;
@@ -281,7 +282,8 @@ void elster_meter::on_command(actions& out, const iec::message& m) {
     error(out, 1);
     return;
   }
-  if (state_ != state::ready || (timed_out_ && m.command == "R1")) {
+  // ERR5 "data identity locked": no password session, a timed-out one, or a write without the hash.
+  if (state_ != state::ready || (timed_out_ && m.command == "R1") || (m.command == "W1" && !write_access_)) {
     error(out, 5);
     return;
   }

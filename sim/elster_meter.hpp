@@ -28,13 +28,15 @@
 // - Errors: unknown identity (or a write to one that is not writable) ERR2; LL outside
 //   1..0x40, bytes beyond the data or a packet number 0 ERR3; malformed text (lower-case hex
 //   included), write data of the wrong length, or a command other than P2/R1/W1/B0 ERR1;
-//   R1/W1 before a P2 was accepted, and R1 after the password session timed out, ERR5.
+//   R1/W1 before a P2 was accepted, R1 after the password session timed out, and W1 before
+//   the hash was accepted, ERR5 ("data identity locked").
 // - Password: the hash is drivers/elster_codec.hpp password_hash (the published algorithm,
 //   shared with the driver). An empty identity password accepts any P2 operand; one that is
 //   not 8 characters accepts only the zero operand. A wrong P2 after login
 //   keeps the login (NAK only). P1 (plain password) is answered NAK (not simulated).
-//   The all-zero operand gives the same access as the hash; only the hash ends a
-//   password-session timeout (fault password_timeout_after_reads).
+//   The all-zero operand (security level 3's first P2) gives read access only; the hash
+//   also write access (as in the A1140 trace, where the client sends it before W1). Either
+//   accepted operand ends a password-session timeout (fault password_timeout_after_reads).
 // - Profile selection: W1 551 days D selects the last D meter days including today (D = 0:
 //   none; FFFF: all, at most elster::all_days_cap days so the 64-byte block count fits 16
 //   bits); W1 554 selects the meter days touching [from, to), up to today. Without a
@@ -156,6 +158,7 @@ private:
   std::string seed_;
   int reads_since_login_ = 0;
   bool timed_out_ = false;
+  bool write_access_ = false; // the hash was accepted (not only the zero operand)
   std::map<int, std::string> snapshots_; // multi-packet reads, taken at packet 001
   std::optional<std::string> profile_;   // the selected stream, padded
   std::size_t profile_blocks64_ = 0, profile_blocks256_ = 0;

@@ -304,21 +304,78 @@ TEST_CASE("Elster A1700 real session fragment (S22): option select 051, P0 seed 
   s.exchange(std::string("\x06"), std::string("\x01R1\x02" "798001(10)\x03\x65"));
 }
 
-TEST_CASE("Elster A1140 real session fragment (S23): /GEC5120510070213@000, 056, level 3 P2, R1 798",
+TEST_CASE("Elster A1140 real session fragment (S23): /GEC5120510070213@000, 056, level 3: P2 zeros, R1 798, "
+          "P2 hash before W1",
           "[elster][driver][trace]") {
-  // The real client used option mode 6 and security level 3 with password 00000000.
+  // The real client used option mode 6 and security level 3 with password 00000000: the zero
+  // operand, reads (798, 795), then the hash just before its first write.
+  auto config = elster_a1140_config();
+  config.security_level = 3;
+  session_request request;
+  request.password = "00000000";
+  request.survey_from = day;
+  request.survey_to = day + 7200;
+  session s(request, config);
+  s.sign_on(request_none, "/GEC5120510070213@000\r\n", std::string("\x06" "056\r\n"));
+  s.exchange(std::string("\x01P0\x02(FD04BE65D6157FA9)\x03\x1D"), std::string("\x01P2\x02(0000000000000000)\x03\x62"));
+  s.exchange(std::string("\x06"), std::string("\x01R1\x02" "798001(10)\x03\x65"));
+  // Meter: 02 "(30303030303030303035303734343934)" 03 0D -> "0000000005074494".
+  s.exchange(std::string("\x02(30303030303030303035303734343934)\x03\x0D"), r1_clock);
+  CHECK(s.driver.readings().serial_number == std::optional<std::string>("05074494"));
+  // The reads before the profile need no more than the zero operand (A1140: 2 packets of 507).
+  s.exchange(clock_reply, r1_regs1);
+  s.exchange(registers1, b(SOH "R1" STX "507002(40)" ETX, 0x67));
+  s.exchange(registers1, r1_status);
+  s.exchange(status_reply, r1_mask);
+  s.exchange(mask_reply, r1_period);
+  // Before the write: client 01 50 32 02 "(669A287D6388D770)" 03 12, the hash of the trace.
+  s.exchange(period_reply, std::string("\x01P2\x02(669A287D6388D770)\x03\x12"));
+  // Meter: ACK; client: W1 554 from 2019-01-01T00:00Z to 02:00Z, LE seconds.
+  s.exchange(std::string("\x06"), b(SOH "W1" STX "554001(80AD2A5CA0C92A5C)" ETX, 0x65));
+}
+
+TEST_CASE("Elster security level 3 without a survey never sends the hash", "[elster][driver]") {
   auto config = elster_a1140_config();
   config.security_level = 3;
   session_request request;
   request.password = "00000000";
   session s(request, config);
-  s.sign_on(request_none, "/GEC5120510070213@000\r\n", std::string("\x06" "056\r\n"));
-  s.exchange(std::string("\x01P0\x02(FD04BE65D6157FA9)\x03\x1D"), std::string("\x01P2\x02(0000000000000000)\x03\x62"));
-  s.exchange(std::string("\x06"), std::string("\x01P2\x02(669A287D6388D770)\x03\x12"));
-  s.exchange(std::string("\x06"), std::string("\x01R1\x02" "798001(10)\x03\x65"));
-  // Meter: 02 "(30303030303030303035303734343934)" 03 0D -> "0000000005074494".
-  s.exchange(std::string("\x02(30303030303030303035303734343934)\x03\x0D"), r1_clock);
-  CHECK(s.driver.readings().serial_number == std::optional<std::string>("05074494"));
+  s.sign_on(request_none, ident_a1140, select_mode6);
+  s.exchange(p0_a1140, p2_zero);
+  s.exchange(ack, r1_serial);
+  s.exchange(serial_reply, r1_clock);
+  s.exchange(clock_reply, r1_regs1);
+  s.exchange(registers1, b(SOH "R1" STX "507002(40)" ETX, 0x67));
+  s.exchange(registers1, r1_status);
+  s.last_exchange(status_reply);
+}
+
+TEST_CASE("Elster security level 3: ERR5 before the write re-authenticates with the zero operand, after it with "
+          "the hash",
+          "[elster][driver]") {
+  auto config = elster_a1140_config();
+  config.security_level = 3;
+  session_request request;
+  request.password = "00000000";
+  request.survey_from = day;
+  request.survey_to = day + 7200;
+  session s(request, config);
+  s.sign_on(request_none, ident_a1140, select_mode6);
+  s.exchange(p0_a1140, p2_zero);
+  s.exchange(ack, r1_serial);
+  s.exchange(err5, p2_zero);
+  s.exchange(ack, r1_serial); // the read that met ERR5, again
+  s.exchange(serial_reply, r1_clock);
+  s.exchange(clock_reply, r1_regs1);
+  s.exchange(registers1, b(SOH "R1" STX "507002(40)" ETX, 0x67));
+  s.exchange(registers1, r1_status);
+  s.exchange(status_reply, r1_mask);
+  s.exchange(mask_reply, r1_period);
+  s.exchange(period_reply, p2_a1140);
+  s.exchange(ack, b(SOH "W1" STX "554001(80AD2A5CA0C92A5C)" ETX, 0x65));
+  s.exchange(ack, r1_blocks);
+  s.exchange(err5, p2_a1140); // write access was granted: the hash again
+  s.exchange(ack, r1_blocks);
 }
 
 TEST_CASE("Elster sign-on without an address and without a password", "[elster][driver]") {

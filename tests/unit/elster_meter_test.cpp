@@ -275,15 +275,28 @@ TEST_CASE("elster meter: A1140 read by date, and the password session timeout", 
   CHECK(ask("R1", "507002(40)").size() == 1 + 2 + 128 + 1 + 1); // A1140: 128 bytes
   CHECK(ask("R1", "798001(10)") == data_reply("(ERR5)"));
   CHECK(ask("R1", "861001(07)") == data_reply("(ERR5)"));
-  // Writes are not locked; from/to = 2024-03-08T00:00Z and +1 day, LE.
+  // Writes are not locked by the timeout; from/to = 2024-03-08T00:00Z and +1 day, LE.
   CHECK(ask("W1", "554001(0055EA6580A6EB65)") == ack);
-  CHECK(sent(m.on_bytes(cmd("P2", "(0000000000000000)"), now_ms)) == ack); // not the hash
-  CHECK(ask("R1", "798001(10)") == data_reply("(ERR5)"));
+  // The zero operand opens a new password session too (2 more reads).
+  CHECK(sent(m.on_bytes(cmd("P2", "(0000000000000000)"), now_ms)) == ack);
+  CHECK(ask("R1", "798001(10)") == serial);
   CHECK(sent(m.on_bytes(hash, now_ms)) == ack);
   // One whole day: E4 + 48 records + FF = 921 bytes = 14 blocks of 64, 3 of 256.
   CHECK(ask("R1", "551001(04)") == data_reply("(0E000300)"));
   CHECK(ask("R1", "550001(40)").substr(0, 12) == "\x02(E40055EA65");
   CHECK(ask("R1", "798001(10)") == data_reply("(ERR5)"));
+}
+
+TEST_CASE("elster meter: the zero operand gives read access, only the hash write access", "[sim][elster]") {
+  elster_meter m(identity(elster_a1140_type), meter_faults{}, instant());
+  const auto seed = sign_on(m, "/GEC5120510070213@000\r\n");
+  auto ask = [&](const std::string& c, const std::string& d) { return sent(m.on_bytes(cmd(c, d), now_ms)); };
+  CHECK(ask("W1", "554001(0055EA6580A6EB65)") == data_reply("(ERR5)")); // no password session yet
+  REQUIRE(ask("P2", "(0000000000000000)") == ack);
+  CHECK(ask("R1", "798001(10)") == data_reply("(" + hex_of("0000000012345678") + ")"));
+  CHECK(ask("W1", "554001(0055EA6580A6EB65)") == data_reply("(ERR5)"));
+  REQUIRE(ask("P2", "(" + *codec::password_hash("ABCD1234", seed) + ")") == ack);
+  CHECK(ask("W1", "554001(0055EA6580A6EB65)") == ack);
 }
 
 TEST_CASE("elster meter: faults on the wire", "[sim][elster]") {
