@@ -6,48 +6,63 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 namespace mts {
 
 namespace iec = drivers::iec;
 
 std::string mask_secrets(std::string_view bytes, const std::vector<std::string>& secrets) {
-  std::string out;
-  out.reserve(bytes.size());
+  // Matching is on the 7-bit characters: over a modem call with software parity (7E1 on an
+  // 8-bit link) every byte may carry its parity bit, and a password must not slip through
+  // because of it. Masking a little too much in binary data is the safe side.
+  std::string seven(bytes);
+  for (auto& c : seven)
+    c = static_cast<char>(c & 0x7F);
+  struct hidden {
+    std::size_t from, to; // [from, to) of bytes
+    const char* with;
+  };
+  std::vector<hidden> hide;
   // Rule 1: SOH 'P' digit STX '(' operand ')' ... ETX BCC: the operand and the BCC.
-  std::size_t i = 0;
-  while (i < bytes.size()) {
-    if (bytes[i] == iec::soh && i + 4 < bytes.size() && bytes[i + 1] == 'P' &&
-        (bytes[i + 2] == '1' || bytes[i + 2] == '2') && bytes[i + 3] == iec::stx && bytes[i + 4] == '(') {
-      out.append(bytes.substr(i, 5));
-      i += 5;
-      const auto close = bytes.find(')', i);
-      const auto end = close == std::string_view::npos ? bytes.size() : close;
-      if (end > i)
-        out += transcript_mask_text;
+  for (std::size_t i = 0; i + 4 < seven.size(); ++i) {
+    if (seven[i] != iec::soh || seven[i + 1] != 'P' || (seven[i + 2] != '1' && seven[i + 2] != '2') ||
+        seven[i + 3] != iec::stx || seven[i + 4] != '(')
+      continue;
+    const std::size_t operand = i + 5;
+    const auto close = seven.find(')', operand);
+    const auto end = close == std::string::npos ? seven.size() : close;
+    if (end > operand)
+      hide.push_back({operand, end, transcript_mask_text});
+    const auto etx = seven.find(iec::etx, end);
+    if (etx == std::string::npos || etx + 1 >= seven.size()) {
       i = end;
-      // Up to and including ETX as it is; the BCC after it is masked too.
-      const auto etx = bytes.find(iec::etx, i);
-      if (etx == std::string_view::npos)
-        continue;
-      out.append(bytes.substr(i, etx + 1 - i));
-      i = etx + 1;
-      if (i < bytes.size()) {
-        out += '*';
-        ++i;
-      }
       continue;
     }
-    out += bytes[i++];
+    hide.push_back({etx + 1, etx + 2, "*"});
+    i = etx + 1;
   }
   // Rule 2: the secrets' text wherever it is.
   for (const auto& secret : secrets) {
     if (secret.empty())
       continue;
-    for (auto at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 1)) {
-      out.replace(at, secret.size(), transcript_mask_text);
-      at += std::char_traits<char>::length(transcript_mask_text) - 1;
-    }
+    for (auto at = seven.find(secret); at != std::string::npos; at = seven.find(secret, at + secret.size()))
+      hide.push_back({at, at + secret.size(), transcript_mask_text});
   }
+  std::sort(hide.begin(), hide.end(), [](const hidden& a, const hidden& b) { return a.from < b.from; });
+  std::string out;
+  out.reserve(bytes.size());
+  std::size_t pos = 0;
+  for (const auto& h : hide) {
+    if (h.to <= pos)
+      continue; // inside what an earlier range hid
+    if (h.from >= pos) {
+      out.append(bytes.substr(pos, h.from - pos));
+      out += h.with;
+    }
+    pos = h.to;
+  }
+  out.append(bytes.substr(std::min(pos, bytes.size())));
   return out;
 }
 

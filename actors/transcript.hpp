@@ -36,7 +36,8 @@ namespace mts {
 
 inline constexpr const char* transcript_mask_text = "********";
 
-// Masks the password command's operand and every occurrence of a non-empty secret.
+// Masks the password command's operand and every occurrence of a non-empty secret, matching
+// on the 7-bit characters (bytes sent with a software parity bit are masked too).
 std::string mask_secrets(std::string_view bytes, const std::vector<std::string>& secrets);
 
 // Printable text of raw bytes (see the decisions above).

@@ -226,6 +226,15 @@ class ModemTest(unittest.TestCase):
                     self.assertEqual(status["serialNumber"], meter["serialNumber"])
                     self.assertEqual(len(status["surveyData"][0]["readings"]), 48)
                     self.assertTrue(status["registerValues"], status)
+                    # The P2 operand is masked in the transcript even with its parity bits
+                    # (the gateway call carries 7E1 in software: SOH P 2 STX are <x81>P<xB2><x82>).
+                    transcript = srv.request("GET", "test-transcript?testId=%d" % status["testId"]).json
+                    sent = [e["data"] for a in transcript["attempts"] for e in a["events"] if e["event"] == "sent"]
+                    p2 = [d for d in sent if "P2" in d or "P<xB2>" in d]
+                    self.assertTrue(p2, sent)
+                    for d in p2:  # ")" is <xA9> with its parity bit
+                        self.assertRegex(d, r"\(\*{8}(\)|<xA9>)<ETX>\*$")
+                    self.assertNotIn(meter["password"], json.dumps(transcript))
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["total"], 2)
             self.assertEqual(calls["now"], 0)

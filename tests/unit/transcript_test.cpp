@@ -1,5 +1,6 @@
 // The per-attempt transcript (actors/transcript.hpp): masking, rendering and the bound.
 #include "actors/transcript.hpp"
+#include "drivers/char_format.hpp"
 #include "drivers/iec_frames.hpp"
 
 #include <boost/json.hpp>
@@ -32,6 +33,19 @@ TEST_CASE("masking: every occurrence of the password text, either direction", "[
   // A password inside another command (a meter echoing it) is masked by its text.
   const auto echo = iec::command_message("R1", "(hunter22)");
   CHECK(mask_secrets(echo, {"hunter22"}).find("hunter22") == std::string::npos);
+}
+
+TEST_CASE("masking: bytes that carry a parity bit (7E1 in software over a modem call)", "[transcript]") {
+  const mts::drivers::parity_codec e71({9600, 7, 'E', 1});
+  // SOH (0x01) and '2' (0x32) have an odd number of ones: on the wire they are 0x81 and 0xB2.
+  const auto p2 = e71.encode(iec::command_message("P2", "(0AB34C5A1DE1A8F2)"));
+  REQUIRE(p2.substr(0, 3) == "\x81P\xB2");
+  const auto masked = mask_secrets(p2, {});
+  CHECK(masked == e71.encode("\x01P2\x02(") + "********" + e71.encode(")\x03") + "*");
+  // The plain password text with parity bits, e.g. echoed inside another message.
+  const auto echo = e71.encode(iec::command_message("R1", "(AB12CD34)"));
+  const auto masked_echo = mask_secrets(echo, {"AB12CD34"});
+  CHECK(masked_echo == e71.encode("\x01R1\x02(") + "********" + e71.encode(")\x03") + echo.back());
 }
 
 TEST_CASE("bytes are rendered with control characters by name", "[transcript]") {
