@@ -19,6 +19,10 @@
 // Addresses: "host:port" or "[v6]:port" (what validation accepts as the TCP form of
 // remoteAddress); parse_tcp_address gives the parts, or nothing for a telephone number.
 #include "actors/interfaces.hpp"
+#include "drivers/char_format.hpp"
+#include "io/tcp_reactor.hpp"
+
+#include <caf/all.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -27,9 +31,6 @@
 #include <string>
 
 namespace mts {
-namespace io {
-class tcp_reactor;
-}
 
 struct tcp_address {
   std::string host; // as the reactor takes it ("[::1]" keeps its brackets)
@@ -46,11 +47,82 @@ using tcp_connection_actor = connection_actor::extend_with<link_client_actor>;
 struct tcp_connection_state {
   static inline const char* name = "tcp_connection";
   io::tcp_reactor* reactor = nullptr;
-  std::uint64_t conn = 0; // the reactor's connection id
+  std::uint64_t conn = 0; // the reactor's connection id (0: none, e.g. a device that did not open)
   link_client_actor owner;
   bool ended = false;   // the terminal event arrived
   bool closing = false; // the owner asked for a graceful close
+  // The character format made in software on this link (a serial device that does not keep
+  // it: actors/serial_connection.hpp); nothing on TCP links.
+  std::optional<drivers::parity_codec> software;
 };
+
+// What every link actor (TCP, serial) shares. The reactor's callbacks, on the I/O thread, only
+// post the event to the actor (decoding a software character format on the way).
+class link_forwarding_handler : public io::link_handler {
+public:
+  link_forwarding_handler(tcp_connection_actor actor, std::uint64_t tag,
+                          std::optional<drivers::parity_codec> software = std::nullopt)
+      : actor_(std::move(actor)), tag_(tag), software_(std::move(software)) {}
+  void on_connected(io::connection_id) override;
+  void on_connect_failed(io::connection_id, const std::string& reason) override;
+  void on_data(io::connection_id, std::string_view bytes) override;
+  void on_closed(io::connection_id, const std::string& reason) override;
+
+private:
+  tcp_connection_actor actor_;
+  std::uint64_t tag_;
+  std::optional<drivers::parity_codec> software_;
+};
+
+// The start every link actor shares: its reactor and owner, and the owner monitored (its death
+// ends the actor unless a graceful close is under way).
+template <class State>
+void start_link_actor(tcp_connection_actor::stateful_pointer<State> self, io::tcp_reactor* reactor,
+                      link_client_actor owner) {
+  auto& st = self->state;
+  st.reactor = reactor;
+  st.owner = owner;
+  self->monitor(owner);
+  self->set_down_handler([self](caf::down_msg&) {
+    if (!self->state.closing)
+      self->quit();
+  });
+}
+
+// The behaviour every link actor shares: the owner's commands to the reactor (encoding a
+// software character format), the reactor's events to the owner; a terminal event ends it.
+template <class State>
+tcp_connection_actor::behavior_type link_actor_behavior(tcp_connection_actor::stateful_pointer<State> self) {
+  auto forward_terminal = [self](auto atom, std::uint64_t t, std::string& reason) {
+    self->state.ended = true;
+    self->send(self->state.owner, atom, t, std::move(reason));
+    self->quit();
+  };
+  return {
+    [self](send_atom, std::string& bytes) {
+      auto& st = self->state;
+      if (!st.ended && st.conn != 0)
+        st.reactor->send(st.conn, st.software ? st.software->encode(bytes) : std::move(bytes));
+    },
+    [self](close_atom) {
+      auto& st = self->state;
+      if (!st.ended && !st.closing && st.conn != 0) {
+        st.closing = true;
+        st.reactor->close(st.conn);
+      }
+    },
+    [self](link_up_atom, std::uint64_t t) { self->send(self->state.owner, link_up_atom::value, t); },
+    [self](bytes_atom, std::uint64_t t, std::string& bytes) {
+      self->send(self->state.owner, bytes_atom::value, t, std::move(bytes));
+    },
+    [forward_terminal](link_down_atom, std::uint64_t t, std::string& reason) {
+      forward_terminal(link_down_atom::value, t, reason);
+    },
+    [forward_terminal](conn_fail_atom, std::uint64_t t, std::string& reason) {
+      forward_terminal(conn_fail_atom::value, t, reason);
+    },
+  };
+}
 
 tcp_connection_actor::behavior_type
 tcp_connection(tcp_connection_actor::stateful_pointer<tcp_connection_state> self, io::tcp_reactor* reactor,

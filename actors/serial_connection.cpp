@@ -15,26 +15,6 @@
 namespace mts {
 namespace {
 
-class forwarding_handler : public io::link_handler {
-public:
-  forwarding_handler(serial_connection_actor actor, std::uint64_t tag, std::optional<drivers::parity_codec> software)
-      : actor_(std::move(actor)), tag_(tag), software_(std::move(software)) {}
-  void on_connected(io::connection_id) override { caf::anon_send(actor_, link_up_atom::value, tag_); }
-  void on_connect_failed(io::connection_id, const std::string& reason) override {
-    caf::anon_send(actor_, conn_fail_atom::value, tag_, reason);
-  }
-  void on_data(io::connection_id, std::string_view bytes) override {
-    caf::anon_send(actor_, bytes_atom::value, tag_, software_ ? software_->decode(bytes) : std::string(bytes));
-  }
-  void on_closed(io::connection_id, const std::string& reason) override {
-    caf::anon_send(actor_, link_down_atom::value, tag_, reason);
-  }
-
-private:
-  serial_connection_actor actor_;
-  std::uint64_t tag_;
-  std::optional<drivers::parity_codec> software_; // decodes on the I/O thread
-};
 
 std::optional<speed_t> speed_of(std::int64_t baud) {
   switch (baud) {
@@ -119,19 +99,8 @@ serial_connection_actor::behavior_type
 serial_connection(serial_connection_actor::stateful_pointer<serial_connection_state> self, io::tcp_reactor* reactor,
                   link_client_actor owner, std::uint64_t tag, std::string device, std::int64_t baud,
                   drivers::line_settings format) {
+  start_link_actor(self, reactor, owner);
   auto& st = self->state;
-  st.reactor = reactor;
-  st.owner = owner;
-  self->monitor(owner);
-  self->set_down_handler([self](caf::down_msg&) {
-    if (!self->state.closing)
-      self->quit();
-  });
-  auto forward_terminal = [self](auto atom, std::uint64_t t, std::string& reason) {
-    self->state.ended = true;
-    self->send(self->state.owner, atom, t, std::move(reason));
-    self->quit();
-  };
   const int fd = ::open(device.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
   std::optional<std::string> problem;
   if (fd < 0)
@@ -148,33 +117,11 @@ serial_connection(serial_connection_actor::stateful_pointer<serial_connection_st
                    device, drivers::coms_settings_text(format));
       st.software.emplace(format);
     }
-    auto handler = std::make_shared<forwarding_handler>(serial_connection_actor{self}, tag, st.software);
+    auto handler = std::make_shared<link_forwarding_handler>(serial_connection_actor{self}, tag, st.software);
     st.conn = reactor->adopt(fd, std::move(handler), drop_dtr);
     self->attach_functor([reactor, conn = st.conn] { reactor->close_now(conn); });
   }
-  return {
-    [self](send_atom, std::string& bytes) {
-      auto& st = self->state;
-      if (!st.ended && st.conn != 0)
-        st.reactor->send(st.conn, st.software ? st.software->encode(bytes) : std::move(bytes));
-    },
-    [self](close_atom) {
-      if (!self->state.ended && !self->state.closing && self->state.conn != 0) {
-        self->state.closing = true;
-        self->state.reactor->close(self->state.conn);
-      }
-    },
-    [self](link_up_atom, std::uint64_t t) { self->send(self->state.owner, link_up_atom::value, t); },
-    [self](bytes_atom, std::uint64_t t, std::string& bytes) {
-      self->send(self->state.owner, bytes_atom::value, t, std::move(bytes));
-    },
-    [forward_terminal](link_down_atom, std::uint64_t t, std::string& reason) {
-      forward_terminal(link_down_atom::value, t, reason);
-    },
-    [forward_terminal](conn_fail_atom, std::uint64_t t, std::string& reason) {
-      forward_terminal(conn_fail_atom::value, t, reason);
-    },
-  };
+  return link_actor_behavior(self);
 }
 
 modem_link_factory make_modem_link_factory(io::tcp_reactor* reactor, connection_factory tcp) {

@@ -38,8 +38,7 @@ bool port_keeps_format(int fd, const drivers::line_settings& format);
 using serial_connection_actor = tcp_connection_actor;
 
 struct serial_connection_state : tcp_connection_state {
-  static inline const char* name = "serial_connection";
-  std::optional<drivers::parity_codec> software; // the format the port did not keep
+  static inline const char* name = "serial_connection"; // `software`: the format the port did not keep
 };
 
 serial_connection_actor::behavior_type

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
@@ -414,6 +417,22 @@ void tcp_reactor::post(std::function<void()> fn) {
     } catch (...) {
     }
   });
+}
+
+bool tcp_reactor::wait_for_posted(std::chrono::milliseconds limit) {
+  struct marker {
+    std::mutex m;
+    std::condition_variable cv;
+    bool ran = false;
+  };
+  auto done = std::make_shared<marker>(); // shared: the post may run after a timed-out wait
+  post([done] {
+    std::lock_guard<std::mutex> lock(done->m);
+    done->ran = true;
+    done->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(done->m);
+  return done->cv.wait_for(lock, limit, [&] { return done->ran; });
 }
 
 timer_id tcp_reactor::schedule(std::chrono::microseconds delay, std::function<void()> fn) {

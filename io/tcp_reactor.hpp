@@ -158,6 +158,9 @@ public:
   void close_now(connection_id id);
   // Runs fn on the I/O thread. Exceptions are swallowed.
   void post(std::function<void()> fn);
+  // Waits until the I/O thread has run everything posted before (registrations, closes), at
+  // most `limit` (a stopped reactor never runs it): false when the limit passed.
+  bool wait_for_posted(std::chrono::milliseconds limit);
 
   // Runs fn once on the I/O thread, delay (at least) from now, through the reactor's timerfd.
   // Exceptions are swallowed. After stop() nothing is scheduled (an id is still returned) and

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <cstdio>
 #include <fcntl.h>
 #include <mutex>
@@ -299,15 +298,7 @@ modem_server::modem_server(io::tcp_reactor& reactor, std::vector<sim_meter> mete
     s.pty_connection = id;
   }
   // Registrations run on the I/O thread: wait for them (bounded) so the line is usable at once.
-  auto done = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
-  auto flag = std::make_shared<bool>(false);
-  reactor.post([done, flag] {
-    std::lock_guard<std::mutex> lock(done->first);
-    *flag = true;
-    done->second.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(done->first);
-  done->second.wait_for(lock, std::chrono::seconds(10), [&] { return *flag; });
+  reactor.wait_for_posted(std::chrono::seconds(10));
 }
 
 modem_server::~modem_server() {

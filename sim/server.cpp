@@ -6,7 +6,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <utility>
 #include <type_traits>
 #include <unordered_map>
@@ -221,16 +220,8 @@ sim_server::sim_server(io::tcp_reactor& reactor, std::vector<sim_meter> meters, 
   }
   // Listener registration and closing run on the I/O thread: wait until they have, so a
   // refusing port refuses as soon as the constructor returns (bounded: a stopped reactor
-  // never runs the post).
-  auto done = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
-  auto flag = std::make_shared<bool>(false);
-  reactor.post([done, flag] {
-    std::lock_guard<std::mutex> lock(done->first);
-    *flag = true;
-    done->second.notify_all();
-  });
-  std::unique_lock<std::mutex> lock(done->first);
-  done->second.wait_for(lock, std::chrono::seconds(10), [&] { return *flag; });
+  // never runs it).
+  reactor.wait_for_posted(std::chrono::seconds(10));
 }
 
 sim_server::~sim_server() {

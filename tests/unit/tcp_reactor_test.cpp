@@ -476,6 +476,20 @@ TEST_CASE("destruction closes every connection and socket", "[reactor]") {
   CHECK(stopped == closed);
 }
 
+TEST_CASE("wait_for_posted returns once the I/O thread ran what was posted before", "[reactor]") {
+  tcp_reactor reactor;
+  std::atomic<bool> ran{false};
+  reactor.post([&ran] {
+    std::this_thread::sleep_for(50ms); // still running when the wait starts
+    ran = true;
+  });
+  CHECK(reactor.wait_for_posted(10s));
+  CHECK(ran);
+  reactor.stop();
+  // A stopped reactor runs nothing: the wait ends at its limit.
+  CHECK_FALSE(reactor.wait_for_posted(20ms));
+}
+
 TEST_CASE("after stop, connect fails at once and nothing else happens", "[reactor]") {
   tcp_reactor reactor;
   reactor.stop();
