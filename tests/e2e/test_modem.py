@@ -16,12 +16,11 @@ import unittest
 
 from harness import Server
 import test_engine
-from test_engine import comparable
+from test_engine import comparable, wait_done
 from test_sim import MTS_SIM_BIN
 
 GUARD_MS = 100        # escape guard time, both sides
 CONNECT_DELAY_MS = 200
-POLL_LIMIT = 120.0
 # A whole day before the simulated meters' (frozen) now: 48 half hours.
 SURVEY_DATE = (datetime.datetime.strptime(test_engine.EngineTest.START[:10], "%Y-%m-%d").date()
                - datetime.timedelta(days=2)).isoformat()
@@ -129,16 +128,6 @@ def phone_request(meter, number, **changes):
     return {k: v for k, v in body.items() if v is not None}
 
 
-def wait_status(srv, test_id):
-    deadline = time.monotonic() + POLL_LIMIT
-    while time.monotonic() < deadline:
-        st = srv.request("GET", "test-status?testId=%d" % test_id).json
-        if st["resultSummary"] != "PENDING":
-            return st
-        time.sleep(0.2)
-    raise AssertionError("test %d still PENDING" % test_id)
-
-
 class MuteModem:
     """A TCP 'gateway' whose modem reads and never answers."""
 
@@ -179,7 +168,7 @@ class ModemTest(unittest.TestCase):
 
     def check_like_expect(self, sim, srv, meter, number, **changes):
         request = phone_request(meter, number, **changes)
-        status = wait_status(srv, srv.test_request(request))
+        status = wait_done(srv, srv.test_request(request))
         expected = sim.expect(meter, request)
         self.assertEqual(comparable(status), {k: expected.get(k, []) for k in comparable(status)})
         return status
@@ -247,11 +236,11 @@ class ModemTest(unittest.TestCase):
                      (sim.modem["noAnswer"], "ERROR: no answer"),
                      (sim.modem["noCarrier"], "ERROR: no carrier")]
             for number, result in cases:
-                st = wait_status(srv, srv.test_request(phone_request(meter, number)))
+                st = wait_done(srv, srv.test_request(phone_request(meter, number)))
                 self.assertEqual(st["result"], result)
                 self.assertNotIn("connectionStartTime", st)  # no call came up
             # A call dropped mid-session: the call came up, then NO CARRIER, on both attempts.
-            st = wait_status(srv, srv.test_request(phone_request(meter, sim.modem["dropNumbers"][0])))
+            st = wait_done(srv, srv.test_request(phone_request(meter, sim.modem["dropNumbers"][0])))
             self.assertEqual(st["result"], "ERROR: line dropped")
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["dropped"], 2)
@@ -262,12 +251,12 @@ class ModemTest(unittest.TestCase):
         sim = self.sim(count=1)
         with modem_server([sim.gateway()], overrides=["--scheduler.max_attempts=2"]) as srv:
             meter = sim.meters[0]
-            st = wait_status(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0], comsSettings="8N1")))
+            st = wait_done(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0], comsSettings="8N1")))
             self.assertEqual(st["result"], "ERROR: no answer to sign-on")
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["total"], 2)
             self.assertEqual(calls["hangup"], 2)  # the escape and ATH after each failed session
-            st = wait_status(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0], comsSettings="8E1")))
+            st = wait_done(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0], comsSettings="8E1")))
             self.assertTrue(st["result"].startswith("ERROR: comsSettings 8E1 cannot be carried"), st)
 
     def test_a_modem_that_stops_answering_is_taken_out_of_service(self):
@@ -278,7 +267,7 @@ class ModemTest(unittest.TestCase):
         with modem_server([dead, sim.gateway("good")], overrides=["--scheduler.max_attempts=1"]) as srv:
             meter = sim.meters[0]
             # The first free modem is the dead one; the test moves on to the good one.
-            st = wait_status(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0])))
+            st = wait_done(srv, srv.test_request(phone_request(meter, sim.modem["numbers"][0])))
             self.assertEqual(st["result"], "SUCCESS")
             modems = {m["name"]: m for m in srv.request("GET", "service-status", token=None).json["modems"]}
             self.assertEqual(modems["dead"]["state"], "out of service")
@@ -291,7 +280,7 @@ class ModemTest(unittest.TestCase):
         with modem_server([sim.gateway("a"), sim.gateway("b")]) as srv:
             ids = [srv.test_request(phone_request(m, sim.modem["numbers"][i])) for i, m in enumerate(sim.meters)]
             for test_id in ids:
-                self.assertEqual(wait_status(srv, test_id)["result"], "SUCCESS")
+                self.assertEqual(wait_done(srv, test_id)["result"], "SUCCESS")
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["total"], 6)
             self.assertLessEqual(calls["peak"], 2)
@@ -305,7 +294,7 @@ class ModemTest(unittest.TestCase):
             r = srv.request("DELETE", "test-cancel", json={"testId": waiting})
             self.assertEqual(r.status, 200)
             self.assertEqual(srv.request("GET", "test-status?testId=%d" % waiting).status, 400)
-            self.assertEqual(wait_status(srv, first)["result"], "SUCCESS")
+            self.assertEqual(wait_done(srv, first)["result"], "SUCCESS")
             calls = sim.wait_all_hung_up()
             self.assertEqual(calls["total"], 1)  # the cancelled test never dialled
 
