@@ -14,6 +14,8 @@ using self_ptr = test_runner_actor::stateful_pointer<test_runner_state>;
 
 // Extra time the connect guard gives the reactor's own connect timeout.
 constexpr auto connect_guard_grace = std::chrono::seconds(5);
+// Extra time the bound on a hang-up after the test deadline gives the modem driver's timers.
+constexpr auto hangup_guard_grace = std::chrono::seconds(1);
 
 drivers::unix_ms now_ms(self_ptr self) { return self->state.config.clock(); }
 unix_seconds now_s(self_ptr self) { return now_ms(self) / 1000; }
@@ -93,6 +95,10 @@ void end_attempt(self_ptr self, drivers::finish end) {
   st.driver.reset();
   st.dialer = nullptr;
   st.last_finish = std::move(end);
+  if (st.past_deadline) { // the hang-up after the deadline is over: no retry
+    complete(self);
+    return;
+  }
   if (modem_fault && st.attempt - st.modem_faults < st.config.max_attempts) {
     self->send(self, retry_atom::value, st.attempt + 1); // at once, on another modem
     return;
@@ -366,6 +372,16 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       auto& st = self->state;
       if (st.done)
         return;
+      if (st.active && st.dialer && st.link_up && !st.past_deadline) {
+        // A call (or a dialling) is hung up as on every other path, then the test completes
+        // with what it read; the hang-up is bounded: this message comes again after it.
+        st.past_deadline = true;
+        const auto bound = st.dialer->longest_hangup() + hangup_guard_grace;
+        execute(self, st.dialer->abort({drivers::failure_kind::transient, "test deadline exceeded"}, now_ms(self)));
+        if (!st.done)
+          self->delayed_send(self, bound, deadline_atom::value);
+        return;
+      }
       if (st.active) {
         if (auto* t = transcript(self))
           t->end(now_ms(self), "test deadline exceeded");

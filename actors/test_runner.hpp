@@ -135,6 +135,7 @@ struct test_runner_state {
   std::optional<std::string> modem_name;
   bool modem_link_failed = false;
   std::int64_t modem_faults = 0;
+  bool past_deadline = false; // the test deadline passed while a call was hung up
 
   // How the last finished attempt ended, and what it read.
   drivers::finish last_finish;

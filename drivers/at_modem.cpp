@@ -142,13 +142,8 @@ actions at_modem_driver::on_timer(std::uint64_t id, unix_ms now) {
     modem_failed(out, "modem does not answer AT commands");
     break;
   case stage::dialling:
-    // Any character aborts the dialling; the modem answers with a result, then ATH.
-    result_ = {failure_kind::transient,
-               "no CONNECT within " + std::to_string(config_.connect_timeout.count() / 1000) + " s"};
-    stage_ = stage::abort_dial;
-    line_buffer_.clear();
-    out.push_back(send_bytes{"\r"});
-    arm_own(out, config_.command_timeout);
+    abort_dialling(out, {failure_kind::transient,
+                         "no CONNECT within " + std::to_string(config_.connect_timeout.count() / 1000) + " s"});
     break;
   case stage::abort_dial:
     stage_ = stage::hangup;
@@ -321,6 +316,45 @@ void at_modem_driver::online_bytes(actions& out, std::string_view data, unix_ms 
   feed_inner(out, inner_->on_link_down(now), now);
   if (stage_ == stage::online) // a driver always finishes on link down; make sure anyway
     start_hangup(out, {failure_kind::transient, "line dropped"}, false, now);
+}
+
+// Any character aborts the dialling; the modem answers with a result, then ATH.
+void at_modem_driver::abort_dialling(actions& out, finish result) {
+  result_ = std::move(result);
+  stage_ = stage::abort_dial;
+  line_buffer_.clear();
+  out.push_back(send_bytes{"\r"});
+  arm_own(out, config_.command_timeout);
+}
+
+actions at_modem_driver::abort(finish result, unix_ms now) {
+  actions out;
+  switch (stage_) {
+  case stage::online: // the meter session is cut where it is (its readings stay)
+    start_hangup(out, std::move(result), true, now);
+    break;
+  case stage::dialling:
+    abort_dialling(out, std::move(result));
+    break;
+  case stage::abort_dial:
+  case stage::hangup_guard_before:
+  case stage::hangup_guard_after:
+  case stage::hangup:
+    result_ = std::move(result); // already hanging up: it goes on, and reports the cut-off
+    break;
+  case stage::done:
+    break;
+  default: // idle, reset, init: no call to hang up
+    end(out, std::move(result));
+    break;
+  }
+  return out;
+}
+
+std::chrono::milliseconds at_modem_driver::longest_hangup() const {
+  // The escape: guard, "+++", guard + command timeout for its OK, ATH with its timeout. The
+  // worst case stops a dialling first (CR, a command timeout) and CONNECT arrives just then.
+  return 2 * config_.guard_time + 3 * config_.command_timeout;
 }
 
 void at_modem_driver::start_hangup(actions& out, finish result, bool escape, unix_ms now) {

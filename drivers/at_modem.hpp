@@ -77,6 +77,14 @@ public:
   actions on_link_down(unix_ms now) override;
   const meter_readings& readings() const override { return inner_->readings(); }
 
+  // Cuts the attempt off (the test's deadline): a call up or being dialled is hung up as on
+  // every other path (escape, guard times, ATH; CR then ATH while dialling), then `result` is
+  // the finish; with no call (before or during the modem's reset and init) it finishes at
+  // once. A hang-up already under way goes on and reports `result`.
+  actions abort(finish result, unix_ms now);
+  // The longest a hang-up can take before it finishes (each step bounded by its timer).
+  std::chrono::milliseconds longest_hangup() const;
+
   // Why the attempt failed because of the modem itself; nothing otherwise.
   const std::optional<std::string>& modem_fault() const { return fault_; }
   // When CONNECT arrived and when the call ended (hang-up started or the call dropped).
@@ -109,6 +117,7 @@ private:
   void feed_inner(actions& out, actions inner, unix_ms now);
   void online_bytes(actions& out, std::string_view data, unix_ms now);
   void start_hangup(actions& out, finish result, bool escape, unix_ms now);
+  void abort_dialling(actions& out, finish result);
   void end(actions& out, finish result);
   void modem_failed(actions& out, std::string reason);
 

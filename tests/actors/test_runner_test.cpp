@@ -6,6 +6,8 @@
 #include "actors/test_runner.hpp"
 #include "drivers/outcome.hpp"
 #include "sim/iec_meter.hpp"
+#include "sim/modem.hpp"
+#include "sim/modem_server.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
 #include <boost/json.hpp>
@@ -86,6 +88,81 @@ fake_connection_actor::behavior_type fake_connection(fake_ptr self, link_client_
     [self](timer_atom, std::int64_t, std::uint64_t id) {
       if (!self->state.closed)
         fake_execute(self, self->state.meter->on_timer(id, self->state.clock()));
+    },
+  };
+}
+
+// A simulated modem at the far end of a modem link (sim::modem_line): AT commands, the
+// dialling, and calls to a meter that never answers, so a call stays up until it is hung up.
+struct modem_log {
+  std::string from_dte; // every byte the test actor sent to the modem
+  int calls = 0;
+  std::vector<sim::call_end> ends;
+};
+
+struct fake_modem_state {
+  static inline const char* name = "fake_modem";
+  std::unique_ptr<sim::modem_line> line;
+  link_client_actor owner;
+  std::uint64_t tag = 0;
+  std::function<drivers::unix_ms()> clock;
+  std::shared_ptr<modem_log> log;
+  std::optional<std::uint64_t> armed;
+  bool closed = false;
+};
+
+using fake_modem_ptr = fake_connection_actor::stateful_pointer<fake_modem_state>;
+
+void fake_modem_execute(fake_modem_ptr self, sim::modem_actions acts) {
+  auto& st = self->state;
+  for (auto& act : acts) {
+    if (auto* d = std::get_if<sim::to_dte>(&act))
+      self->send(st.owner, bytes_atom::value, st.tag, std::move(d->bytes));
+    else if (std::holds_alternative<sim::start_call>(act))
+      ++st.log->calls;
+    else if (auto* e = std::get_if<sim::call_ended>(&act))
+      st.log->ends.push_back(e->cause);
+    else if (auto* t = std::get_if<sim::arm_modem_timer>(&act)) {
+      st.armed = t->id;
+      self->delayed_send(self, t->after, timer_atom::value, std::int64_t{0}, t->id);
+    }
+  }
+}
+
+fake_connection_actor::behavior_type fake_modem(fake_modem_ptr self, link_client_actor owner, std::uint64_t tag,
+                                                std::function<drivers::unix_ms()> clock,
+                                                std::shared_ptr<modem_log> log) {
+  auto& st = self->state;
+  sim::modem_config mc;
+  mc.connect_delay = std::chrono::milliseconds(100);
+  mc.guard_time = std::chrono::milliseconds(50);
+  st.line = std::make_unique<sim::modem_line>(mc, sim::make_number_plan(1));
+  st.owner = owner;
+  st.tag = tag;
+  st.clock = std::move(clock);
+  st.log = std::move(log);
+  self->send(owner, link_up_atom::value, tag);
+  return {
+    [self](send_atom, std::string& bytes) {
+      auto& st = self->state;
+      if (st.closed)
+        return;
+      st.log->from_dte += bytes;
+      fake_modem_execute(self, st.line->on_dte_bytes(bytes, st.clock()));
+    },
+    [self](close_atom) {
+      auto& st = self->state;
+      if (st.closed)
+        return;
+      st.closed = true;
+      fake_modem_execute(self, st.line->on_dte_gone(st.clock())); // a call still up ends here
+      self->send(st.owner, link_down_atom::value, st.tag, std::string("closed"));
+      self->quit();
+    },
+    [self](timer_atom, std::int64_t, std::uint64_t id) {
+      auto& st = self->state;
+      if (!st.closed && st.armed == id)
+        fake_modem_execute(self, st.line->on_timer(id, st.clock()));
     },
   };
 }
@@ -590,4 +667,41 @@ TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken o
     CHECK(m.until == std::optional<unix_seconds>(fake_now + 300));
   }
   CHECK_FALSE(out->connection_start_time);
+}
+
+TEST_CASE_METHOD(runner_fixture, "the test deadline during a call hangs it up with the escape and ATH",
+                 "[actors][runner][modem]") {
+  clock_follows_timers = true; // the modem times its guard periods by the clock
+  auto pool = make_pool(1);
+  auto cfg = runner_config(1);
+  cfg.modems = pool;
+  cfg.modem_guard_time = std::chrono::milliseconds(50);
+  cfg.modem_command_timeout = std::chrono::milliseconds(1000);
+  cfg.modem_connect_timeout = std::chrono::milliseconds(5000);
+  // The call is up within half a second; the silent meter's sign-on would wait 5 s.
+  cfg.test_deadline = std::chrono::seconds(2);
+  auto log = std::make_shared<modem_log>();
+  cfg.open_modem_link = [&](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag,
+                            const modem_settings&, const drivers::line_settings&,
+                            std::chrono::milliseconds) -> connection_actor {
+    return sys.spawn(fake_modem, owner, tag, std::function<drivers::unix_ms()>{[this] { return wall_ms(); }}, log);
+  };
+  auto rec = make_record();
+  rec.request.remote_address = sim::modem_number(0);
+  REQUIRE(pool->acquire(rec.id));
+  auto runner = sys.spawn(test_runner, cfg);
+  auto out = run_test(runner, rec);
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: test deadline exceeded");
+  CHECK(log->calls == 1);
+  // Hung up by the modem command ATH after the escape, not by the link being closed on it.
+  CHECK(log->ends == std::vector<sim::call_end>{sim::call_end::hangup});
+  const auto escape = log->from_dte.rfind("+++");
+  REQUIRE(escape != std::string::npos);
+  CHECK(log->from_dte.substr(escape) == "+++ATH\r");
+  CHECK(out->connection_start_time);
+  CHECK(out->connection_end_time);
+  CHECK(out->connection_attempts == 1);
+  REQUIRE(pool->status().size() == 1);
+  CHECK(pool->status()[0].state == "busy"); // not faulted (the scheduler gives it back at the result)
 }

@@ -292,3 +292,61 @@ TEST_CASE("at_modem: the meter ending the call during the hang-up skips the esca
   a = f.bytes("\r\nOK\r\n");
   REQUIRE(finished(a)->failure == failure_kind::none);
 }
+
+TEST_CASE("at_modem: cut off by the test deadline, a call or a dialling is still hung up", "[at_modem]") {
+  const finish cut{failure_kind::transient, "test deadline exceeded"};
+  SECTION("in a call: the escape with guard times and ATH, then the cut-off as the finish") {
+    dial_fixture f;
+    f.dial();
+    f.bytes("\r\nCONNECT 9600\r\n");
+    const auto aborted = f.modem->abort(cut, f.now);
+    REQUIRE(sent(aborted).empty()); // the guard time before "+++" first
+    REQUIRE_FALSE(finished(aborted));
+    REQUIRE(armed(aborted)->after == std::chrono::milliseconds(1000));
+    REQUIRE(f.modem->call_ended() == f.now);
+    f.bytes(std::string("\xC5", 1)); // the meter still talking: no longer for the inner driver
+    REQUIRE(f.meter->received.empty());
+    auto a = f.expire(aborted);
+    REQUIRE(sent(a) == "+++");
+    a = f.bytes("\r\nOK\r\n");
+    REQUIRE(sent(a) == "ATH\r");
+    a = f.bytes("\r\nOK\r\n");
+    REQUIRE(finished(a)->reason == "test deadline exceeded");
+    REQUIRE(f.meter->link_downs == 0); // the meter session was cut, not told of a drop
+  }
+  SECTION("while dialling: CR stops it, then ATH") {
+    dial_fixture f;
+    f.dial();
+    auto a = f.modem->abort(cut, f.now);
+    REQUIRE(sent(a) == "\r");
+    a = f.bytes("\r\nNO CARRIER\r\n");
+    REQUIRE(sent(a) == "ATH\r");
+    a = f.bytes("\r\nOK\r\n");
+    REQUIRE(finished(a)->reason == "test deadline exceeded");
+    REQUIRE_FALSE(f.modem->modem_fault());
+  }
+  SECTION("before a call (the modem's init): finished at once, nothing sent") {
+    dial_fixture f;
+    f.modem->on_link_up(f.now);
+    auto a = f.modem->abort(cut, f.now);
+    REQUIRE(sent(a).empty());
+    REQUIRE(finished(a)->reason == "test deadline exceeded");
+  }
+  SECTION("a hang-up already under way goes on and reports the cut-off") {
+    dial_fixture f;
+    f.dial();
+    f.bytes("\r\nCONNECT 9600\r\n");
+    auto a = f.bytes(std::string("\xC5\x4E\x44", 3)); // the meter session ends: hang-up
+    REQUIRE_FALSE(finished(a));
+    REQUIRE(f.modem->abort(cut, f.now).empty());
+    a = f.expire(a);
+    REQUIRE(sent(a) == "+++");
+    a = f.bytes("\r\nOK\r\n");
+    a = f.bytes("\r\nOK\r\n");
+    REQUIRE(finished(a)->reason == "test deadline exceeded");
+  }
+  SECTION("the bound on a hang-up covers a stopped dialling and an escape") {
+    dial_fixture f;
+    REQUIRE(f.modem->longest_hangup() == std::chrono::milliseconds(2 * 1000 + 3 * 5000));
+  }
+}
