@@ -17,6 +17,19 @@ from test_sim import MTS_SIM_BIN, free_port_run
 POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes well under 5 s)
 
 
+def start_mts_sim(args, count):
+    """Starts `mts-sim` with `args`: the process and its first `count` JSON lines (the meters)."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    meters = []
+    for _ in range(count):
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(timeout=10)
+            raise AssertionError("mts-sim did not start: " + proc.stderr.read())
+        meters.append(json.loads(line))
+    return proc, meters
+
+
 class SimulatedMeters:
     """`mts-sim serve` with a frozen clock, so `expect` can predict every register value.
 
@@ -33,14 +46,7 @@ class SimulatedMeters:
                 "--freeze-clock"]
         for f in faults:
             args += ["--fault", f]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.meters = []
-        for _ in range(count):
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.wait(timeout=10)
-                raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
-            self.meters.append(json.loads(line))
+        self.proc, self.meters = start_mts_sim(args, count)
         self.seed, self.start_time, self.faults = seed, start_time, faults
         # stderr carries logs and counter lines; a thread drains it so the pipe never fills.
         self._counter_lines = []

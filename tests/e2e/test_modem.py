@@ -16,7 +16,7 @@ import unittest
 
 from harness import Server
 import test_engine
-from test_engine import comparable, wait_done
+from test_engine import comparable, start_mts_sim, wait_done
 from test_sim import MTS_SIM_BIN
 
 GUARD_MS = 100        # escape guard time, both sides
@@ -36,14 +36,7 @@ class SimulatedModem:
                 "--freeze-clock", "--modem-port", "0", "--modem-pty",
                 "--connect-delay-ms", str(connect_delay_ms), "--guard-time-ms", str(GUARD_MS),
                 "--drop-after-bytes", "40"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.meters = []
-        for _ in range(count):
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.wait(timeout=10)
-                raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
-            self.meters.append(json.loads(line))
+        self.proc, self.meters = start_mts_sim(args, count)
         self.modem = json.loads(self.proc.stdout.readline())["modem"]
         self.seed, self.start_time = seed, start_time
         self._lines = []
