@@ -18,10 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 
 import test_modem as tm  # noqa: E402
-
-
-def parse_utc(text):
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+from harness import parse_utc  # noqa: E402
 
 
 def window_around_now():

@@ -14,24 +14,11 @@ using drivers::actions;
 bool is_elster_type(const std::string& type) { return type == elster_a1700_type || type == elster_a1140_type; }
 
 namespace elster {
-namespace {
 
-char bcd(int v) { return static_cast<char>(((v / 10) << 4) | (v % 10)); }
+namespace codec = drivers::elster;
 
-const char* const status_texts[32] = {
-    "Meter transient reset",     "Time synchronisation",       "Meter comms write event",
-    nullptr,                     nullptr,                      nullptr,
-    nullptr,                     nullptr,                      "Phase A failure",
-    "Phase B failure",           "Phase C failure",            "Phase A over-current",
-    "Phase B over-current",      "Phase C over-current",       "Reverse run",
-    "Meter comms write session", "Module A hot-swap",          "Module B hot-swap",
-    "RTC device failure",        "RTC not incrementing",       "ASIC device failure",
-    "ASIC interrupt B event",    "Elapsed battery failure",    "Power-up battery failure",
-    "Billing reset",             "Last power-down incomplete", "Meter power-down event",
-    "On-board device failure",   "On-board transient reset",   "On-board battery failure",
-    "Normal register backup used", "Backup register set corrupt"};
-
-} // namespace
+// The wire encodings are the shared codec's (drivers/elster_codec.hpp); these names are what
+// the simulator's tests and expect use.
 
 unix_seconds day_floor(unix_seconds t) { return floor_div(t, seconds_per_day) * seconds_per_day; }
 
@@ -41,54 +28,18 @@ std::string identification(const std::string& type) {
 
 std::size_t register_count(const std::string& type) { return type == elster_a1140_type ? 16 : 10; }
 
-std::string hex(std::string_view bytes) {
-  static const char digits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 0x0F];
-  }
-  return out;
-}
+std::string hex(std::string_view bytes) { return codec::to_hex(bytes); }
 
 std::optional<std::string> unhex(std::string_view text) {
-  if (text.size() % 2 != 0)
+  // The meter is stricter than the codec: lower-case hex is malformed (ERR1).
+  if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'a' && c <= 'f'; }))
     return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); i += 2) {
-    const int hi = nibble(text[i]), lo = nibble(text[i + 1]);
-    if (hi < 0 || lo < 0)
-      return std::nullopt;
-    out += static_cast<char>((hi << 4) | lo);
-  }
-  return out;
+  return codec::from_hex(text);
 }
 
-std::string register_bytes(std::uint64_t raw) {
-  std::string out(8, '\0');
-  for (std::size_t i = 0; i < 8; ++i) { // least significant digit pair first
-    out[i] = bcd(static_cast<int>(raw % 100));
-    raw /= 100;
-  }
-  return out;
-}
+std::string register_bytes(std::uint64_t raw) { return codec::encode_le_bcd(raw, 8); }
 
-std::string clock_bytes(unix_seconds t) {
-  const auto iso = format_utc(t); // YYYY-MM-DDTHH:MM:SSZ
-  auto num = [&](std::size_t at, std::size_t n) { return std::stoi(iso.substr(at, n)); };
-  std::string out;
-  for (int v : {num(17, 2), num(14, 2), num(11, 2), num(8, 2), num(5, 2), 0, num(0, 4) - 2000})
-    out += bcd(v);
-  return out;
-}
+std::string clock_bytes(unix_seconds t) { return codec::encode_clock(t); }
 
 std::string serial_bytes(const std::string& serial) {
   if (serial.size() >= 16)
@@ -96,56 +47,25 @@ std::string serial_bytes(const std::string& serial) {
   return std::string(16 - serial.size(), '0') + serial;
 }
 
-std::string normalised_serial(const std::string& field) {
-  std::string s;
-  for (char c : field)
-    if (c != ' ')
-      s += c;
-  std::size_t zeros = 0;
-  while (s.size() - zeros > 8 && s[zeros] == '0')
-    ++zeros;
-  return s.substr(zeros);
-}
+std::string normalised_serial(const std::string& field) { return codec::normalise_serial(field); }
 
-std::string le_bytes(std::uint64_t value, std::size_t count) {
-  std::string out;
-  for (std::size_t i = 0; i < count; ++i, value >>= 8)
-    out += static_cast<char>(value & 0xFF);
-  return out;
-}
+std::string le_bytes(std::uint64_t value, std::size_t count) { return codec::encode_le_uint(value, count); }
 
-const char* status_bit_text(int bit) { return bit >= 0 && bit < 32 ? status_texts[bit] : nullptr; }
+const char* status_bit_text(int bit) { return codec::system_status_text(bit); }
 
-std::vector<std::string> status_events(std::uint32_t value) {
-  std::vector<std::string> out;
-  for (int bit = 31; bit >= 0; --bit)
-    if ((value >> bit) & 1U)
-      if (const char* text = status_bit_text(bit))
-        out.emplace_back(text);
-  return out;
-}
+std::vector<std::string> status_events(std::uint32_t value) { return codec::system_status_events(value); }
 
 std::string profile_value_bytes(std::int64_t wh) {
-  std::int64_t digits = std::max<std::int64_t>(wh, 0);
-  int e = 0;
-  while (digits > 99999 && e < 9) {
-    digits /= 10;
-    ++e;
-  }
-  const std::int64_t nibbles = std::min<std::int64_t>(digits, 99999) * 10 + e; // DDDDDE as 6 decimal digits
-  return std::string{bcd(static_cast<int>(nibbles / 10000 % 100)), bcd(static_cast<int>(nibbles / 100 % 100)),
-                     bcd(static_cast<int>(nibbles % 100))};
+  return codec::encode_profile_value(static_cast<std::uint64_t>(std::max<std::int64_t>(wh, 0)));
 }
 
 std::int64_t profile_value_carried(std::int64_t wh) {
-  std::int64_t digits = std::max<std::int64_t>(wh, 0), scale = 1;
-  int e = 0;
-  while (digits > 99999 && e < 9) {
-    digits /= 10;
-    scale *= 10;
-    ++e;
-  }
-  return std::min<std::int64_t>(digits, 99999) * scale;
+  // What a reader of the bytes gets back: DDDDD x 10^E.
+  const auto v = codec::decode_profile_value(profile_value_bytes(wh));
+  std::int64_t carried = v->digits;
+  for (int e = 0; e < v->exponent; ++e)
+    carried *= 10;
+  return carried;
 }
 
 day_range days_551(std::int64_t days, unix_seconds meter_now) {
@@ -198,18 +118,13 @@ std::vector<profile_item> profile_items(const meter_model& model, day_range rang
 std::string encode_profile(const std::vector<profile_item>& items) {
   std::string out;
   for (const auto& item : items) {
+    const auto time = static_cast<std::uint32_t>(item.time);
     if (item.marker == 0) {
-      out += '\0'; // status
-      for (int c = 0; c < channel_count; ++c)
-        out += profile_value_bytes(item.wh[c]);
-      continue;
-    }
-    out += static_cast<char>(item.marker);
-    out += le_bytes(static_cast<std::uint64_t>(item.time), 4);
-    if (item.marker == new_day) {
-      out += static_cast<char>(channel_mask >> 8); // big-endian
-      out += static_cast<char>(channel_mask & 0xFF);
-      out += static_cast<char>(integration_code);
+      out += codec::encode_data_record(0, std::vector<std::uint64_t>(item.wh.begin(), item.wh.end()));
+    } else if (item.marker == new_day) {
+      out += codec::encode_day_marker(codec::record_kind::new_day, time, channel_mask, integration_code);
+    } else {
+      out += codec::encode_event_marker(static_cast<codec::record_kind>(item.marker), time);
     }
   }
   out += static_cast<char>(end_of_data);
@@ -221,11 +136,11 @@ std::string encode_profile(const std::vector<profile_item>& items) {
 // ---- the meter ----
 
 elster_meter::elster_meter(meter_identity identity, meter_faults faults, elster_meter_config config)
-    : framed_meter(std::move(identity), std::move(faults), config), config_(std::move(config)) {
+    : framed_meter(std::move(identity), std::move(faults), config) {
   std::uint64_t key = splitmix64(model_.identity().seed);
   for (unsigned char c : model_.identity().serial)
     key = splitmix64(key ^ c);
-  const std::uint64_t seed = splitmix64(key + config_.session_number);
+  const std::uint64_t seed = splitmix64(key + config.session_number);
   char text[17];
   std::snprintf(text, sizeof text, "%016llX", static_cast<unsigned long long>(seed));
   seed_ = text;
@@ -258,11 +173,10 @@ void elster_meter::on_command(actions& out, const iec::message& m) {
   }
   if (m.command == "P2") {
     const auto& pw = model_.identity().password;
-    const std::string zeros(16, '0');
     const auto hash = drivers::elster::password_hash(pw, seed_); // nullopt: not 8 characters
     const bool hash_ok = (hash && m.text == "(" + *hash + ")") ||
                          (pw.empty() && m.text.size() == 18 && m.text.front() == '(' && m.text.back() == ')');
-    const bool ok = !model_.faults().reject_password && (hash_ok || m.text == "(" + zeros + ")");
+    const bool ok = !model_.faults().reject_password && (hash_ok || m.text == "(" + std::string(elster::codec::zero_operand) + ")");
     if (ok) {
       // Either operand opens a password session; the zero operand (security level 3's first
       // P2) gives read access only, the hash also write access.
@@ -357,13 +271,12 @@ void elster_meter::read(actions& out, const std::string& text) {
   const std::size_t packet = (static_cast<unsigned char>((*packet_text)[0]) << 8) |
                              static_cast<unsigned char>((*packet_text)[1]);
   const std::size_t ll = static_cast<unsigned char>((*length)[0]);
-  std::optional<std::string> data;
+  const std::string* data = nullptr; // the snapshot of this read, not copied per packet
   if (packet == 1 || !snapshots_.count(id)) {
-    data = data_of(id);
-    if (data)
-      snapshots_[id] = *data;
+    if (auto fresh = data_of(id))
+      data = &(snapshots_[id] = std::move(*fresh));
   } else {
-    data = snapshots_[id];
+    data = &snapshots_.at(id);
   }
   if (!data) {
     error(out, 2);
@@ -408,12 +321,7 @@ void elster_meter::write(actions& out, const std::string& text) {
     error(out, 1);
     return;
   }
-  auto le = [&](std::size_t at, std::size_t n) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      v |= static_cast<std::uint64_t>(static_cast<unsigned char>((*data)[at + i])) << (8 * i);
-    return v;
-  };
+  auto le = [&](std::size_t at, std::size_t n) { return elster::codec::decode_le_uint(data->substr(at, n)); };
   if (id == "551")
     select_profile(elster::days_551(static_cast<std::int64_t>(le(0, 2)), meter_now()));
   else
@@ -441,7 +349,7 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
     return x;
   }
   const std::string password =
-      request.password && !request.password->empty() ? *request.password : elster::default_password;
+      request.password && !request.password->empty() ? *request.password : std::string(elster::codec::default_password);
   if (password.size() != 8) { // the driver sends nothing for it
     x.end = {failure_kind::permanent, "password must be 8 characters"};
     return x;

@@ -85,7 +85,6 @@ inline constexpr std::uint8_t new_day = 0xE4, power_up = 0xE5, power_down = 0xE6
 inline constexpr std::uint16_t channel_mask = 0x003F; // Import, Export, Q1..Q4
 inline constexpr std::uint8_t integration_code = 9;   // 30 minutes
 inline constexpr std::int64_t all_days_cap = 4000;    // W1 551 FFFF
-inline constexpr const char* default_password = "00000000"; // a request without one
 
 unix_seconds day_floor(unix_seconds t);               // the meter day's 00:00
 std::string identification(const std::string& type); // without '/' and CR LF
@@ -153,7 +152,6 @@ private:
   std::optional<std::string> data_of(int id);
   void select_profile(elster::day_range range);
 
-  elster_meter_config config_;
   state state_ = state::password;
   std::string seed_;
   int reads_since_login_ = 0;

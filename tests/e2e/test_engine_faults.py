@@ -14,7 +14,7 @@ import socket
 import unittest
 
 from harness import HOST, Server
-from test_engine import SimulatedMeters, comparable, request_for, wait_done
+from test_engine import SimulatedMeters, comparable, predicted, request_for, wait_done
 
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 2  # seconds (scheduler.connect_timeout_seconds)
@@ -91,7 +91,7 @@ class EngineFaultTest(unittest.TestCase):
         return status, sim.expect(sim.meters[0], request), counters["meters"][0]
 
     def assert_as_expected(self, status, expected):
-        self.assertEqual(comparable(status), {k: expected.get(k, []) for k in comparable(status)},
+        self.assertEqual(comparable(status), predicted(expected),
                          "test %d" % status["testId"])
 
     # ---------------------------------------------------------------- transient: retried

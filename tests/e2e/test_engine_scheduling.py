@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import Server
-from test_engine import POLL_LIMIT, SimulatedMeters, comparable, request_for, wait_done
+from test_engine import POLL_LIMIT, SimulatedMeters, comparable, predicted, request_for, wait_done
 
 START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -45,7 +45,7 @@ def started(srv, test_id):
 class SchedulingTest(unittest.TestCase):
     def assert_as_expected(self, sim, meter, request, status):
         expected = sim.expect(meter, request)
-        self.assertEqual(comparable(status), {k: expected.get(k, []) for k in comparable(status)},
+        self.assertEqual(comparable(status), predicted(expected),
                          "test %d against %s" % (status["testId"], meter["remoteAddress"]))
         self.assertEqual(status["result"], "SUCCESS")
 

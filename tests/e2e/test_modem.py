@@ -6,18 +6,14 @@ simulated modem counts calls, so every test also checks that every call was hung
 
 import datetime
 import json
-import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 import unittest
 
 from harness import Server
 import test_engine
-from test_engine import comparable, start_mts_sim, wait_done
-from test_sim import MTS_SIM_BIN
+from test_engine import SimulatedMeters, comparable, predicted, wait_done
 
 GUARD_MS = 100        # escape guard time, both sides
 CONNECT_DELAY_MS = 200
@@ -26,45 +22,20 @@ SURVEY_DATE = (datetime.datetime.strptime(test_engine.EngineTest.START[:10], "%Y
                - datetime.timedelta(days=2)).isoformat()
 
 
-class SimulatedModem:
+class SimulatedModem(SimulatedMeters):
     """`mts-sim serve` with meters, a modem on a TCP port and one on a pseudo-terminal."""
 
     def __init__(self, count, seed, start_time, connect_delay_ms=CONNECT_DELAY_MS, meter_type="IEC62056-21"):
         # The meters' own TCP ports are not used here: free ones.
-        args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
-                "--port", "0", "--seed", str(seed), "--start-time", start_time,
-                "--freeze-clock", "--modem-port", "0", "--modem-pty",
-                "--connect-delay-ms", str(connect_delay_ms), "--guard-time-ms", str(GUARD_MS),
-                "--drop-after-bytes", "40"]
-        self.proc, self.meters = start_mts_sim(args, count)
+        super().__init__(count, seed, start_time, meter_type=meter_type, port=0,
+                         extra_args=["--modem-port", "0", "--modem-pty",
+                                     "--connect-delay-ms", str(connect_delay_ms),
+                                     "--guard-time-ms", str(GUARD_MS), "--drop-after-bytes", "40"])
         self.modem = json.loads(self.proc.stdout.readline())["modem"]
-        self.seed, self.start_time = seed, start_time
-        self._lines = []
-        self._cv = threading.Condition()
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-
-    def _read_stderr(self):
-        for line in self.proc.stderr:
-            with self._cv:
-                self._lines.append(line)
-                self._cv.notify_all()
 
     def calls(self):
         """The modem's call counters, asked for with SIGUSR1."""
-        with self._cv:
-            seen = len(self._lines)
-        self.proc.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        with self._cv:
-            while True:
-                for line in self._lines[seen:]:
-                    if line.startswith('{"modemCalls"'):
-                        return json.loads(line)["modemCalls"]
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError("no modem counters from mts-sim")
-                self._cv.wait(left)
+        return self.counters("modemCalls")["modemCalls"]
 
     def wait_all_hung_up(self):
         deadline = time.monotonic() + 30
@@ -74,26 +45,11 @@ class SimulatedModem:
                 return c
             time.sleep(0.2)
 
-    def expect(self, meter, request):
-        args = [MTS_SIM_BIN, "expect", "--type", meter["meterType"], "--seed", str(self.seed),
-                "--serial", meter["serialNumber"], "--clock-offset", str(meter["clockOffsetSeconds"]),
-                "--password", meter["password"], "--outstation-address", meter["outstationAddress"],
-                "--request", json.dumps(request), "--now", self.start_time]
-        out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
-        return json.loads(out.stdout)
-
     def gateway(self, name="gw"):
         return {"name": name, "gateway": "127.0.0.1:%d" % self.modem["tcpPort"], "init": ["ATE0"]}
 
     def serial(self, name="tty"):
         return {"name": name, "device": self.modem["pty"], "baud": 9600, "init": ["ATE0"]}
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=10)
-        self._reader.join(timeout=10)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 def modem_server(modems, overrides=(), **modems_section):
@@ -163,7 +119,7 @@ class ModemTest(unittest.TestCase):
         request = phone_request(meter, number, **changes)
         status = wait_done(srv, srv.test_request(request))
         expected = sim.expect(meter, request)
-        self.assertEqual(comparable(status), {k: expected.get(k, []) for k in comparable(status)})
+        self.assertEqual(comparable(status), predicted(expected))
         return status
 
     def test_success_through_a_tcp_gateway(self):
