@@ -16,9 +16,10 @@
 // - The reactor must outlive every connection actor's terminal callback: main stops it after
 //   the actors have exited and before the actor system is destroyed.
 //
-// Addresses: "host:port" or "[v6]:port" (what validation accepts as the TCP form of
-// remoteAddress); parse_tcp_address gives the parts, or nothing for a telephone number.
+// Addresses: parse_tcp_address (common/tcp_address.hpp) gives the parts of "host:port" or
+// "[v6]:port", or nothing for a telephone number.
 #include "actors/interfaces.hpp"
+#include "common/tcp_address.hpp"
 #include "drivers/char_format.hpp"
 #include "io/tcp_reactor.hpp"
 
@@ -32,13 +33,6 @@
 
 namespace mts {
 
-struct tcp_address {
-  std::string host; // as the reactor takes it ("[::1]" keeps its brackets)
-  std::uint16_t port = 0;
-};
-
-// "host:port" / "[v6]:port" with a port 1..65535; nothing for anything else (telephone numbers).
-std::optional<tcp_address> parse_tcp_address(const std::string& remote_address);
 
 // The connection actor's full interface: the owner's commands plus the reactor's events
 // (sent by its callbacks, forwarded unchanged to the owner).

@@ -32,7 +32,6 @@ public:
   // clock empty: the system clock (UTC).
   modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock = {});
 
-  std::size_t size() const { return modems_.size(); }
   bool empty() const { return modems_.empty(); }
 
   // Whether a modem is free and in service now.

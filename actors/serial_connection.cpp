@@ -15,7 +15,6 @@
 namespace mts {
 namespace {
 
-
 std::optional<speed_t> speed_of(std::int64_t baud) {
   switch (baud) {
   case 300: return B300;
@@ -30,6 +29,14 @@ std::optional<speed_t> speed_of(std::int64_t baud) {
   case 115200: return B115200;
   default: return std::nullopt;
   }
+}
+
+// The termios bits of a character format (CSIZE and the parity bits).
+tcflag_t size_flags(const drivers::line_settings& f) {
+  return f.data_bits == 5 ? CS5 : f.data_bits == 6 ? CS6 : f.data_bits == 7 ? CS7 : CS8;
+}
+tcflag_t parity_flags(const drivers::line_settings& f) {
+  return f.parity == 'N' ? 0 : f.parity == 'O' ? (PARENB | PARODD) : PARENB;
 }
 
 void drop_dtr(int fd) {
@@ -48,16 +55,8 @@ std::optional<std::string> configure_serial_port(int fd, std::int64_t baud, cons
     return std::strerror(errno);
   ::cfmakeraw(&t);
   t.c_cflag &= ~static_cast<tcflag_t>(CSIZE | PARENB | PARODD | CSTOPB | CRTSCTS);
-  switch (format.data_bits) {
-  case 5: t.c_cflag |= CS5; break;
-  case 6: t.c_cflag |= CS6; break;
-  case 7: t.c_cflag |= CS7; break;
-  default: t.c_cflag |= CS8; break;
-  }
+  t.c_cflag |= size_flags(format) | parity_flags(format);
   if (format.parity != 'N') {
-    t.c_cflag |= PARENB;
-    if (format.parity == 'O')
-      t.c_cflag |= PARODD;
     t.c_iflag |= INPCK;
     t.c_iflag &= ~static_cast<tcflag_t>(IGNPAR | PARMRK);
   }
@@ -90,9 +89,7 @@ bool port_keeps_format(int fd, const drivers::line_settings& format) {
   termios t{};
   if (::tcgetattr(fd, &t) != 0)
     return false;
-  const tcflag_t size = format.data_bits == 5 ? CS5 : format.data_bits == 6 ? CS6 : format.data_bits == 7 ? CS7 : CS8;
-  const tcflag_t parity = format.parity == 'N' ? 0 : format.parity == 'O' ? (PARENB | PARODD) : PARENB;
-  return (t.c_cflag & CSIZE) == size && (t.c_cflag & (PARENB | PARODD)) == parity;
+  return (t.c_cflag & CSIZE) == size_flags(format) && (t.c_cflag & (PARENB | PARODD)) == parity_flags(format);
 }
 
 serial_connection_actor::behavior_type

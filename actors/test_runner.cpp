@@ -50,6 +50,15 @@ void complete(self_ptr self) {
   self->quit();
 }
 
+// A dial-up attempt's connection times are its call's (not the link to the modem's).
+void take_call_times(self_ptr self) {
+  auto& st = self->state;
+  if (auto started = st.dialer->call_started()) {
+    st.connection_start = *started / 1000;
+    st.connection_end = st.dialer->call_ended().value_or(now_ms(self)) / 1000;
+  }
+}
+
 // Dial-up bookkeeping at the end of an attempt: the call's times, and a modem fault taking
 // the modem out of service. Returns whether the attempt failed because of the modem.
 bool end_dial_up_attempt(self_ptr self, const drivers::finish& end) {
@@ -58,18 +67,15 @@ bool end_dial_up_attempt(self_ptr self, const drivers::finish& end) {
   st.connection_end.reset();
   std::optional<std::string> fault;
   if (st.dialer) {
-    if (auto started = st.dialer->call_started()) {
-      st.connection_start = *started / 1000;
-      st.connection_end = st.dialer->call_ended().value_or(now_ms(self)) / 1000;
-    }
+    take_call_times(self);
     if (st.dialer->dropped_line_changes() > 0)
       spdlog::debug("test {}: {} baud switch(es) not possible over the call", st.record.id,
                     st.dialer->dropped_line_changes());
     fault = st.dialer->modem_fault();
   }
-  if (st.modem_link_failed || (!st.link_up && end.reason != "no modem available"))
+  if (!st.link_up)
     fault = end.reason; // the link to the modem did not come up
-  if (!fault || !st.modem_name)
+  if (!fault || !st.modem_name) // no modem_name: none was available, no modem is at fault
     return false;
   st.config.modems->fault(st.record.id, *fault);
   st.modem_faults += 1;
@@ -144,7 +150,6 @@ bool current(self_ptr self, std::uint64_t tag) {
 // A dial-up attempt: the modem, the AT decorator around the meter driver, the link to the modem.
 void start_dial_up_attempt(self_ptr self, std::int64_t attempt) {
   auto& st = self->state;
-  st.modem_link_failed = false;
   st.modem_name.reset();
   auto modem = st.config.modems->acquire(st.record.id);
   if (!modem) {
@@ -340,7 +345,6 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
         return;
       note(self, "connect failed", reason);
       if (st.dial_up) { // the link to the modem itself: the modem is at fault
-        st.modem_link_failed = true;
         end_attempt(self, {drivers::failure_kind::transient,
                            "cannot reach modem " + st.modem_name.value_or("?") + ": " + reason});
         return;
@@ -355,8 +359,9 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       auto acts = st.driver->on_timer(id, now_ms(self));
       // A timer that makes the driver send was a reaction delay (the send shows it); one that
       // does not is worth seeing (a response timeout, the end of the baud switch delay).
-      if (std::none_of(acts.begin(), acts.end(),
-                       [](const auto& a) { return std::holds_alternative<drivers::send_bytes>(a); }))
+      if (transcript(self) && std::none_of(acts.begin(), acts.end(), [](const auto& a) {
+            return std::holds_alternative<drivers::send_bytes>(a);
+          }))
         note(self, "timer");
       execute(self, std::move(acts));
     },
@@ -386,10 +391,8 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
         if (auto* t = transcript(self))
           t->end(now_ms(self), "test deadline exceeded");
         self->send(st.conn, close_atom::value); // a serial modem link drops DTR as it closes
-        if (st.dialer && st.dialer->call_started()) {
-          st.connection_start = *st.dialer->call_started() / 1000;
-          st.connection_end = st.dialer->call_ended().value_or(now_ms(self)) / 1000;
-        }
+        if (st.dialer)
+          take_call_times(self);
         if (st.connection_start && !st.connection_end)
           st.connection_end = now_s(self);
         if (st.driver)

@@ -133,7 +133,6 @@ struct test_runner_state {
   bool dial_up = false;
   drivers::at_modem_driver* dialer = nullptr;
   std::optional<std::string> modem_name;
-  bool modem_link_failed = false;
   std::int64_t modem_faults = 0;
   bool past_deadline = false; // the test deadline passed while a call was hung up
 

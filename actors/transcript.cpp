@@ -96,16 +96,21 @@ attempt_transcript::attempt_transcript(std::int64_t attempt, drivers::unix_ms st
                                        std::vector<std::string> secrets)
     : attempt_(attempt), start_(start), max_bytes_(max_bytes), secrets_(std::move(secrets)) {}
 
-void attempt_transcript::data(drivers::unix_ms now, const char* event, std::string_view bytes) {
-  if (full_) { // not even masked: it is dropped
+// Once full, a further event (but the end) is dropped before it is masked and rendered.
+bool attempt_transcript::drop_if_full() {
+  if (full_)
     ++dropped_events_;
-    return;
-  }
-  add({now - start_, event, printable_bytes(mask_secrets(bytes, secrets_)), true}, false);
+  return full_;
+}
+
+void attempt_transcript::data(drivers::unix_ms now, const char* event, std::string_view bytes) {
+  if (!drop_if_full())
+    add({now - start_, event, printable_bytes(mask_secrets(bytes, secrets_)), true}, false);
 }
 
 void attempt_transcript::event(drivers::unix_ms now, std::string event, std::string detail) {
-  add({now - start_, std::move(event), mask_secrets(detail, secrets_), false}, false);
+  if (!drop_if_full())
+    add({now - start_, std::move(event), mask_secrets(detail, secrets_), false}, false);
 }
 
 void attempt_transcript::end(drivers::unix_ms now, std::string reason) {
@@ -138,7 +143,7 @@ boost::json::object attempt_transcript::to_json() const {
     events.push_back(std::move(o));
   }
   return bj::object{{"attempt", attempt_},
-                    {"startTime", format_utc(start_ >= 0 ? start_ / 1000 : -((-start_ + 999) / 1000))},
+                    {"startTime", format_utc(floor_div(start_, 1000))},
                     {"events", std::move(events)},
                     {"droppedEvents", dropped_events_}};
 }

@@ -73,6 +73,7 @@ private:
     bool is_data;
   };
   void data(drivers::unix_ms now, const char* event, std::string_view bytes);
+  bool drop_if_full();
   void add(entry e, bool always);
 
   std::int64_t attempt_;

@@ -67,7 +67,7 @@ unix_seconds now_utc() {
 std::string format_utc(unix_seconds t) {
   // Arithmetic rather than gmtime_r + snprintf: a test's outcome formats thousands of survey
   // times, and this is several times faster. Years outside 0000..9999 take the slow path.
-  const std::int64_t days = t >= 0 ? t / seconds_per_day : -((-t + seconds_per_day - 1) / seconds_per_day);
+  const std::int64_t days = floor_div(t, seconds_per_day);
   const auto sod = static_cast<int>(t - days * seconds_per_day);
   // Civil date of a day number (H. Hinnant's algorithm, the inverse of days_from_civil).
   const std::int64_t z = days + 719468;

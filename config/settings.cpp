@@ -1,5 +1,6 @@
 #include "config/settings.hpp"
 
+#include "common/tcp_address.hpp"
 #include "common/toml.hpp"
 
 #include <algorithm>
@@ -452,19 +453,6 @@ const char* const modem_keys[][3] = {
      "Device only: carry the call's character format in software (a GSM modem moving 8 bits)."},
 };
 
-bool valid_gateway(const std::string& g) {
-  const auto colon = g.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 >= g.size() || g.size() - colon - 1 > 5)
-    return false;
-  long port = 0;
-  for (std::size_t i = colon + 1; i < g.size(); ++i) {
-    if (g[i] < '0' || g[i] > '9')
-      return false;
-    port = port * 10 + (g[i] - '0');
-  }
-  return port >= 1 && port <= 65535;
-}
-
 void apply_modems(const toml::key& key, const toml::node& node, settings& s, std::vector<file_problem>& problems) {
   auto* array = node.as_array();
   if (!array || !array->is_array_of_tables()) {
@@ -537,7 +525,7 @@ void apply_modems(const toml::key& key, const toml::node& node, settings& s, std
       fail(at, "name: \"" + shorten(m.name) + "\" is used by another modem");
     else if (m.device.empty() == m.gateway.empty())
       fail(at, "device, gateway: set exactly one of them");
-    else if (!m.gateway.empty() && !valid_gateway(m.gateway))
+    else if (!m.gateway.empty() && !parse_tcp_address(m.gateway))
       fail(at, "gateway: must be host:port with a port 1..65535");
     else
       s.modem.push_back(std::move(m));

@@ -11,8 +11,7 @@ framed_meter::framed_meter(meter_identity identity, meter_faults faults, const f
     : model_(std::move(identity), std::move(faults)), timing_(timing) {}
 
 unix_seconds framed_meter::meter_now() const {
-  const unix_seconds t =
-      timing_.pinned_now ? *timing_.pinned_now : (now_ >= 0 ? now_ / 1000 : -((-now_ + 999) / 1000));
+  const unix_seconds t = timing_.pinned_now ? *timing_.pinned_now : floor_div(now_, 1000);
   return t + model_.identity().clock_offset_seconds;
 }
 
