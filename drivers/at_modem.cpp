@@ -134,8 +134,7 @@ actions at_modem_driver::on_timer(std::uint64_t id, unix_ms now) {
     send_command(out, "ATH", config_.command_timeout);
     break;
   case stage::hangup_guard_after:
-    stage_ = stage::hangup;
-    send_command(out, "ATH", config_.command_timeout);
+    send_ath(out);
     break;
   case stage::reset_hangup:
   case stage::command:
@@ -146,8 +145,7 @@ actions at_modem_driver::on_timer(std::uint64_t id, unix_ms now) {
                          "no CONNECT within " + std::to_string(config_.connect_timeout.count() / 1000) + " s"});
     break;
   case stage::abort_dial:
-    stage_ = stage::hangup;
-    send_command(out, "ATH", config_.command_timeout);
+    send_ath(out);
     break;
   case stage::hangup:
     end(out, result_); // the modem did not confirm; closing the link drops DTR anyway
@@ -245,20 +243,17 @@ void at_modem_driver::handle_line(actions& out, const std::string& line, unix_ms
       call_started_ = now;
       start_hangup(out, result_, true, now);
     } else {
-      stage_ = stage::hangup;
-      send_command(out, "ATH", config_.command_timeout);
+      send_ath(out);
     }
     break;
   case stage::hangup_guard_before: // the meter ended the call itself: no escape needed
     if (code == result_code::no_carrier) {
-      stage_ = stage::hangup;
-      send_command(out, "ATH", config_.command_timeout);
+      send_ath(out);
     }
     break;
   case stage::hangup_guard_after: // the escape's OK (meter bytes in between are not results)
     if (code == result_code::ok || code == result_code::no_carrier) {
-      stage_ = stage::hangup;
-      send_command(out, "ATH", config_.command_timeout);
+      send_ath(out);
     }
     break;
   case stage::hangup:
@@ -318,6 +313,12 @@ void at_modem_driver::online_bytes(actions& out, std::string_view data, unix_ms 
     start_hangup(out, {failure_kind::transient, "line dropped"}, false, now);
 }
 
+// The hang-up command after a call (or a stopped dialling).
+void at_modem_driver::send_ath(actions& out) {
+  stage_ = stage::hangup;
+  send_command(out, "ATH", config_.command_timeout);
+}
+
 // Any character aborts the dialling; the modem answers with a result, then ATH.
 void at_modem_driver::abort_dialling(actions& out, finish result) {
   result_ = std::move(result);
@@ -369,8 +370,7 @@ void at_modem_driver::start_hangup(actions& out, finish result, bool escape, uni
     stage_ = stage::hangup_guard_before;
     arm_own(out, config_.guard_time);
   } else {
-    stage_ = stage::hangup;
-    send_command(out, "ATH", config_.command_timeout);
+    send_ath(out);
   }
 }
 

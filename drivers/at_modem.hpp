@@ -118,6 +118,7 @@ private:
   void online_bytes(actions& out, std::string_view data, unix_ms now);
   void start_hangup(actions& out, finish result, bool escape, unix_ms now);
   void abort_dialling(actions& out, finish result);
+  void send_ath(actions& out);
   void end(actions& out, finish result);
   void modem_failed(actions& out, std::string reason);
 

@@ -17,14 +17,6 @@ std::string hex_number(std::size_t value, int digits) {
   return buf;
 }
 
-std::string_view trim_spaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // "(hex)" -> bytes, when the hex is exactly `size` bytes.
 std::optional<std::string> parenthesised_bytes(std::string_view text, std::size_t size) {
   if (text.size() != 2 * size + 2 || text.front() != '(' || text.back() != ')')
@@ -78,15 +70,8 @@ void elster_driver::on_message(actions& out, const iec::message& m, unix_ms now)
       on_identification(out, m.text);
     return;
   case stage::p0:
-    if (m.kind == k::identification)
-      return;
-    if (m.kind == k::command && m.command == "P0") {
+    if (is_p0(out, m))
       on_seed(out, m.text);
-      return;
-    }
-    fail(out, failure_kind::transient,
-         m.kind == k::command && !m.command.empty() && m.command[0] == 'B' ? "meter signed off"
-                                                                           : "unexpected answer to option select");
     return;
   case stage::password:
     on_password_reply(out, m);
@@ -151,6 +136,11 @@ void elster_driver::on_password_reply(actions& out, const iec::message& m) {
     plan_.insert(plan_.end(), {item::channels, item::period, item::select, item::blocks, item::profile});
   pos_ = 0;
   start_item(out);
+}
+
+// Meter time minus UTC, seconds (the per-type setting).
+unix_seconds elster_driver::clock_offset() const {
+  return static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
 }
 
 bool elster_driver::is_write() const { return plan_[pos_] == item::select; }
@@ -226,7 +216,7 @@ void elster_driver::send_request(actions& out) {
     return;
   }
   if (is_write()) {
-    const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+    const unix_seconds offset = clock_offset();
     std::string bytes;
     if (config_.profile_selection == elster_profile_selection::days) {
       const auto today = floor_div(meter_clock_, seconds_per_day);
@@ -297,15 +287,11 @@ void elster_driver::on_request_reply(actions& out, const iec::message& m, unix_m
 
 void elster_driver::item_complete(actions& out, const std::string& data, unix_ms now) {
   const unix_seconds now_s = now / 1000;
-  const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+  const unix_seconds offset = clock_offset();
   switch (plan_[pos_]) {
   case item::serial: {
-    const auto serial = elster::normalise_serial(data);
-    readings_.serial_number = serial;
-    if (request_.expected_serial && std::string(trim_spaces(*request_.expected_serial)) != serial) {
-      fail(out, failure_kind::permanent, "Serial number mismatch");
+    if (!accept_serial(out, elster::normalise_serial(data)))
       return;
-    }
     break;
   }
   case item::clock:
@@ -363,7 +349,7 @@ void elster_driver::item_complete(actions& out, const std::string& data, unix_ms
 
 void elster_driver::store_profile() {
   const unix_seconds from = *request_.survey_from, to = *request_.survey_to;
-  const unix_seconds offset = static_cast<unix_seconds>(config_.clock_utc_offset_minutes) * 60;
+  const unix_seconds offset = clock_offset();
   const unix_seconds period = static_cast<unix_seconds>(period_minutes_) * 60;
   const auto& names = elster::channel_names();
 

@@ -85,6 +85,7 @@ private:
   std::string data_id() const;
   std::size_t item_size() const;
   bool is_write() const;
+  unix_seconds clock_offset() const;
   void store_profile();
 
   elster_config config_;

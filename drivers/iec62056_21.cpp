@@ -278,18 +278,11 @@ void iec62056_21_driver::on_message(actions& out, const iec::message& m, unix_ms
     return;
   }
   case stage::p0:
-    if (m.kind == k::identification)
-      return;
-    if (m.kind == k::command && m.command == "P0") {
+    if (is_p0(out, m)) {
       repeats_ = 0;
       stage_ = stage::password;
       schedule(out, iec::command_message("P1", "(" + request_.password.value_or("") + ")"));
-      return;
     }
-    fail(out, failure_kind::transient,
-         m.kind == k::command && m.command.size() >= 1 && m.command[0] == 'B'
-             ? "meter signed off"
-             : "unexpected answer to option select");
     return;
   case stage::password:
     if (m.kind != k::ack) {
@@ -374,12 +367,8 @@ void iec62056_21_driver::handle_read(actions& out, const iec::message& m, unix_m
   }
   switch (s.what) {
   case item::serial: {
-    const std::string serial(trim(*value));
-    readings_.serial_number = serial;
-    if (request_.expected_serial && std::string(trim(*request_.expected_serial)) != serial) {
-      fail(out, failure_kind::permanent, "Serial number mismatch");
+    if (!accept_serial(out, std::string(trim(*value))))
       return;
-    }
     break;
   }
   case item::time:

@@ -175,17 +175,43 @@ void iec_session_driver::meter_nak(actions& out) {
   schedule(out, last_sent_);
 }
 
+bool iec_session_driver::is_sign_off(const iec::message& m) {
+  return m.kind == iec::message_kind::command && !m.command.empty() && m.command[0] == 'B';
+}
+
 bool iec_session_driver::nak_or_sign_off(actions& out, const iec::message& m) {
-  using k = iec::message_kind;
-  if (m.kind == k::nak) {
+  if (m.kind == iec::message_kind::nak) {
     meter_nak(out);
     return true;
   }
-  if (m.kind == k::command && !m.command.empty() && m.command[0] == 'B') {
+  if (is_sign_off(m)) {
     fail(out, failure_kind::transient, "meter signed off");
     return true;
   }
   return false;
+}
+
+bool iec_session_driver::is_p0(actions& out, const iec::message& m) {
+  using k = iec::message_kind;
+  if (m.kind == k::command && m.command == "P0")
+    return true;
+  if (m.kind != k::identification)
+    fail(out, failure_kind::transient, is_sign_off(m) ? "meter signed off" : "unexpected answer to option select");
+  return false;
+}
+
+bool iec_session_driver::accept_serial(actions& out, std::string serial) {
+  readings_.serial_number = std::move(serial);
+  if (const auto& want = request_.expected_serial) {
+    const auto first = want->find_first_not_of(" \t");
+    const std::string trimmed =
+        first == std::string::npos ? std::string() : want->substr(first, want->find_last_not_of(" \t") - first + 1);
+    if (trimmed == *readings_.serial_number)
+      return true;
+    fail(out, failure_kind::permanent, "Serial number mismatch");
+    return false;
+  }
+  return true;
 }
 
 void iec_session_driver::add_event(std::string text) {

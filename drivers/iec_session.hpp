@@ -83,6 +83,13 @@ protected:
   // The answers any request can meet: the meter's NAK (it got the command garbled: resend it)
   // and a sign-off B0/B1 (transient "meter signed off"). True when `m` was one of them.
   bool nak_or_sign_off(actions& out, const iec::message& m);
+  // In stage::p0: whether `m` is the meter's P0 (its operand is m.text). A repeated
+  // identification is ignored; anything else fails the session ("meter signed off" for B0/B1,
+  // else "unexpected answer to option select").
+  bool is_p0(actions& out, const iec::message& m);
+  // Records the serial number read; when the request expects another (compared without
+  // surrounding blanks) fails the session permanently ("Serial number mismatch"): false.
+  bool accept_serial(actions& out, std::string serial);
   // Appends a status event to readings_.
   void add_event(std::string text);
   // Changes the reaction delay for every later send.
@@ -103,6 +110,7 @@ private:
   void bad_block(actions& out);
   std::string timeout_reason() const;
   void meter_nak(actions& out);
+  static bool is_sign_off(const iec::message& m);
 
   iec_session_settings settings_;
   iec::frame_parser parser_;

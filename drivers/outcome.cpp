@@ -106,9 +106,12 @@ test_outcome make_outcome(test_id id, const session_request& request, const mete
   else
     out.result = "ERROR: " + why;
   out.readings_json = json::serialize(readings);
-  if (survey_requested) // the last member: written straight to text (see survey_json)
-    out.readings_json.insert(out.readings_json.size() - 1,
-                             (readings.empty() ? "\"surveyData\":" : ",\"surveyData\":") + survey_json(r));
+  if (survey_requested) { // the last member: written straight to text (see survey_json)
+    out.readings_json.pop_back(); // the object's '}'
+    out.readings_json += readings.empty() ? "\"surveyData\":" : ",\"surveyData\":";
+    out.readings_json += survey_json(r);
+    out.readings_json += '}';
+  }
   return out;
 }
 
