@@ -127,9 +127,10 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
   std::optional<sim::sim_server> server;
   std::optional<sim::modem_server> modem;
   try {
-    const auto meters = cfg.meters;
-    server.emplace(reactor, std::move(cfg.meters), opts);
-    if (a.modem_port || a.modem_pty) {
+    const bool with_modem = a.modem_port || a.modem_pty;
+    // The modem server holds its own copy of the meters (it dials them); only then is one made.
+    server.emplace(reactor, with_modem ? cfg.meters : std::move(cfg.meters), opts);
+    if (with_modem) {
       sim::modem_server_options mo;
       mo.address = opts.address;
       if (a.modem_port)
@@ -138,7 +139,7 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
       mo.modem.connect_delay = std::chrono::milliseconds(a.connect_delay_ms);
       mo.modem.guard_time = std::chrono::milliseconds(a.guard_time_ms);
       mo.modem.drop_after_bytes = a.drop_after_bytes;
-      modem.emplace(reactor, meters, opts, mo);
+      modem.emplace(reactor, std::move(cfg.meters), opts, mo);
     }
   } catch (const std::system_error& e) {
     throw sim::sim_error(e.what());

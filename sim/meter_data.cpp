@@ -1,6 +1,5 @@
 #include "sim/meter_data.hpp"
 
-#include "sim/elster_meter.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -185,10 +184,8 @@ std::vector<profile_entry> meter_model::survey(unix_seconds from, unix_seconds t
   return out;
 }
 
-drivers::meter_readings expected_readings(const meter_identity& identity, const meter_faults& faults,
-                                          const drivers::session_request& request, unix_seconds now) {
-  if (is_elster_type(identity.type))
-    return expected_elster(identity, faults, request, now).readings;
+drivers::meter_readings expected_iec_readings(const meter_identity& identity, const meter_faults& faults,
+                                              const drivers::session_request& request, unix_seconds now) {
   drivers::meter_readings r;
   if (faults.silent || faults.refuse_connection)
     return r;

@@ -130,9 +130,10 @@ private:
   std::array<std::int64_t, channel_count> base_{};
 };
 
-// What a correct client (the driver of identity.type with its default configuration; the
-// Elster types are predicted by sim/elster_meter.hpp expected_elster) must report
-// for `request` at true time `now`, the meter's clock reading `now + clock_offset`.
+// What a correct client (the driver of identity.type with its default configuration) must
+// report for `request` at true time `now`, the meter's clock reading `now + clock_offset`.
+// Defined with the sessions (sim/meter_session.cpp): it picks expected_iec_readings below, or
+// for the Elster types sim/elster_meter.hpp expected_elster.
 // Register timestamps and meter_time_taken are `now` (a real session reads them a little
 // later: compare those with a tolerance). Faults: silent, refused or rejected password ->
 // nothing; serial mismatch -> the serial only; drop_mid_profile -> no survey. drop_after_bytes
@@ -140,5 +141,8 @@ private:
 // handles NAK reports the full result).
 drivers::meter_readings expected_readings(const meter_identity& identity, const meter_faults& faults,
                                           const drivers::session_request& request, unix_seconds now);
+// The IEC 62056-21 meter's part of expected_readings.
+drivers::meter_readings expected_iec_readings(const meter_identity& identity, const meter_faults& faults,
+                                              const drivers::session_request& request, unix_seconds now);
 
 } // namespace mts::sim

@@ -16,4 +16,11 @@ std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity
   return std::make_unique<iec_meter>(identity, faults, config);
 }
 
+drivers::meter_readings expected_readings(const meter_identity& identity, const meter_faults& faults,
+                                          const drivers::session_request& request, unix_seconds now) {
+  if (is_elster_type(identity.type))
+    return expected_elster(identity, faults, request, now).readings;
+  return expected_iec_readings(identity, faults, request, now);
+}
+
 } // namespace mts::sim

@@ -97,7 +97,6 @@ public:
   const drivers::line_settings& dte_format() const { return dte_format_; }
 
   bool in_call() const { return call_up_; }
-  bool online() const { return state_ == state::online; }
   const std::string& dialled() const { return dialled_; }
 
 private:

@@ -67,7 +67,6 @@ struct modem_server::shared {
   std::optional<io::listener_id> listener;
   std::string pty_path;
   int pty_slave = -1; // held open by the server (see the header)
-  std::optional<io::connection_id> pty_connection;
 
   mutable std::mutex m;
   modem_counters counters;
@@ -81,15 +80,7 @@ struct modem_server::shared {
     using namespace std::chrono;
     return duration_cast<milliseconds>(steady_clock::now() - started).count() + 1000000;
   }
-  drivers::unix_ms now_ms() const {
-    using namespace std::chrono;
-    if (!meter_options.start_time)
-      return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-    const auto base = *meter_options.start_time * 1000;
-    if (meter_options.freeze_clock)
-      return base;
-    return base + duration_cast<milliseconds>(steady_clock::now() - started).count();
-  }
+  drivers::unix_ms now_ms() const { return meters_clock_ms(meter_options, started); }
   // Returns the dialled meter's session number (from 1): it picks the Elster P0 seed.
   std::uint64_t call_started(std::size_t meter) {
     std::lock_guard<std::mutex> lock(m);
@@ -295,7 +286,6 @@ modem_server::modem_server(io::tcp_reactor& reactor, std::vector<sim_meter> mete
     const auto id = reactor.adopt(master, session);
     session->bind(id);
     s.line_opened(id);
-    s.pty_connection = id;
   }
   // Registrations run on the I/O thread: wait for them (bounded) so the line is usable at once.
   reactor.wait_for_posted(std::chrono::seconds(10));
@@ -316,8 +306,6 @@ modem_server::~modem_server() {
     ::close(shared_->pty_slave);
 }
 
-std::uint16_t modem_server::tcp_port() const { return shared_->port; }
-const std::string& modem_server::pty_path() const { return shared_->pty_path; }
 
 modem_counters modem_server::counters() const {
   std::lock_guard<std::mutex> lock(shared_->m);

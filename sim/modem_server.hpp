@@ -21,7 +21,6 @@
 // Counters: calls open now, the peak and the total, and how calls ended (hangup by ATH or ATZ,
 // meterClosed, dropped, linkClosed), for the tests that check that every call is hung up.
 #include "io/tcp_reactor.hpp"
-#include "sim/iec_meter.hpp"
 #include "sim/modem.hpp"
 #include "sim/server.hpp"
 #include "sim/sim_config.hpp"
@@ -65,8 +64,6 @@ public:
   modem_server(const modem_server&) = delete;
   modem_server& operator=(const modem_server&) = delete;
 
-  std::uint16_t tcp_port() const;       // 0 when not serving TCP
-  const std::string& pty_path() const;  // empty when not serving a pty
   // {"modem":{"tcpPort":..,"pty":"..","numbers":[..],"dropNumbers":[..],"busy":..,
   //  "noAnswer":..,"noCarrier":..}}
   std::string json_line() const;

@@ -17,6 +17,16 @@ namespace {
 class session;
 }
 
+drivers::unix_ms meters_clock_ms(const server_options& options, std::chrono::steady_clock::time_point started) {
+  using namespace std::chrono;
+  if (!options.start_time)
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  const auto base = *options.start_time * 1000;
+  if (options.freeze_clock)
+    return base;
+  return base + duration_cast<milliseconds>(steady_clock::now() - started).count();
+}
+
 struct sim_server::shared {
   shared(io::tcp_reactor& r, std::vector<sim_meter> m, server_options o)
       : reactor(r), meters(std::move(m)), options(std::move(o)) {
@@ -37,15 +47,7 @@ struct sim_server::shared {
   bool stopping = false;
   std::unordered_map<io::connection_id, std::size_t> live; // connection -> meter index
 
-  drivers::unix_ms now_ms() const {
-    using namespace std::chrono;
-    if (!options.start_time)
-      return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-    const auto base = *options.start_time * 1000;
-    if (options.freeze_clock)
-      return base;
-    return base + duration_cast<milliseconds>(steady_clock::now() - started).count();
-  }
+  drivers::unix_ms now_ms() const { return meters_clock_ms(options, started); }
 
   // The meter's session number (from 1), or nothing when the server is going away (the
   // connection is refused).

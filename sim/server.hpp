@@ -45,6 +45,10 @@ struct server_options {
   iec_meter_config meter_config;
 };
 
+// The meters' clock, ms since the epoch: the system clock, or from options.start_time (frozen
+// there, or running since `started`).
+drivers::unix_ms meters_clock_ms(const server_options& options, std::chrono::steady_clock::time_point started);
+
 struct session_counters {
   std::uint64_t now = 0;
   std::uint64_t peak = 0;

@@ -477,7 +477,7 @@ std::string expected_result_json(const meter_identity& identity, const meter_fau
     readings = std::move(x.readings);
     end = std::move(x.end);
   } else {
-    readings = expected_readings(identity, faults, rq, now);
+    readings = expected_iec_readings(identity, faults, rq, now);
     end = expected_iec_end(identity, faults, rq);
   }
   const auto outcome = drivers::make_outcome(0, rq, readings, end, now);
