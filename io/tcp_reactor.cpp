@@ -286,6 +286,20 @@ connection_id tcp_reactor::connect(std::string host, std::uint16_t port,
   return id;
 }
 
+// A descriptor that cannot be adopted is closed (its before_close hook first) and reported.
+void tcp_reactor::refuse_adopted(connection_id id, int fd, const std::shared_ptr<link_handler>& h,
+                                 const std::function<void(int)>& before_close, const char* reason) {
+  if (before_close)
+    before_close(fd);
+  ::close(fd);
+  if (h) {
+    try {
+      h->on_connect_failed(id, reason);
+    } catch (...) {
+    }
+  }
+}
+
 connection_id tcp_reactor::adopt(int fd, std::shared_ptr<link_handler> handler,
                                  std::function<void(int)> before_close) {
   const connection_id id = next_id_++;
@@ -293,17 +307,8 @@ connection_id tcp_reactor::adopt(int fd, std::shared_ptr<link_handler> handler,
   bool queued = enqueue([this, id, fd, handler = std::move(handler), before_close]() mutable {
     do_adopt(id, fd, std::move(handler), std::move(before_close));
   });
-  if (!queued) {
-    if (before_close)
-      before_close(fd);
-    ::close(fd);
-    if (h) {
-      try {
-        h->on_connect_failed(id, "reactor stopped");
-      } catch (...) {
-      }
-    }
-  }
+  if (!queued)
+    refuse_adopted(id, fd, h, before_close, "reactor stopped");
   return id;
 }
 
@@ -740,7 +745,7 @@ void tcp_reactor::try_next_address(connection& c) {
 void tcp_reactor::on_connect_event(connection& c, std::uint32_t events) {
   int err = 0;
   socklen_t len = sizeof err;
-  if (c.is_socket && ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+  if (::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
     err = errno;
   if (err == 0 && !(events & EPOLLOUT))
     err = ECONNREFUSED; // hang-up without an error code
@@ -752,6 +757,12 @@ void tcp_reactor::on_connect_event(connection& c, std::uint32_t events) {
     try_next_address(c);
     return;
   }
+  on_open(c);
+}
+
+// The link is up (a connect completed, or a descriptor was adopted): tell the handler, then
+// send what was queued meanwhile.
+void tcp_reactor::on_open(connection& c) {
   c.st = connection::state::open;
   c.connect_deadline = clock::time_point::max();
   const auto now_open = ++open_;
@@ -778,13 +789,7 @@ void tcp_reactor::on_connect_event(connection& c, std::uint32_t events) {
 void tcp_reactor::do_adopt(connection_id id, int fd, std::shared_ptr<link_handler> h,
                            std::function<void(int)> before_close) {
   if (!running_ || connections_.size() >= opts_.max_connections) {
-    if (before_close)
-      before_close(fd);
-    ::close(fd);
-    try {
-      h->on_connect_failed(id, running_ ? "too many connections" : "reactor stopped");
-    } catch (...) {
-    }
+    refuse_adopted(id, fd, h, before_close, running_ ? "too many connections" : "reactor stopped");
     return;
   }
   const int flags = ::fcntl(fd, F_GETFL, 0);
@@ -798,9 +803,8 @@ void tcp_reactor::do_adopt(connection_id id, int fd, std::shared_ptr<link_handle
   c.outgoing = true;
   c.before_close = std::move(before_close);
   c.handler = std::move(h);
-  c.st = connection::state::connecting;
   connections_[id] = std::move(owned);
-  on_connect_event(c, EPOLLOUT);
+  on_open(c);
 }
 
 // ---- listening ----

@@ -198,6 +198,9 @@ private:
   void on_resolved(connection_id id, std::vector<std::string> addresses, std::string error);
   void try_next_address(connection& c);
   void on_connect_event(connection& c, std::uint32_t events);
+  void on_open(connection& c);
+  static void refuse_adopted(connection_id id, int fd, const std::shared_ptr<link_handler>& h,
+                             const std::function<void(int)>& before_close, const char* reason);
   void on_connection_event(connection& c, std::uint32_t events);
   void on_listener_event(listener& l);
   void do_adopt(connection_id id, int fd, std::shared_ptr<link_handler> h, std::function<void(int)> before_close);
