@@ -18,19 +18,33 @@ auto guarded(const char* what, F&& f) -> caf::result<decltype(f())> {
   }
 }
 
+// A read that may find nothing: `missing` then; failures as in guarded.
+template <class F>
+auto guarded_find(const char* what, app_errc missing, F&& f)
+    -> caf::result<typename std::decay_t<decltype(f())>::value_type> {
+  try {
+    auto found = f();
+    if (!found)
+      return make_error(missing);
+    return std::move(*found);
+  } catch (const std::exception& e) {
+    spdlog::error("storage: {} failed: {}", what, e.what());
+    return make_error(app_errc::storage_failure, what);
+  }
+}
+
 using persistence_ptr = persistence_actor::stateful_pointer<persistence_state>;
 
+// Called after queueing a start or a result: the first one queued asks for the flush, which
+// takes everything queued by the time it runs.
 void request_flush(persistence_ptr self) {
-  if (self->state.flush_requested)
-    return;
-  self->state.flush_requested = true;
-  self->send(self, flush_atom::value);
+  if (self->state.starts.size() + self->state.finishes.size() == 1)
+    self->send(self, flush_atom::value);
 }
 
 // Writes every waiting start and result in one transaction and answers them.
 void flush(persistence_ptr self) {
   auto& st = self->state;
-  st.flush_requested = false;
   auto starts = std::move(st.starts);
   auto finishes = std::move(st.finishes);
   st.starts.clear();
@@ -118,40 +132,16 @@ reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> 
   self->state.db = std::move(db);
   return {
     [self](get_atom, test_id id) -> caf::result<test_record> {
-      try {
-        auto rec = self->state.db->find_test(id);
-        if (!rec)
-          return make_error(app_errc::unknown_test);
-        return std::move(*rec);
-      } catch (const std::exception& e) {
-        spdlog::error("storage: test status failed: {}", e.what());
-        return make_error(app_errc::storage_failure, "test status");
-      }
+      return guarded_find("test status", app_errc::unknown_test, [&] { return self->state.db->find_test(id); });
     },
     [self](get_atom, batch_atom, batch_id id) -> caf::result<std::vector<test_record>> {
-      try {
-        auto tests = self->state.db->batch_tests(id);
-        if (!tests)
-          return make_error(app_errc::unknown_batch);
-        return std::move(*tests);
-      } catch (const std::exception& e) {
-        spdlog::error("storage: batch status failed: {}", e.what());
-        return make_error(app_errc::storage_failure, "batch status");
-      }
+      return guarded_find("batch status", app_errc::unknown_batch, [&] { return self->state.db->batch_tests(id); });
     },
     [self](search_atom, const search_query& q) -> caf::result<search_page> {
       return guarded("search", [&] { return self->state.db->search(q); });
     },
     [self](get_atom, transcript_atom, test_id id) -> caf::result<std::string> {
-      try {
-        auto text = self->state.db->find_transcript(id);
-        if (!text)
-          return make_error(app_errc::unknown_test);
-        return std::move(*text);
-      } catch (const std::exception& e) {
-        spdlog::error("storage: test transcript failed: {}", e.what());
-        return make_error(app_errc::storage_failure, "test transcript");
-      }
+      return guarded_find("test transcript", app_errc::unknown_test, [&] { return self->state.db->find_transcript(id); });
     },
     [self](health_atom) -> bool {
       try {

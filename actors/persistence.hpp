@@ -40,7 +40,6 @@ struct persistence_state {
   };
   std::vector<pending_start> starts;
   std::vector<pending_finish> finishes;
-  bool flush_requested = false;
   std::uint64_t group_commits = 0; // transactions written by flushes (for tests)
 };
 
