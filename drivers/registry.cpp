@@ -23,14 +23,31 @@ driver_configs& configs_in_force() {
   return configs;
 }
 
-drivers::iec62056_21_config with_settings(drivers::iec62056_21_config c, const iec62056_21_settings& s) {
+// The session timing every IEC-framed driver takes from its section.
+template <class Section>
+void with_session_settings(drivers::iec_session_settings& c, const Section& s) {
   c.response_timeout = std::chrono::milliseconds(s.response_timeout_ms);
   c.baud_switch_delay = std::chrono::milliseconds(s.baud_switch_delay_ms);
   c.reaction_delay = std::chrono::milliseconds(s.reaction_delay_ms);
-  c.fast_reaction_delay = std::chrono::milliseconds(s.fast_reaction_delay_ms);
   c.max_repeats = static_cast<int>(s.max_repeats);
+}
+
+drivers::iec62056_21_config with_settings(drivers::iec62056_21_config c, const iec62056_21_settings& s) {
+  with_session_settings(c, s);
+  c.fast_reaction_delay = std::chrono::milliseconds(s.fast_reaction_delay_ms);
   c.max_baud = static_cast<int>(s.max_baud);
   return c;
+}
+
+// A driver factory that takes its type's configuration in force when the test starts.
+template <class Config>
+auto in_force_factory(Config driver_configs::*config,
+                      std::unique_ptr<drivers::meter_driver> (*make)(const drivers::session_request&, const Config&)) {
+  return [config, make](const drivers::session_request& request) {
+    auto& in_force = configs_in_force();
+    std::lock_guard<std::mutex> lock(in_force.mutex);
+    return make(request, in_force.*config);
+  };
 }
 
 drivers::elster_config with_settings(drivers::elster_config c, const elster_type_settings& s) {
@@ -39,10 +56,7 @@ drivers::elster_config with_settings(drivers::elster_config c, const elster_type
   c.clock_utc_offset_minutes = static_cast<int>(s.clock_utc_offset_minutes);
   c.register_scale_exponent = static_cast<int>(s.register_scale_exponent);
   c.profile_scale_exponent = static_cast<int>(s.profile_scale_exponent);
-  c.response_timeout = std::chrono::milliseconds(s.response_timeout_ms);
-  c.baud_switch_delay = std::chrono::milliseconds(s.baud_switch_delay_ms);
-  c.reaction_delay = std::chrono::milliseconds(s.reaction_delay_ms);
-  c.max_repeats = static_cast<int>(s.max_repeats);
+  with_session_settings(c, s);
   c.max_reauthentications = static_cast<int>(s.max_reauthentications);
   return c;
 }
@@ -57,26 +71,11 @@ const std::vector<meter_type_info>& registry() {
     std::vector<std::string> elster_names = energy;
     elster_names.push_back("kVAh");
     out.push_back({"ELSTERA1700", drivers::elster_initial_line(),
-                   [](const drivers::session_request& request) {
-                     auto& in_force = configs_in_force();
-                     std::lock_guard<std::mutex> lock(in_force.mutex);
-                     return drivers::make_elster_driver(request, in_force.a1700);
-                   },
-                   elster_names});
+                   in_force_factory(&driver_configs::a1700, drivers::make_elster_driver), elster_names});
     out.push_back({"ELSTERA1140", drivers::elster_initial_line(),
-                   [](const drivers::session_request& request) {
-                     auto& in_force = configs_in_force();
-                     std::lock_guard<std::mutex> lock(in_force.mutex);
-                     return drivers::make_elster_driver(request, in_force.a1140);
-                   },
-                   elster_names});
+                   in_force_factory(&driver_configs::a1140, drivers::make_elster_driver), elster_names});
     out.push_back({"IEC62056-21", drivers::iec62056_21_initial_line(),
-                   [](const drivers::session_request& request) {
-                     auto& in_force = configs_in_force();
-                     std::lock_guard<std::mutex> lock(in_force.mutex);
-                     return drivers::make_iec62056_21_driver(request, in_force.iec);
-                   },
-                   energy});
+                   in_force_factory(&driver_configs::iec, drivers::make_iec62056_21_driver), energy});
     return out;
   }();
   return types;
