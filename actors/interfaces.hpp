@@ -91,6 +91,9 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<recover_atom>::with<std::vector<test_record>>,
   // Note that a token was used (sent at most once a minute per token).
   caf::reacts_to<touch_atom, std::int64_t, unix_seconds>,
+  // Probe: commit one tiny write, recording the result in the writer's health
+  // (service-status sends it when the last verdict is older than a second).
+  caf::reacts_to<health_atom>,
   // Internal (the actor sends it to itself): commit the test starts and results waiting.
   caf::reacts_to<flush_atom>>;
 
@@ -102,8 +105,6 @@ using reader_actor = caf::typed_actor<
   caf::replies_to<get_atom, batch_atom, batch_id>::with<std::vector<test_record>>,
   // test-search.
   caf::replies_to<search_atom, search_query>::with<search_page>,
-  // service-status: whether the database answers.
-  caf::replies_to<health_atom>::with<bool>,
   // test-transcript: the stored transcript JSON array text, "" if none (error unknown_test).
   caf::replies_to<get_atom, transcript_atom, test_id>::with<std::string>>;
 

@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <type_traits>
+
 namespace mts {
 namespace {
 
@@ -35,6 +37,35 @@ auto guarded_find(const char* what, app_errc missing, F&& f)
 
 using persistence_ptr = persistence_actor::stateful_pointer<persistence_state>;
 
+// Runs one write through the store, recording its start and result in the writer's health;
+// a change of verdict is logged once (failing, and writable again).
+template <class F>
+auto recorded_write(writer_health& health, const char* what, F&& f) -> decltype(f()) {
+  health.write_started(writer_health::clock::now());
+  try {
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      if (health.write_ended(writer_health::clock::now(), true, ""))
+        spdlog::info("storage: the database takes writes again ({} succeeded)", what);
+    } else {
+      auto result = f();
+      if (health.write_ended(writer_health::clock::now(), true, ""))
+        spdlog::info("storage: the database takes writes again ({} succeeded)", what);
+      return result;
+    }
+  } catch (const std::exception& e) {
+    if (health.write_ended(writer_health::clock::now(), false, e.what()))
+      spdlog::error("storage: the database does not take writes ({}); service-status reports it until a write succeeds", e.what());
+    throw;
+  }
+}
+
+// A write answered to its requester: guarded, and recorded in the writer's health.
+template <class F>
+auto guarded_write(writer_health& health, const char* what, F&& f) -> caf::result<decltype(f())> {
+  return guarded(what, [&] { return recorded_write(health, what, f); });
+}
+
 // Called after queueing a start or a result: the first one queued asks for the flush, which
 // takes everything queued by the time it runs.
 void request_flush(persistence_ptr self) {
@@ -53,11 +84,13 @@ void flush(persistence_ptr self) {
     return;
   std::vector<bool> started, finished;
   try {
-    st.db->in_one_transaction([&] {
-      for (const auto& s : starts)
-        started.push_back(st.db->mark_running(s.id, s.at));
-      for (const auto& f : finishes)
-        finished.push_back(st.db->complete_test(f.outcome));
+    recorded_write(*st.health, "writing test starts and results", [&] {
+      st.db->in_one_transaction([&] {
+        for (const auto& s : starts)
+          started.push_back(st.db->mark_running(s.id, s.at));
+        for (const auto& f : finishes)
+          finished.push_back(st.db->complete_test(f.outcome));
+      });
     });
   } catch (const std::exception& e) {
     spdlog::error("storage: writing {} test start(s) and {} result(s) failed: {}", starts.size(), finishes.size(),
@@ -78,28 +111,30 @@ void flush(persistence_ptr self) {
 } // namespace
 
 persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer<persistence_state> self,
-                                             std::shared_ptr<store> db) {
+                                             std::shared_ptr<store> db, std::shared_ptr<writer_health> health) {
   self->state.db = std::move(db);
+  self->state.health = std::move(health);
   store* st = self->state.db.get(); // owned by the state, which outlives the behavior
+  writer_health* wh = self->state.health.get();
   return {
-    [st](insert_atom, const test_request& req, unix_seconds received) -> caf::result<test_id> {
-      return guarded("insert test", [&] { return st->insert_test(req, received); });
+    [st, wh](insert_atom, const test_request& req, unix_seconds received) -> caf::result<test_id> {
+      return guarded_write(*wh, "insert test", [&] { return st->insert_test(req, received); });
     },
-    [st](insert_atom, const std::vector<test_request>& reqs,
-         unix_seconds received) -> caf::result<batch_inserted> {
-      return guarded("insert batch", [&] {
+    [st, wh](insert_atom, const std::vector<test_request>& reqs,
+             unix_seconds received) -> caf::result<batch_inserted> {
+      return guarded_write(*wh, "insert batch", [&] {
         auto [batch, ids] = st->insert_batch(reqs, received);
         return batch_inserted{batch, std::move(ids)};
       });
     },
-    [st](delete_atom, test_id id) -> caf::result<bool> {
-      return guarded("delete test", [&] { return st->delete_pending_test(id); });
+    [st, wh](delete_atom, test_id id) -> caf::result<bool> {
+      return guarded_write(*wh, "delete test", [&] { return st->delete_pending_test(id); });
     },
     [st](exists_atom, test_id id) -> caf::result<bool> {
       return guarded("find test", [&] { return st->test_exists(id); });
     },
-    [st](cancel_atom, batch_id id, bool delete_completed) -> caf::result<batch_cancel_result> {
-      return guarded("cancel batch", [&] { return st->cancel_batch(id, delete_completed); });
+    [st, wh](cancel_atom, batch_id id, bool delete_completed) -> caf::result<batch_cancel_result> {
+      return guarded_write(*wh, "cancel batch", [&] { return st->cancel_batch(id, delete_completed); });
     },
     [self](start_atom, test_id id, unix_seconds at) -> caf::result<bool> {
       auto rp = self->make_response_promise<bool>();
@@ -114,14 +149,21 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
       return rp;
     },
     [self](flush_atom) { flush(self); },
-    [st](recover_atom) -> caf::result<std::vector<test_record>> {
-      return guarded("recover queue", [&] { return st->recover_queue(); });
+    [st, wh](recover_atom) -> caf::result<std::vector<test_record>> {
+      return guarded_write(*wh, "recover queue", [&] { return st->recover_queue(); });
     },
-    [st](touch_atom, std::int64_t token, unix_seconds at) {
+    [st, wh](touch_atom, std::int64_t token, unix_seconds at) {
       try {
-        st->touch_token(token, at);
+        recorded_write(*wh, "recording token use", [&] { st->touch_token(token, at); });
       } catch (const std::exception& e) {
         spdlog::warn("storage: recording token use failed: {}", e.what());
+      }
+    },
+    [st, wh](health_atom) {
+      try {
+        recorded_write(*wh, "probe write", [&] { st->probe_write(now_utc()); });
+      } catch (const std::exception& e) {
+        spdlog::debug("storage: probe write failed: {}", e.what());
       }
     },
   };
@@ -142,15 +184,6 @@ reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> 
     },
     [self](get_atom, transcript_atom, test_id id) -> caf::result<std::string> {
       return guarded_find("test transcript", app_errc::unknown_test, [&] { return self->state.db->find_transcript(id); });
-    },
-    [self](health_atom) -> bool {
-      try {
-        self->state.db->find_test(0);
-        return true;
-      } catch (const std::exception& e) {
-        spdlog::error("storage: health check failed: {}", e.what());
-        return false;
-      }
     },
   };
 }

@@ -14,6 +14,7 @@
 // that arrives while a test's start waits in a group deletes the test (it is still pending)
 // and the start then answers false, as for any test cancelled before it started.
 #include "actors/interfaces.hpp"
+#include "actors/writer_health.hpp"
 #include "persistence/store.hpp"
 
 #include <caf/typed_response_promise.hpp>
@@ -27,6 +28,7 @@ namespace mts {
 struct persistence_state {
   static inline const char* name = "persistence";
   std::shared_ptr<store> db;
+  std::shared_ptr<writer_health> health; // every write's start and result, for service-status
 
   // Waiting for the next group commit.
   struct pending_start {
@@ -43,9 +45,9 @@ struct persistence_state {
   std::uint64_t group_commits = 0; // transactions written by flushes (for tests)
 };
 
-// Takes ownership of an opened read-write store.
+// Takes ownership of an opened read-write store; records every write in `health`.
 persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer<persistence_state> self,
-                                             std::shared_ptr<store> db);
+                                             std::shared_ptr<store> db, std::shared_ptr<writer_health> health);
 
 struct reader_state {
   static inline const char* name = "reader";

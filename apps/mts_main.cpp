@@ -13,6 +13,7 @@
 #include "actors/serial_connection.hpp"
 #include "config/settings.hpp"
 #include "drivers/registry.hpp"
+#include "http/edge.hpp"
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "http/tokens.hpp"
@@ -105,7 +106,8 @@ int serve(const settings& s) {
 
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer);
+  auto writer_state = std::make_shared<writer_health>();
+  auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer, writer_state);
   writer.reset();
   std::vector<reader_actor> readers;
   try {
@@ -172,27 +174,64 @@ int serve(const settings& s) {
     reactor->stop();
   };
 
-  int rc = 0;
+  // The edge (when enabled) is the clients' only way in; the server itself then trusts the
+  // client address the edge reports, and only from the edge's loopback connections.
+  std::string error;
+  auto trusted = address_set::parse(s.http.trusted_proxies, error); // validated with the settings
+  if (s.edge.enabled)
+    trusted->add(*address_set::parse("127.0.0.1", error));
+
+  std::atomic<int> rc{0};
   {
     std::unique_ptr<api_server> server;
     try {
-      server = std::make_unique<api_server>(s, cert_file, key_file,
-                                            api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems});
+      server = std::make_unique<api_server>(
+        s, cert_file, key_file,
+        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state}, *trusted);
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       shutdown_actors();
       return 1;
     }
+    std::unique_ptr<edge_process> edge;
     std::thread signal_thread([&] {
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig != 0)
         spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      // The edge first: its requests in flight still reach the server while it drains.
+      if (edge)
+        edge->stop();
       server->stop();
     });
-    spdlog::info("listening on https://{}:{}{}/ ({} HTTP threads)", s.http.address, s.http.port,
-                 s.http.prefix, s.http.threads);
+    auto native_signal_thread = signal_thread.native_handle();
+    if (s.edge.enabled) {
+      edge = std::make_unique<edge_process>(
+        s,
+        edge_files{std::filesystem::absolute(storage_dir(s) + "/edge").string(),
+                   std::filesystem::absolute(cert_file).string(), std::filesystem::absolute(key_file).string()},
+        [&rc, native_signal_thread](int) {
+          rc = 1;
+          pthread_kill(native_signal_thread, SIGTERM);
+        });
+      try {
+        edge->start(); // from the main thread: the edge's parent-death signal follows this thread
+      } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        rc = 1;
+        pthread_kill(native_signal_thread, SIGTERM);
+        signal_thread.join();
+        server.reset();
+        shutdown_actors();
+        return 1;
+      }
+    } else {
+      spdlog::warn("edge.enabled is false: clients reach the server directly, without the edge's limits; "
+                   "do not expose it to untrusted networks (docs/operations.md)");
+    }
+    spdlog::info("listening on https://{}:{}{}/ ({} HTTP threads){}", s.http.address, s.http.port,
+                 s.http.prefix, s.http.threads, s.edge.enabled ? ", behind the edge" : "");
     if (!server->run()) {
       spdlog::error("the HTTP server stopped with an error");
       rc = 1;
@@ -203,7 +242,7 @@ int serve(const settings& s) {
   }
   shutdown_actors();
   spdlog::info("stopped");
-  return rc;
+  return rc.load();
 }
 
 int token_create(const settings& s, const std::string& name, std::int64_t days, const std::string& scope_text) {
@@ -292,6 +331,8 @@ int main(int argc, char** argv) {
   get_cmd->add_option("key", key, "section.key")->required();
   auto* list_settings_cmd = config_cmd->add_subcommand("list", "print every key with its effective value");
   add_config(list_settings_cmd);
+  auto* edge_cmd = config_cmd->add_subcommand("edge", "print the nginx configuration `mts serve` writes for the edge");
+  add_config(edge_cmd);
 
   try {
     app.parse(argc, argv);
@@ -316,6 +357,19 @@ int main(int argc, char** argv) {
       auto effective = load(list_settings_cmd);
       for (const auto& d : describe_settings())
         std::cout << d.key << " = " << setting_value(effective, d.key) << "    # " << d.doc << "\n";
+      return 0;
+    }
+    if (edge_cmd->parsed()) {
+      auto effective = load(edge_cmd);
+      const auto dir = storage_dir(effective);
+      std::cout << render_edge_config(effective,
+                                      edge_files{std::filesystem::absolute(dir + "/edge").string(),
+                                                 effective.tls.cert_file.empty()
+                                                   ? std::filesystem::absolute(dir + "/cert.pem").string()
+                                                   : effective.tls.cert_file,
+                                                 effective.tls.key_file.empty()
+                                                   ? std::filesystem::absolute(dir + "/key.pem").string()
+                                                   : effective.tls.key_file});
       return 0;
     }
     if (get_cmd->parsed()) {

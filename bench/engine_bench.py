@@ -194,7 +194,8 @@ class Rig:
         self.port = free_port()
         common = ["--storage.path=" + os.path.join(self.work, "data", "mts.db"),
                   "--http.port=%d" % self.port]
-        self.overrides = common + overrides + ["--log.level=" + log_level]
+        # The engine is measured without the edge in front (it does not move meter traffic).
+        self.overrides = common + overrides + ["--log.level=" + log_level, "--edge.enabled=false"]
         self.token = subprocess.run([MTS, "token", "create", "--name", "bench", "--days", "1"] + common,
                                     check=True, capture_output=True, text=True, timeout=30).stdout.strip()
         self.server_log = open(os.path.join(self.work, "mts.log"), "w")

@@ -69,7 +69,7 @@ CONF
 # --- mts: a token, one stored test to read back ---
 data="$work/mts"
 common=(--storage.path="$data/mts.db" --http.port="$mts_port" --rate_limit.requests=1000000
-        --rate_limit.window_seconds=1 --log.level=warn)
+        --rate_limit.window_seconds=1 --log.level=warn --edge.enabled=false)
 token=$("$mts" token create --name bench --days 1 "${common[@]}")
 "$mts" serve "${common[@]}" 2>"$work/mts.log" &
 pids+=($!)

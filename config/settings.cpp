@@ -1,6 +1,7 @@
 #include "config/settings.hpp"
 
 #include "common/tcp_address.hpp"
+#include "common/client_address.hpp"
 #include "common/toml.hpp"
 
 #include <algorithm>
@@ -62,7 +63,15 @@ key_descriptor boolean(const char* key, field_ptr (*get)(settings&), const char*
 // --- the extra rules ---
 
 std::string check_address(const settings& s) {
-  return s.http.address.empty() ? "must not be empty" : "";
+  if (s.http.address.empty())
+    return "must not be empty";
+  // Behind the edge, clients must not be able to reach the server around it.
+  std::string error;
+  auto loopback = address_set::parse("127.0.0.0/8, ::1", error);
+  if (s.edge.enabled && s.http.address != "localhost" && !loopback->contains(s.http.address))
+    return "must be a loopback address (127.0.0.1, ::1) while edge.enabled is true, so that clients "
+           "reach the server only through the edge";
+  return "";
 }
 
 std::string check_prefix(const settings& s) {
@@ -112,6 +121,37 @@ std::string check_overnight_window(const settings& s) {
   return "";
 }
 
+std::string check_trusted_proxies(const settings& s) {
+  std::string error;
+  return address_set::parse(s.http.trusted_proxies, error) ? "" : error;
+}
+
+std::string check_edge_address(const settings& s) {
+  return s.edge.address.empty() ? "must not be empty" : "";
+}
+
+std::string check_edge_ports(const settings& s) {
+  if (!s.edge.enabled)
+    return "";
+  if (s.edge.internal_port == s.edge.port || s.edge.internal_port == s.http.port)
+    return "must differ from edge.port and http.port";
+  return "";
+}
+
+std::string check_edge_per_address(const settings& s) {
+  if (s.edge.max_connections_per_address > s.edge.max_connections)
+    return std::to_string(s.edge.max_connections_per_address) + " is out of range 1..edge.max_connections (" +
+           std::to_string(s.edge.max_connections) + ")";
+  return "";
+}
+
+std::string check_edge_header_bytes(const settings& s) {
+  if (s.edge.max_header_bytes < s.edge.max_header_line_bytes)
+    return std::to_string(s.edge.max_header_bytes) + " is smaller than edge.max_header_line_bytes (" +
+           std::to_string(s.edge.max_header_line_bytes) + ")";
+  return "";
+}
+
 const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
 std::string check_option_mode(const std::string& mode) { return mode == "1" || mode == "6" ? "" : "must be \"6\" or \"1\""; }
@@ -152,6 +192,39 @@ const key_descriptor keys[] = {
             "Backlog of the listening socket."),
     integer("http.actor_timeout_seconds", field<&S::http, &http_settings::actor_timeout_seconds>,
             1, 300, "Longest an HTTP request waits for the server's actors, then 503."),
+    text("http.trusted_proxies", field<&S::http, &http_settings::trusted_proxies>,
+         "comma-separated IPv4/IPv6 addresses or networks (a.b.c.d[/bits], x::y[/bits]), or empty",
+         check_trusted_proxies,
+         "Proxies whose X-Real-IP / X-Forwarded-For name the client (rate limits, logs)."),
+
+    boolean("edge.enabled", field<&S::edge, &edge_settings::enabled>,
+            "Run the nginx edge in front of the server (needed on untrusted networks)."),
+    text("edge.address", field<&S::edge, &edge_settings::address>, "a non-empty address",
+         check_edge_address, "Address the edge binds to: where clients connect."),
+    integer("edge.port", field<&S::edge, &edge_settings::port>, 1, 65535,
+            "TCP port of the edge (HTTPS, for clients)."),
+    integer("edge.internal_port", field<&S::edge, &edge_settings::internal_port>, 1, 65535,
+            "Loopback port between the edge's connection layer and its HTTP layer.",
+            nullptr, check_edge_ports),
+    text("edge.nginx", field<&S::edge, &edge_settings::nginx>, "a path", nullptr,
+         "The nginx program the edge runs (Debian: nginx-light)."),
+    text("edge.stream_module", field<&S::edge, &edge_settings::stream_module>, "a path", nullptr,
+         "nginx's stream module (Debian: libnginx-mod-stream)."),
+    integer("edge.max_connections", field<&S::edge, &edge_settings::max_connections>, 16, 1000000,
+            "Most client connections the edge holds at once; more are closed at once."),
+    integer("edge.max_connections_per_address",
+            field<&S::edge, &edge_settings::max_connections_per_address>, 1, 1000000,
+            "Most connections one client address may hold; more are closed at once.",
+            "1..edge.max_connections", check_edge_per_address),
+    integer("edge.header_timeout_seconds", field<&S::edge, &edge_settings::header_timeout_seconds>, 1,
+            600, "Deadline for the TLS handshake and for a whole request header."),
+    integer("edge.body_timeout_seconds", field<&S::edge, &edge_settings::body_timeout_seconds>, 1, 600,
+            "Longest pause between two reads of a request body."),
+    integer("edge.max_header_line_bytes", field<&S::edge, &edge_settings::max_header_line_bytes>,
+            1024, 65536, "Longest request line or header line; longer gets 431 (414 for the line)."),
+    integer("edge.max_header_bytes", field<&S::edge, &edge_settings::max_header_bytes>, 1024,
+            1048576, "Most bytes of all request headers together (at least edge.max_header_line_bytes); more gets 431.",
+            nullptr, check_edge_header_bytes),
 
     text("tls.cert_file", field<&S::tls, &tls_settings::cert_file>,
          "a PEM file, or empty together with tls.key_file", check_cert_file,
@@ -166,6 +239,8 @@ const key_descriptor keys[] = {
             600000, "How long SQLite waits for a lock before failing."),
     integer("storage.reader_count", field<&S::storage, &storage_settings::reader_count>, 1, 64,
             "Read-only database connections serving queries."),
+    integer("storage.write_stall_seconds", field<&S::storage, &storage_settings::write_stall_seconds>, 1,
+            3600, "A database write running longer makes service-status report not OK."),
 
     integer("rate_limit.requests", field<&S::rate_limit, &rate_limit_settings::requests>, 1,
             1000000, "Requests allowed per token (or client IP) per window; then 429."),

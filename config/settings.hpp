@@ -11,7 +11,7 @@ namespace mts {
 
 struct http_settings {
   std::string address = "127.0.0.1";
-  std::uint16_t port = 8443;
+  std::uint16_t port = 8444;           // behind the edge by default; clients use edge.port
   std::string prefix = "/MTS";
   std::int64_t threads = 128;
   std::int64_t max_body_bytes = 1048576;
@@ -21,6 +21,27 @@ struct http_settings {
   std::int64_t keep_alive_max_requests = 10000;
   std::int64_t listen_backlog = 1024;
   std::int64_t actor_timeout_seconds = 10; // longest an HTTP thread waits for an actor's reply
+  // Addresses and networks whose X-Real-IP / X-Forwarded-For are believed ("127.0.0.1, ::1");
+  // with edge.enabled the edge's own address (loopback) is trusted as well.
+  std::string trusted_proxies;
+};
+
+// The edge: Debian's nginx in front of the server, terminating the clients' TLS with the same
+// profile and certificate, with limits and deadlines the server cannot enforce itself
+// (docs/operations.md, "The edge"). `mts serve` writes its configuration and supervises it.
+struct edge_settings {
+  bool enabled = true;
+  std::string address = "127.0.0.1";  // where clients connect
+  std::uint16_t port = 8443;
+  std::uint16_t internal_port = 8442; // loopback, between the edge's connection and HTTP layers
+  std::string nginx = "/usr/sbin/nginx";
+  std::string stream_module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+  std::int64_t max_connections = 6144;
+  std::int64_t max_connections_per_address = 4096;
+  std::int64_t header_timeout_seconds = 10; // the whole request header (and the TLS handshake)
+  std::int64_t body_timeout_seconds = 10;   // between two reads of a body
+  std::int64_t max_header_line_bytes = 8192;
+  std::int64_t max_header_bytes = 32768;
 };
 
 struct tls_settings {
@@ -32,6 +53,7 @@ struct storage_settings {
   std::string path = "data/mts.db";
   std::int64_t busy_timeout_ms = 5000;
   std::int64_t reader_count = 2; // read-only connections serving queries
+  std::int64_t write_stall_seconds = 15; // a write running longer makes service-status not OK
 };
 
 struct rate_limit_settings {
@@ -114,6 +136,7 @@ struct log_settings {
 
 struct settings {
   http_settings http;
+  edge_settings edge;
   tls_settings tls;
   storage_settings storage;
   rate_limit_settings rate_limit;

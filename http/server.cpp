@@ -9,6 +9,7 @@
 
 #include <caf/scoped_actor.hpp>
 #include <httplib.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
@@ -95,6 +96,51 @@ std::int64_t count_header(const httplib::Request& req, const char* name) {
   return static_cast<std::int64_t>(req.get_header_value_count(name));
 }
 
+// The TLS connection this HTTP worker thread serves. The library runs a connection's
+// handshake and all of its requests on one pool thread and does not expose the connection to
+// handlers, so the handshake callback notes it here. Only read by handlers on the same thread,
+// always after their own connection's handshake.
+thread_local const SSL* connection_tls = nullptr;
+
+void note_connection(const SSL* ssl, int where, int /*ret*/) {
+  if (where & SSL_CB_HANDSHAKE_DONE)
+    connection_tls = ssl;
+}
+
+// Whether the client has already sent bytes beyond the request being answered (pipelining).
+// The library would not look at them until the socket becomes readable again, so they would
+// hang until the keep-alive timeout.
+bool more_requests_waiting() {
+  return connection_tls != nullptr && SSL_pending(connection_tls) > 0;
+}
+
+// Marks a response so that the connection is closed once it is written (see close_after_write).
+void request_close(httplib::Response& res) { res.set_header("Connection", "close"); }
+bool close_requested(const httplib::Response& res) { return res.get_header_value("Connection") == "close"; }
+
+// The library closes a connection only when the request asked for it, or when writing the
+// response fails: a "Connection: close" set by a handler is sent but not acted on. So the
+// body is handed out by a content provider that writes all of it and then reports failure,
+// which ends the keep-alive loop right after the last byte. Content-Length was already set
+// from the body.
+void close_after_write(httplib::Response& res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  auto type = res.get_header_value("Content-Type");
+  res.headers.erase("Keep-Alive");
+  res.headers.erase("Content-Type"); // set again by set_content_provider
+  res.set_content_provider(body->size(), type, [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+    sink.write(body->data() + offset, std::min(length, body->size() - offset));
+    return false;
+  });
+}
+
+// Methods whose body the library reads; any other method's body would stay unread on the
+// connection and be taken for the next request.
+bool library_reads_body(const std::string& method) {
+  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE" || method == "PRI";
+}
+
 } // namespace
 
 // Everything one API call carries through its handler.
@@ -107,17 +153,19 @@ struct api_server::call {
 };
 
 api_server::api_server(const settings& config, const std::string& cert_file,
-                       const std::string& key_file, api_dependencies deps)
+                       const std::string& key_file, api_dependencies deps, address_set trusted_proxies)
   : config_(config),
     deps_(std::move(deps)),
-    limiter_(config.rate_limit.requests, config.rate_limit.window_seconds) {
-  if (deps_.readers.empty() || !deps_.system || !deps_.tokens)
-    throw std::logic_error("api_server needs an actor system, readers and a token verifier");
+    limiter_(config.rate_limit.requests, config.rate_limit.window_seconds),
+    trusted_proxies_(std::move(trusted_proxies)) {
+  if (deps_.readers.empty() || !deps_.system || !deps_.tokens || !deps_.writer)
+    throw std::logic_error("api_server needs an actor system, readers, a token verifier and the writer's health");
   server_ = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
   if (!server_->is_valid())
     throw std::runtime_error("cannot load the TLS certificate " + cert_file + " with key " + key_file);
   if (!apply_mozilla_intermediate(server_->ssl_context()))
     throw std::runtime_error("OpenSSL refused the TLS settings");
+  SSL_CTX_set_info_callback(server_->ssl_context(), note_connection);
 
   auto& svr = *server_;
   const auto& http = config_.http;
@@ -140,16 +188,28 @@ api_server::api_server(const settings& config, const std::string& cert_file,
   // Runs after the headers are read and before the library reads a body. The size limit is
   // only applied by the library to Content-Length bodies, and the Debian build inflates gzip
   // and brotli bodies before any limit: both would let a small request become a huge one.
+  //
+  // Anything that could make this server and a client (or a proxy in between) disagree on
+  // where a request ends is refused, and the connection is closed after the answer, so no
+  // unread byte is ever taken for the next request.
   svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     auto refuse = [&](int status, const std::string& detail) {
-      res.set_header("Connection", "close"); // the unread body must not be taken for a request
+      request_close(res);
       send_error(res, status, {detail});
       return httplib::Server::HandlerResponse::Handled;
     };
-    if (req.has_header("Content-Length") && req.has_header("Transfer-Encoding"))
+    const auto lengths = count_header(req, "Content-Length");
+    if (lengths > 1)
+      return refuse(400, "more than one Content-Length header");
+    if (lengths == 1 && req.has_header("Transfer-Encoding"))
       return refuse(400, "both Content-Length and Transfer-Encoding given");
     if (req.has_header("Transfer-Encoding"))
       return refuse(411, "request bodies must be sent with a Content-Length, not chunked");
+    const auto length = req.get_header_value("Content-Length");
+    if (lengths == 1 && (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos))
+      return refuse(400, "Content-Length is not a whole number of bytes");
+    if (lengths == 1 && !library_reads_body(req.method) && length.find_first_not_of('0') != std::string::npos)
+      return refuse(400, "a " + loggable_path(req.method) + " request must not have a body");
     auto encoding = req.get_header_value("Content-Encoding");
     if (req.has_header("Content-Encoding") && media_type(encoding) != "identity")
       return refuse(415, "compressed request bodies are not accepted (Content-Encoding)");
@@ -170,7 +230,7 @@ api_server::api_server(const settings& config, const std::string& cert_file,
   // the API's JSON error body.
   svr.set_error_handler(httplib::Server::HandlerWithResponse(
     [this](const httplib::Request&, httplib::Response& res) -> httplib::Server::HandlerResponse {
-    if (res.body.empty()) {
+    if (res.body.empty() && !close_requested(res)) {
       std::string text = library_error_text(res.status);
       if (res.status == 413)
         text = "request body exceeds the limit of " + std::to_string(config_.http.max_body_bytes) + " bytes";
@@ -189,16 +249,24 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     }
     send_error(res, 500, {"internal server error"});
   });
-  svr.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+  svr.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");
     res.set_header("X-Content-Type-Options", "nosniff");
+    // Pipelined requests are refused clearly: this answer is the connection's last, and the
+    // client sends the rest again on a new connection (RFC 9112 section 9.3.2).
+    if (!close_requested(res) && more_requests_waiting()) {
+      spdlog::info("http: {} sent pipelined requests; closing the connection after this answer", req.remote_addr);
+      request_close(res);
+    }
+    if (close_requested(res) && !res.body.empty())
+      close_after_write(res);
   });
-  svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     // Path only: query strings may carry references an operator need not see; never headers.
     auto level = res.status >= 500 ? spdlog::level::warn
                  : res.status >= 400 ? spdlog::level::info
                                      : spdlog::level::debug;
-    spdlog::log(level, "http: {} {} {} {}", req.remote_addr, loggable_path(req.method),
+    spdlog::log(level, "http: {} {} {} {}", client_of(req), loggable_path(req.method),
                 loggable_path(req.path), res.status);
   });
 }
@@ -272,6 +340,18 @@ void api_server::stop() {
     shut_down_connections(config_.http.port);
 }
 
+std::string api_server::client_of(const httplib::Request& req) const {
+  if (trusted_proxies_.empty())
+    return req.remote_addr;
+  auto values = [&](const char* name) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0, n = req.get_header_value_count(name); i < n; ++i)
+      out.push_back(req.get_header_value(name, i));
+    return out;
+  };
+  return client_address(req.remote_addr, values("X-Real-IP"), values("X-Forwarded-For"), trusted_proxies_);
+}
+
 const reader_actor& api_server::next_reader() {
   auto i = reader_cursor_.fetch_add(1, std::memory_order_relaxed);
   return deps_.readers[i % deps_.readers.size()];
@@ -338,7 +418,7 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
       res.set_header("WWW-Authenticate", header_count == 0 ? "Bearer realm=\"MTS\""
                                                            : "Bearer realm=\"MTS\", error=\"invalid_token\"");
   }
-  auto limit = limiter_.hit(token ? "token:" + std::to_string(token->id) : "ip:" + req.remote_addr, c.now);
+  auto limit = limiter_.hit(token ? "token:" + std::to_string(token->id) : "ip:" + client_of(req), c.now);
   if (!limit.allowed) {
     res.set_header("Retry-After", std::to_string(limit.retry_after));
     auto body = error_body({"rate limit of " + std::to_string(config_.rate_limit.requests) +
@@ -559,12 +639,22 @@ void api_server::test_search(call& c) {
 void api_server::service_status(call& c) {
   if (!no_query_params(c))
     return;
-  // The database must answer for the service to report OK; a failure is reported in the body
-  // (the service itself is up) rather than as an error status.
-  httplib::Response scratch;
-  auto healthy = ask<bool>(*deps_.system, config_, scratch, next_reader(), health_atom::value);
-  std::string status = healthy && *healthy ? "OK" : "DATABASE UNAVAILABLE";
-  bj::object body{{"serviceVersion", mts::version}, {"status", status}};
+  // OK only while the writer can commit (docs/operations.md, "What service-status checks"):
+  // the verdict of the last write or probe, never waiting on an actor. When that verdict is
+  // more than a second old a probe write is sent (at most one a second), so a database that
+  // became read-only, full or locked shows within a second or two, and so does its recovery.
+  using clock = writer_health::clock;
+  const auto now = clock::now();
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  auto last = deps_.writer->last_result();
+  auto last_probe = last_probe_ms_.load();
+  if ((!last || now - *last > std::chrono::seconds(1)) && now_ms - last_probe >= 1000 &&
+      last_probe_ms_.compare_exchange_strong(last_probe, now_ms))
+    caf::anon_send(deps_.persistence, health_atom::value);
+  auto verdict = deps_.writer->check(now, std::chrono::seconds(config_.storage.write_stall_seconds));
+  if (!verdict.ok)
+    spdlog::debug("service-status: not OK: {}", verdict.reason);
+  bj::object body{{"serviceVersion", mts::version}, {"status", verdict.ok ? "OK" : "DATABASE UNAVAILABLE"}};
   // The dial-up modems and their state (an addition to the specification's two fields).
   if (deps_.modems && !deps_.modems->empty()) {
     bj::array modems;

@@ -4,7 +4,9 @@
 // a typed request to the SCHEDULER or a READER with a finite timeout.
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
+#include "actors/writer_health.hpp"
 #include "config/settings.hpp"
+#include "common/client_address.hpp"
 #include "http/rate_limiter.hpp"
 #include "http/tokens.hpp"
 
@@ -29,14 +31,17 @@ struct api_dependencies {
   std::vector<reader_actor> readers; // at least one
   token_verifier* tokens = nullptr;
   std::shared_ptr<modem_pool> modems; // may be null: no "modems" in service-status
+  persistence_actor persistence;      // probed by service-status
+  std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
 };
 
 class api_server {
 public:
   // Loads the certificate and key (throws std::runtime_error naming the file if they do not
-  // load) and configures TLS, timeouts, limits and routes.
+  // load) and configures TLS, timeouts, limits and routes. `trusted_proxies` are the
+  // addresses whose X-Real-IP / X-Forwarded-For are believed.
   api_server(const settings& config, const std::string& cert_file, const std::string& key_file,
-             api_dependencies deps);
+             api_dependencies deps, address_set trusted_proxies);
   ~api_server();
 
   // Binds http.address:http.port with SO_REUSEADDR only (a second server on the same port
@@ -62,6 +67,8 @@ private:
   void test_search(call& c);
   void service_status(call& c);
   const reader_actor& next_reader();
+  // The address a request is rate-limited and logged under (http.trusted_proxies).
+  std::string client_of(const httplib::Request& req) const;
 
   settings config_;
   api_dependencies deps_;
@@ -70,6 +77,8 @@ private:
   std::atomic<int> listen_fd_{-1};
   std::atomic<bool> finished_{false};
   std::atomic<std::size_t> reader_cursor_{0};
+  address_set trusted_proxies_;
+  std::atomic<std::int64_t> last_probe_ms_{0}; // steady clock, when service-status last probed
 };
 
 } // namespace mts

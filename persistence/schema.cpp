@@ -88,10 +88,21 @@ CREATE TABLE test_transcripts (
 );
 )SQL";
 
+// The writer's health probe (service-status, docs/operations.md): one row, rewritten by a
+// small committed transaction, so "the writer can commit" is tested by committing.
+// Version 4.
+const char* const migration_service_probe = R"SQL(
+CREATE TABLE service_probe (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  written_time INTEGER NOT NULL
+);
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
     migration_2,
     migration_transcripts,
+    migration_service_probe,
 };
 
 } // namespace

@@ -709,4 +709,16 @@ void store::touch_token(std::int64_t id, unix_seconds last_used_time) {
   });
 }
 
+void store::probe_write(unix_seconds now) {
+  guarded("probe write", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement st(impl_->db,
+                         "INSERT INTO service_probe (id, written_time) VALUES (1, ?1) "
+                         "ON CONFLICT (id) DO UPDATE SET written_time = excluded.written_time");
+    bind_int(st, 1, now);
+    st.exec();
+    tx.commit();
+  });
+}
+
 } // namespace mts

@@ -99,6 +99,10 @@ public:
   std::optional<token_match> find_token_by_hash(const std::string& token_hash);
   void touch_token(std::int64_t id, unix_seconds last_used_time);
 
+  // Commits one tiny write (the service_probe row): throws store_error when the database
+  // cannot take a write (read-only, full, locked past the busy timeout, ...).
+  void probe_write(unix_seconds now);
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -10,6 +10,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   openssl python3 sqlite3 curl
+  nginx-light libnginx-mod-stream
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -73,9 +73,10 @@ struct actor_fixture {
   caf::scheduler::test_coordinator& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
   unix_seconds fake_now = 1700000000 - 1700000000 % 86400 + 12 * 3600; // some day, 12:00 UTC
   persistence_actor persist;
+  std::shared_ptr<writer_health> writer = std::make_shared<writer_health>();
 
   actor_fixture() {
-    persist = sys.spawn(persistence, db);
+    persist = sys.spawn(persistence, db, writer);
     sched.run();
     inspect = std::make_unique<store>(db_path, store_mode::read_only, 1000);
   }

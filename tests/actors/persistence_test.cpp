@@ -1,6 +1,7 @@
 // The PERSISTENCE and READER actors in isolation on the deterministic scheduler.
 #include "tests/actors/actor_fixture.hpp"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 
 using namespace mts;
@@ -57,9 +58,6 @@ TEST_CASE_METHOD(actor_fixture, "readers answer queries and report unknown ids a
   auto no_batch = ask<std::vector<test_record>>(rd, get_atom::value, batch_atom::value, batch_id{42});
   REQUIRE_FALSE(no_batch);
   CHECK(no_batch.error() == make_error(app_errc::unknown_batch));
-  auto healthy = ask<bool>(rd, health_atom::value);
-  REQUIRE(healthy);
-  CHECK(*healthy);
   self->send_exit(rd, caf::exit_reason::user_shutdown);
   sched.run();
 }
@@ -109,4 +107,31 @@ TEST_CASE_METHOD(actor_fixture, "test starts and results that queue up are writt
   CHECK(inspect->find_test(ids[1])->result == "ERROR: no answer to sign-on");
   CHECK(inspect->find_test(ids[2])->state == test_state::running);
   CHECK(inspect->find_test(ids[3])->state == test_state::pending);
+}
+
+TEST_CASE_METHOD(actor_fixture, "a write that fails makes the writer unhealthy until a probe commits again",
+                 "[actors][persistence]") {
+  const auto stall = std::chrono::seconds(30);
+  REQUIRE(writer->check(writer_health::clock::now(), stall).ok);
+  {
+    // Another connection holds the write lock past the actor's busy timeout (1 s here), so
+    // the insert fails the way it would on a locked, read-only or full database.
+    SQLite::Database blocker(db_path, SQLite::OPEN_READWRITE);
+    blocker.exec("BEGIN EXCLUSIVE");
+    auto id = ask<test_id>(persist, insert_atom::value, make_request(true), fake_now);
+    REQUIRE_FALSE(id);
+    CHECK(id.error() == make_error(app_errc::storage_failure, "insert test"));
+    auto verdict = writer->check(writer_health::clock::now(), stall);
+    CHECK_FALSE(verdict.ok);
+    CHECK(verdict.reason.find("the last database write failed") == 0);
+    // A probe while the lock is still held fails too: still not OK.
+    self->send(persist, health_atom::value);
+    sched.run();
+    CHECK_FALSE(writer->check(writer_health::clock::now(), stall).ok);
+    blocker.exec("ROLLBACK");
+  }
+  self->send(persist, health_atom::value);
+  sched.run();
+  CHECK(writer->check(writer_health::clock::now(), stall).ok);
+  CHECK(writer->check(writer_health::clock::now(), stall).reason.empty());
 }

@@ -200,23 +200,33 @@ class Server:
     """
 
     def __init__(self, overrides=(), config=None, token="main", threads=16,
-                 rate_limit=1000000, start=True, data_dir=None, port=None):
+                 rate_limit=1000000, start=True, data_dir=None, port=None, edge=False):
         self._own_dir = data_dir is None
         self.dir = data_dir or tempfile.mkdtemp(prefix="mts-e2e-")
         self.db = os.path.join(self.dir, "mts.db")
         self.cert = os.path.join(self.dir, "cert.pem")
         self.log_path = os.path.join(self.dir, "server.log")
+        # Without `edge`, clients talk to `mts` directly (the development mode, documented as
+        # unsafe on untrusted networks). With it, `mts serve` runs its nginx edge on
+        # self.port and listens itself on self.server_port, as the README's command does.
+        self.edge = edge
         self.port = port or free_port()
+        self.server_port = free_port() if edge else self.port
+        self.internal_port = free_port() if edge else None
         self.proc = None
         self._log_file = None
         self.config_path = None
         self.base = ["--http.threads=%d" % threads] if threads else []
+        if edge:
+            self.base += ["--edge.port=%d" % self.port, "--edge.internal_port=%d" % self.internal_port]
+        else:
+            self.base.append("--edge.enabled=false")
         if rate_limit is not None:
             self.base.append("--rate_limit.requests=%d" % rate_limit)
         if config is not None:
             cfg = {k: dict(v) for k, v in config.items()}
             cfg.setdefault("storage", {})["path"] = self.db
-            cfg.setdefault("http", {})["port"] = self.port
+            cfg.setdefault("http", {})["port"] = self.server_port
             self.config_path = os.path.join(self.dir, "mts.toml")
             with open(self.config_path, "w") as f:
                 f.write(to_toml(cfg))
@@ -241,7 +251,7 @@ class Server:
     def location_args(self):
         if self.config_path:
             return ["--config", self.config_path]
-        return ["--storage.path=" + self.db, "--http.port=%d" % self.port]
+        return ["--storage.path=" + self.db, "--http.port=%d" % self.server_port]
 
     def mts(self, *args, timeout=CLI_TIMEOUT):
         """`mts <args> <location>`: a token/config command on this server's database."""

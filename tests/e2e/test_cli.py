@@ -186,7 +186,8 @@ class ConfigErrorsTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir, True)
 
     def serve_must_fail(self, *args, timeout=10):
-        r = run_mts(["serve", "--storage.path=" + self.db, "--http.port=%d" % free_port()] + list(args),
+        r = run_mts(["serve", "--storage.path=" + self.db, "--http.port=%d" % free_port(),
+                     "--edge.enabled=false"] + list(args),
                     timeout=timeout)
         self.assertNotEqual(r.returncode, 0, r.stderr)
         return r
@@ -247,7 +248,7 @@ class ProcessTest(unittest.TestCase):
             self.addCleanup(shutil.rmtree, other, True)
             t0 = time.monotonic()
             p = subprocess.Popen([MTS_BIN, "serve", "--storage.path=" + os.path.join(other, "mts.db"),
-                                  "--http.port=%d" % first.port, "--http.threads=4"],
+                                  "--http.port=%d" % first.port, "--http.threads=4", "--edge.enabled=false"],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
             try:

@@ -129,7 +129,7 @@ TEST_CASE("config: the example file and the docs mention every key", "[config]")
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 63);
+  CHECK(keys.size() == 77);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -226,9 +226,11 @@ TEST_CASE("config: every integer range error names the key and the range", "[con
       CHECK(has(message, d.range));
     }
     // The bounds themselves are allowed (a small default_search_limit keeps
-    // limits.max_search_limit=1 valid).
+    // limits.max_search_limit=1 valid, and the edge's related keys are moved out of the way
+    // of each other's bounds; the key under test comes last and wins).
     for (long long good : {min, max})
-      CHECK(load_error(std::nullopt, {"limits.default_search_limit=1",
+      CHECK(load_error(std::nullopt, {"limits.default_search_limit=1", "edge.max_connections_per_address=1",
+                                      "edge.max_header_line_bytes=1024", "edge.max_header_bytes=1048576",
                                       d.key + "=" + std::to_string(good)})
                 .empty());
   }
@@ -322,7 +324,9 @@ TEST_CASE("config: overnight window", "[config]") {
 
 TEST_CASE("config: setting_value", "[config]") {
   settings s;
-  CHECK(mts::setting_value(s, "http.port") == "8443");
+  CHECK(mts::setting_value(s, "http.port") == "8444");
+  CHECK(mts::setting_value(s, "edge.port") == "8443");
+  CHECK(mts::setting_value(s, "edge.enabled") == "true");
   CHECK(mts::setting_value(s, "http.prefix") == "/MTS");
   CHECK(mts::setting_value(s, "tls.cert_file").empty());
   CHECK(mts::setting_value(s, "api.mask_passwords") == "false");
@@ -383,4 +387,22 @@ TEST_CASE("config: the docs describe every [[modem]] key", "[config][modem]") {
     CHECK(has(docs, "| `" + d.key + "` |"));
     CHECK(has(example, "# " + d.key + " = "));
   }
+}
+
+TEST_CASE("config: the edge and trusted proxies", "[config]") {
+  CHECK(load_error(std::nullopt, {"http.trusted_proxies=10.0.0.1, 192.0.2.0/24, ::1, fd00::/8"}).empty());
+  CHECK(has(override_error("http.trusted_proxies=10.0.0.1, nope"),
+            "http.trusted_proxies: \"nope\" is not an IPv4 or IPv6 address or network"));
+  CHECK(has(override_error("http.trusted_proxies=10.0.0.0/33"),
+            "http.trusted_proxies: \"10.0.0.0/33\" has a prefix length that is not 0..32"));
+  // Behind the edge the server's own listener stays on loopback; without it, anything goes.
+  CHECK(has(override_error("http.address=0.0.0.0"), "http.address: must be a loopback address"));
+  CHECK(load_error(std::nullopt, {"http.address=0.0.0.0", "edge.enabled=false"}).empty());
+  CHECK(load_error(std::nullopt, {"http.address=127.0.0.2"}).empty());
+  CHECK(has(override_error("edge.internal_port=8444"), "edge.internal_port: must differ from edge.port and http.port"));
+  CHECK(has(override_error("edge.max_connections_per_address=7000"),
+            "edge.max_connections_per_address: 7000 is out of range 1..edge.max_connections (6144)"));
+  CHECK(has(override_error("edge.max_header_bytes=4096"),
+            "edge.max_header_bytes: 4096 is smaller than edge.max_header_line_bytes (8192)"));
+  CHECK(has(override_error("edge.header_timeout_seconds=0"), "edge.header_timeout_seconds"));
 }
