@@ -109,15 +109,15 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 3);
-    CHECK(s.schema_version() == 3);
+    CHECK(store::latest_schema_version() == 4);
+    CHECK(s.schema_version() == 4);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 3);
-  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 3);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 4);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 4);
   CHECK(raw.tableExists("test_transcripts"));
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
@@ -132,14 +132,14 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 3);
+    CHECK(s.schema_version() == 4);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 3);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 4);
 }
 
 TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
@@ -156,7 +156,7 @@ TEST_CASE("a version 1 database is migrated: old results keep no connection atte
              "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
   }
   store s(dir.db(), store_mode::read_write, busy_ms);
-  CHECK(s.schema_version() == 3);
+  CHECK(s.schema_version() == 4);
   auto old = s.find_test(1);
   REQUIRE(old);
   CHECK(old->result == "SUCCESS");
@@ -175,14 +175,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (4, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (5, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 4 is newer than this build supports (3)"));
+      Catch::Message("database schema version 5 is newer than this build supports (4)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 4 is newer than this build supports (3)"));
+      Catch::Message("database schema version 5 is newer than this build supports (4)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -195,7 +195,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 3) ++ok;
+        if (s.schema_version() == 4) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -204,7 +204,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 3);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 4);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -223,7 +223,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (3); start the server once to upgrade it"));
+                                        "expects (4); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -762,7 +762,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 3);
+  CHECK(r.schema_version() == 4);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
@@ -784,6 +784,10 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
 
   REQUIRE_THROWS_WITH(r.insert_test(simple_request(), 1), Catch::StartsWith("insert test: "));
+  REQUIRE_THROWS_WITH(r.probe_write(1), Catch::StartsWith("probe write: "));
+  w.probe_write(300); // the writer's health probe commits
+  w.probe_write(301); // and rewrites its one row
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM service_probe WHERE id = 1 AND written_time = 301") == 1);
   REQUIRE_THROWS_WITH(r.delete_token("t"), Catch::StartsWith("delete token: "));
   CHECK(r.quick_check() == "ok");
 }
