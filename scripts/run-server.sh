@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Sets up and builds the server, creates a fresh API token and starts the server on its
-# embedded defaults (data/ for the database and the self-signed certificate).
+# embedded defaults: the nginx edge on 127.0.0.1:8443 for clients, the server itself behind it
+# on loopback, both stopped together (Ctrl-C); data/ holds the database and a self-signed
+# certificate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 mts=build/bin/mts
 token=$("$mts" token create --name "quickstart-$(date -u +%Y%m%dT%H%M%S)" --days 30)
-port=$("$mts" config get http.port)
+port=$("$mts" config get edge.port)
 prefix=$("$mts" config get http.prefix)
 cat <<MSG
 
