@@ -12,13 +12,14 @@ import os
 import select
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import (HOST, Server, insecure_context, parse_raw_response, read_until_close,
+from harness import (HOST, Server, fmt_utc, insecure_context, parse_raw_response, read_until_close,
                      valid_request)
 
 
@@ -397,6 +398,38 @@ class ServiceStatusTest(unittest.TestCase):
             self.assertIn("the database does not take writes", srv.log())
             self.assertIn("the database takes writes again", srv.log())
             srv.stop()
+
+
+class ReaderSaturationTest(unittest.TestCase):
+    """Readers busy with slow searches are not a database outage: service-status stays OK (the
+    searches themselves may get 503 after the actor timeout)."""
+
+    def test_busy_readers_are_not_an_outage(self):
+        with Server(threads=64, overrides=["--storage.reader_count=1", "--http.actor_timeout_seconds=1"]) as srv:
+            now = int(time.time())  # the rows are stamped 100 s ago, the search covers the last hour
+            db = sqlite3.connect(srv.db)
+            db.execute("""WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 400000)
+                          INSERT INTO tests (received_time, immediate, meter_type, remote_address,
+                                             survey_days, state)
+                          SELECT ?, 0, 'ELSTERA1700', printf('0777%07d', i), 0, 'COMPLETED' FROM c""",
+                       (now - 100,))
+            db.commit()
+            db.close()
+            # A substring that matches nothing: every search scans all 400,000 rows.
+            query = "test-search?fromTime=%s&remoteAddress=zzz&limit=1" % fmt_utc(now - 3600)
+            statuses = []
+            searches = [threading.Thread(target=lambda: statuses.append(
+                srv.request("GET", query, timeout=60).status)) for _ in range(40)]
+            for t in searches:
+                t.start()
+            time.sleep(0.3)
+            during = srv.request("GET", "service-status", token=None)
+            for t in searches:
+                t.join(90)
+            self.assertEqual(during.json["status"], "OK")
+            self.assertEqual(len(statuses), 40)
+            self.assertTrue(set(statuses) <= {200, 503}, statuses)
+            self.assertTrue(srv.service_ok())
 
 
 class LifecycleTest(unittest.TestCase):
