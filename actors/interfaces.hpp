@@ -45,6 +45,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using keys_atom = caf::atom_constant<caf::atom("keys")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -62,6 +63,13 @@ struct batch_inserted {
   std::vector<test_id> tests;
 };
 
+// The answer to a start that fetches the record: started=false if the test was no longer
+// pending (record then empty); otherwise the whole record as it is now RUNNING.
+struct started_test {
+  bool started = false;
+  test_record record;
+};
+
 struct scheduler_stats {
   std::int64_t queued_immediate = 0;
   std::int64_t queued_overnight = 0;
@@ -71,7 +79,8 @@ struct scheduler_stats {
 // ---- interfaces ----
 
 // The PERSISTENCE actor: the server's only writer to SQLite. Every reply is sent after the
-// change is committed. Test starts and results are group-committed (actors/persistence.hpp).
+// change is committed. New tests, test starts and results are group-committed
+// (actors/persistence.hpp).
 using persistence_actor = caf::typed_actor<
   // Store one test; answers its id.
   caf::replies_to<insert_atom, test_request, unix_seconds>::with<test_id>,
@@ -85,10 +94,14 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<cancel_atom, batch_id, bool>::with<batch_cancel_result>,
   // Mark a pending test running at the given time; answers false if it is no longer pending.
   caf::replies_to<start_atom, test_id, unix_seconds>::with<bool>,
+  // The same, answering the whole record once it is RUNNING (what the scheduler dispatches).
+  caf::replies_to<start_atom, get_atom, test_id, unix_seconds>::with<started_test>,
   // Record a running test's outcome, exactly once; answers whether it was written.
   caf::replies_to<finish_atom, test_outcome>::with<bool>,
   // Start-up recovery: running tests back to pending; answers the whole pending queue.
   caf::replies_to<recover_atom>::with<std::vector<test_record>>,
+  // The same recovery, answering only the queued tests' ids and scheduling keys, in id order.
+  caf::replies_to<recover_atom, keys_atom>::with<std::vector<queued_test>>,
   // Note that a token was used (sent at most once a minute per token).
   caf::reacts_to<touch_atom, std::int64_t, unix_seconds>,
   // Probe: commit one tiny write, recording the result in the writer's health
@@ -176,3 +189,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_cancel_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)

@@ -83,11 +83,20 @@ void flush(persistence_ptr self) {
   if (starts.empty() && finishes.empty())
     return;
   std::vector<bool> started, finished;
+  std::vector<test_record> records(starts.size());
   try {
     recorded_write(*st.health, "writing test starts and results", [&] {
       st.db->in_one_transaction([&] {
-        for (const auto& s : starts)
+        for (std::size_t i = 0; i < starts.size(); ++i) {
+          const auto& s = starts[i];
           started.push_back(st.db->mark_running(s.id, s.at));
+          if (started.back() && s.with_record) {
+            auto rec = st.db->find_test(s.id); // the row just written, inside the transaction
+            if (!rec)
+              throw store_error("start test: the test vanished inside its transaction");
+            records[i] = std::move(*rec);
+          }
+        }
         for (const auto& f : finishes)
           finished.push_back(st.db->complete_test(f.outcome));
       });
@@ -95,15 +104,23 @@ void flush(persistence_ptr self) {
   } catch (const std::exception& e) {
     spdlog::error("storage: writing {} test start(s) and {} result(s) failed: {}", starts.size(), finishes.size(),
                   e.what());
-    for (auto& s : starts)
-      s.promise.deliver(make_error(app_errc::storage_failure, "mark test running"));
+    for (auto& s : starts) {
+      if (s.with_record)
+        s.record.deliver(make_error(app_errc::storage_failure, "mark test running"));
+      else
+        s.promise.deliver(make_error(app_errc::storage_failure, "mark test running"));
+    }
     for (auto& f : finishes)
       f.promise.deliver(make_error(app_errc::storage_failure, "complete test"));
     return;
   }
   ++st.group_commits;
-  for (std::size_t i = 0; i < starts.size(); ++i)
-    starts[i].promise.deliver(bool{started[i]});
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    if (starts[i].with_record)
+      starts[i].record.deliver(started_test{started[i], std::move(records[i])});
+    else
+      starts[i].promise.deliver(bool{started[i]});
+  }
   for (std::size_t i = 0; i < finishes.size(); ++i)
     finishes[i].promise.deliver(bool{finished[i]});
 }
@@ -138,7 +155,13 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     },
     [self](start_atom, test_id id, unix_seconds at) -> caf::result<bool> {
       auto rp = self->make_response_promise<bool>();
-      self->state.starts.push_back({id, at, rp});
+      self->state.starts.push_back({id, at, rp, {}, false});
+      request_flush(self);
+      return rp;
+    },
+    [self](start_atom, get_atom, test_id id, unix_seconds at) -> caf::result<started_test> {
+      auto rp = self->make_response_promise<started_test>();
+      self->state.starts.push_back({id, at, {}, rp, true});
       request_flush(self);
       return rp;
     },
@@ -151,6 +174,9 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     [self](flush_atom) { flush(self); },
     [st, wh](recover_atom) -> caf::result<std::vector<test_record>> {
       return guarded_write(*wh, "recover queue", [&] { return st->recover_queue(); });
+    },
+    [st, wh](recover_atom, keys_atom) -> caf::result<std::vector<queued_test>> {
+      return guarded_write(*wh, "recover queue", [&] { return st->recover_queue_keys(); });
     },
     [st, wh](touch_atom, std::int64_t token, unix_seconds at) {
       try {

@@ -34,7 +34,9 @@ struct persistence_state {
   struct pending_start {
     test_id id;
     unix_seconds at;
-    caf::typed_response_promise<bool> promise;
+    caf::typed_response_promise<bool> promise;          // (start, id, at)
+    caf::typed_response_promise<started_test> record;   // (start, get, id, at)
+    bool with_record = false;
   };
   struct pending_finish {
     test_outcome outcome;

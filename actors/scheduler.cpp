@@ -1,7 +1,5 @@
 #include "actors/scheduler.hpp"
 
-#include "actors/connection.hpp"
-
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -19,54 +17,20 @@ constexpr unix_seconds max_tick_interval = 300;
 
 void dispatch(self_ptr self);
 
-bool is_tcp(const std::string& remote_address) { return parse_tcp_address(remote_address).has_value(); }
-
-// The test left the running set (finished, recorded, or never started).
+// The test left the running set (finished, recorded, or never started): its address, TCP
+// session or modem frees.
 void release(self_ptr self, test_id id) {
   auto& st = self->state;
-  st.running.erase(id);
-  auto it = st.running_address.find(id);
-  if (it == st.running_address.end())
-    return;
-  st.busy_addresses.erase(it->second);
-  if (is_tcp(it->second))
-    st.tcp_running -= 1;
-  else if (st.config.modems)
+  auto tcp = st.queue.finish(id);
+  if (tcp && !*tcp && st.config.modems)
     st.config.modems->release(id);
-  st.running_address.erase(it);
 }
 
-void occupy(self_ptr self, const test_record& rec) {
+// Queues a test by its keys; can_run is asked here, once (scheduler.hpp).
+void enqueue(self_ptr self, const test_record& rec) {
   auto& st = self->state;
-  st.running.insert(rec.id);
-  st.running_address.emplace(rec.id, rec.request.remote_address);
-  st.busy_addresses.insert(rec.request.remote_address);
-  if (is_tcp(rec.request.remote_address))
-    st.tcp_running += 1;
-  else if (st.config.modems)
-    st.config.modems->acquire(rec.id); // startable() saw one free
-}
-
-// Whether a queued test may start now (capacity aside from the total).
-bool startable(self_ptr self, const test_record& rec) {
-  auto& st = self->state;
-  if (st.busy_addresses.count(rec.request.remote_address))
-    return false;
-  if (is_tcp(rec.request.remote_address)) {
-    if (st.tcp_running >= st.config.max_tcp_sessions)
-      return false;
-  } else if (!st.config.modems || !st.config.modems->available()) {
-    return false;
-  }
-  return !st.config.can_run || st.config.can_run(rec);
-}
-
-void enqueue(self_ptr self, test_record rec) {
-  auto& st = self->state;
-  if (st.running.count(rec.id))
-    return;
-  auto& queue = rec.request.immediate ? st.immediate : st.overnight;
-  queue.emplace(rec.id, std::move(rec));
+  const bool runnable = !st.config.can_run || st.config.can_run(rec);
+  st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable);
 }
 
 bool in_window(self_ptr self) {
@@ -82,11 +46,11 @@ void arm_tick(self_ptr self) {
     return;
   const auto now = st.config.clock();
   std::optional<unix_seconds> wait;
-  if (!st.overnight.empty()) {
+  if (st.queue.queued_overnight() > 0) {
     auto sod = seconds_of_day(now);
     wait = (st.config.overnight_window.start_second - sod + seconds_per_day) % seconds_per_day;
   }
-  if (st.config.modems && !(st.immediate.empty() && st.overnight.empty())) {
+  if (st.config.modems && !st.queue.empty()) {
     if (auto back = st.config.modems->next_return())
       wait = std::min(wait.value_or(*back - now), *back - now);
   }
@@ -115,23 +79,19 @@ void record_outcome(self_ptr self, test_outcome outcome) {
       });
 }
 
-void run(self_ptr self, test_record rec) {
-  auto id = rec.id;
-  auto queued = rec; // for the error path: the success path takes rec
+// Marks the test RUNNING in the database, which answers its whole record, and hands that to
+// the executor.
+void run(self_ptr self, test_id id) {
   auto started = self->state.config.clock();
-  self->request(self->state.persistence, storage_timeout, start_atom::value, id, started)
+  self->request(self->state.persistence, storage_timeout, start_atom::value, get_atom::value, id, started)
     .then(
-      [self, rec = std::move(rec), started](bool ok) mutable {
-        auto id = rec.id;
-        if (!ok) { // cancelled meanwhile
+      [self, id](started_test& st) {
+        if (!st.started) { // cancelled meanwhile
           release(self, id);
           dispatch(self);
           return;
         }
-        if (!rec.test_start_time)
-          rec.test_start_time = started;
-        rec.state = test_state::running;
-        rec.attempts += 1;
+        auto& rec = st.record;
         spdlog::info("scheduler: test {} started ({} {})", id, rec.request.meter_type,
                      rec.request.immediate ? "immediate" : "overnight");
         auto deadline = self->state.config.test_deadline;
@@ -148,43 +108,33 @@ void run(self_ptr self, test_record rec) {
                   record_outcome(self, std::move(outcome));
                 });
       },
-      [self, id, queued = std::move(queued)](caf::error& err) mutable {
+      [self, id](caf::error& err) {
         // Not started: it is still PENDING in the database, so it goes back into the queue
         // (and stays cancellable); the next dispatch tries again.
         spdlog::error("scheduler: starting test {} failed: {}", id, to_string(err));
-        release(self, id);
-        enqueue(self, std::move(queued));
+        auto& st = self->state;
+        auto tcp = st.queue.requeue(id);
+        if (tcp && !*tcp && st.config.modems)
+          st.config.modems->release(id);
       });
-}
-
-// The first startable test of a queue, in order; end() if none.
-std::map<test_id, test_record>::iterator first_startable(self_ptr self, std::map<test_id, test_record>& queue) {
-  return std::find_if(queue.begin(), queue.end(), [self](const auto& kv) { return startable(self, kv.second); });
 }
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
   if (!st.executor)
     return;
-  while (static_cast<std::int64_t>(st.running.size()) < st.config.max_concurrent_tests) {
-    std::map<test_id, test_record>* queue = &st.immediate;
-    auto it = first_startable(self, st.immediate);
-    if (it == st.immediate.end() && !st.overnight.empty() && in_window(self)) {
-      queue = &st.overnight;
-      it = first_startable(self, st.overnight);
-    }
-    if (it == queue->end())
+  while (st.queue.running() < st.config.max_concurrent_tests) {
+    const bool tcp_free = st.queue.tcp_running() < st.config.max_tcp_sessions;
+    const bool modem_free = st.config.modems && st.config.modems->available();
+    const bool overnight_open = st.queue.queued_overnight() > 0 && in_window(self);
+    auto next = st.queue.next(tcp_free, modem_free, overnight_open);
+    if (!next)
       break;
-    auto node = queue->extract(it);
-    occupy(self, node.mapped());
-    run(self, std::move(node.mapped()));
+    if (!next->tcp)
+      st.config.modems->acquire(next->id); // modem_free: one is free
+    run(self, next->id);
   }
   arm_tick(self);
-}
-
-void forget(self_ptr self, test_id id) {
-  self->state.immediate.erase(id);
-  self->state.overnight.erase(id);
 }
 
 } // namespace
@@ -201,13 +151,21 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
 
   // Recovery first: the persistence actor answers in order, so every test inserted later is
   // not in this list (and enqueue ignores duplicates anyway).
-  self->request(st.persistence, storage_timeout, recover_atom::value)
+  self->request(st.persistence, storage_timeout, recover_atom::value, keys_atom::value)
     .then(
-      [self](std::vector<test_record>& pending) {
-        for (auto& rec : pending)
-          enqueue(self, std::move(rec));
+      [self](std::vector<queued_test>& pending) {
+        test_record rec; // what can_run sees (scheduler.hpp)
+        for (auto& q : pending) {
+          rec.id = q.id;
+          rec.request.immediate = q.immediate;
+          rec.request.meter_type = std::move(q.meter_type);
+          rec.request.remote_address = std::move(q.remote_address);
+          enqueue(self, rec);
+        }
+        auto& queue = self->state.queue;
         spdlog::info("scheduler: recovered {} queued tests ({} immediate, {} overnight)",
-                     pending.size(), self->state.immediate.size(), self->state.overnight.size());
+                     pending.size(), queue.queued_immediate(), queue.queued_overnight());
+        pending = {}; // the keys are in the queue now; give the memory back
         dispatch(self);
       },
       [self](caf::error& err) {
@@ -225,7 +183,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
             rec.id = id;
             rec.received_time = received;
             rec.request = std::move(req);
-            enqueue(self, std::move(rec));
+            enqueue(self, rec);
             rp.deliver(id);
             dispatch(self);
           },
@@ -244,7 +202,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
               rec.batch = inserted.batch;
               rec.received_time = received;
               rec.request = std::move(reqs[i]);
-              enqueue(self, std::move(rec));
+              enqueue(self, rec);
             }
             rp.deliver(inserted.batch);
             dispatch(self);
@@ -254,15 +212,15 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     },
     [self](cancel_atom, test_id id) -> caf::result<test_id> {
       auto& st = self->state;
-      if (st.running.count(id)) // started or finishing: left as it is (DECISIONS.md)
+      if (st.queue.is_running(id)) // started or finishing: left as it is (DECISIONS.md)
         return id;
       auto rp = self->make_response_promise<test_id>();
-      if (st.immediate.count(id) || st.overnight.count(id)) {
+      if (st.queue.is_queued(id)) {
         self->request(st.persistence, storage_timeout, delete_atom::value, id)
           .then(
             [self, rp, id](bool deleted) mutable {
               if (deleted) {
-                forget(self, id);
+                self->state.queue.remove(id);
                 spdlog::info("scheduler: test {} cancelled", id);
               }
               rp.deliver(id);
@@ -291,7 +249,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
               return;
             }
             for (auto t : res.removed)
-              forget(self, t);
+              self->state.queue.remove(t);
             spdlog::info("scheduler: batch {} cancelled, {} tests removed", id, res.cancelled_count);
             rp.deliver(res.cancelled_count);
           },
@@ -304,9 +262,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     },
     [self](stats_atom) -> scheduler_stats {
       auto& st = self->state;
-      return {static_cast<std::int64_t>(st.immediate.size()),
-              static_cast<std::int64_t>(st.overnight.size()),
-              static_cast<std::int64_t>(st.running.size())};
+      return {st.queue.queued_immediate(), st.queue.queued_overnight(), st.queue.running()};
     },
   };
 }

@@ -17,18 +17,25 @@
 // - can_run(record) false (the executor has no driver for the meter type yet, or the address
 //   needs a modem and none is configured): the test stays queued, PENDING, and is skipped;
 //   it runs once a server that can run it picks it up (after an upgrade and restart).
+//   can_run is asked once, when the test is queued, and sees only the record's id and the
+//   request's immediate flag, meter type and remote address (all it may depend on).
 // - At start-up the queue is recovered from the database: tests that were running when the
-//   process died go back to the queue, keeping their first start time.
+//   process died go back to the queue, keeping their first start time. Only ids and
+//   scheduling keys are loaded.
 // - Without an executor (the server before the test engine exists) tests stay queued.
+//
+// The queue (actors/scheduler_queue.hpp) holds only ids and scheduling keys, and every event
+// (submit, cancel, start, end, the window opening, a modem freed) costs O(log n) in its
+// length; the full record is read from the database when a test starts (the persistence
+// actor's (start, get) reply carries it).
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
+#include "actors/scheduler_queue.hpp"
 #include "config/settings.hpp"
 
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
 
 namespace mts {
 
@@ -50,12 +57,7 @@ struct scheduler_state {
   scheduler_config config;
   persistence_actor persistence;
   executor_actor executor; // may be invalid
-  std::map<test_id, test_record> immediate; // ordered by id = received order
-  std::map<test_id, test_record> overnight;
-  std::set<test_id> running; // dispatched: being started, running, or being recorded
-  std::map<test_id, std::string> running_address; // remote address of each running test
-  std::set<std::string> busy_addresses;            // remote addresses of running tests
-  std::int64_t tcp_running = 0;                    // running tests with a TCP address
+  scheduler_queue queue; // queued and running tests: ids and scheduling keys
   bool tick_armed = false;
 };
 

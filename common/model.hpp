@@ -90,6 +90,15 @@ struct search_page {
   std::vector<test_record> results; // summaries: readings_json is empty
 };
 
+// A queued test as the scheduler keeps it: its id and scheduling keys, not the request
+// (start-up recovery loads only these; the full record is read when the test starts).
+struct queued_test {
+  test_id id = 0;
+  bool immediate = false;
+  std::string meter_type;     // for can_run
+  std::string remote_address; // exclusivity per address, TCP or modem
+};
+
 // What batch-cancel did.
 struct batch_cancel_result {
   bool found = false;

@@ -528,6 +528,26 @@ std::vector<test_record> store::recover_queue() {
   });
 }
 
+std::vector<queued_test> store::recover_queue_keys() {
+  return guarded("recover queue", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    impl_->db.exec("UPDATE tests SET state = 'PENDING' WHERE state = 'RUNNING'");
+    SQLite::Statement st(impl_->db, "SELECT id, immediate, meter_type, remote_address "
+                                    "FROM tests WHERE state = 'PENDING' ORDER BY id");
+    std::vector<queued_test> out;
+    while (st.executeStep()) {
+      queued_test q;
+      q.id = st.getColumn(0).getInt64();
+      q.immediate = st.getColumn(1).getInt64() != 0;
+      q.meter_type = column_bytes(st.getColumn(2));
+      q.remote_address = column_bytes(st.getColumn(3));
+      out.push_back(std::move(q));
+    }
+    tx.commit();
+    return out;
+  });
+}
+
 // ---- tests (queries) ----
 
 std::optional<test_record> store::find_test(test_id id) {

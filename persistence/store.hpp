@@ -73,6 +73,8 @@ public:
   // Start-up recovery: every RUNNING test goes back to PENDING (keeping test_start_time and
   // attempts); returns all PENDING tests in id order.
   std::vector<test_record> recover_queue(); // full requests; readings_json empty
+  // The same recovery, reading only what the scheduler keeps of each queued test.
+  std::vector<queued_test> recover_queue_keys();
 
   // ---- tests (queries; any mode) ----
   std::optional<test_record> find_test(test_id id);                 // with readings_json

@@ -135,3 +135,47 @@ TEST_CASE_METHOD(actor_fixture, "a write that fails makes the writer unhealthy u
   CHECK(writer->check(writer_health::clock::now(), stall).ok);
   CHECK(writer->check(writer_health::clock::now(), stall).reason.empty());
 }
+
+TEST_CASE_METHOD(actor_fixture, "a start can answer the whole record; recovery can answer only keys",
+                 "[actors][persistence]") {
+  auto req = make_request(true, "full", "0123456");
+  req.password = "secret";
+  req.serial_number = "12345678";
+  req.survey_days = 3;
+  req.survey_date = "2023-11-10";
+  auto id = ask<test_id>(persist, insert_atom::value, req, fake_now);
+  auto other = ask<test_id>(persist, insert_atom::value, make_request(false, "o", "10.1.1.1:9"), fake_now);
+  REQUIRE((id && other));
+  auto started = ask<started_test>(persist, start_atom::value, get_atom::value, *id, fake_now + 5);
+  REQUIRE(started);
+  CHECK(started->started);
+  const auto& rec = started->record;
+  CHECK(rec.id == *id);
+  CHECK(rec.state == test_state::running);
+  CHECK(rec.attempts == 1);
+  CHECK(rec.test_start_time == fake_now + 5);
+  CHECK(rec.received_time == fake_now);
+  CHECK(rec.request.remote_address == "0123456");
+  CHECK(rec.request.password == std::string("secret"));
+  CHECK(rec.request.serial_number == std::string("12345678"));
+  CHECK(rec.request.survey_days == 3);
+  CHECK(rec.request.survey_date == std::string("2023-11-10"));
+  auto again = ask<started_test>(persist, start_atom::value, get_atom::value, *id, fake_now + 6);
+  REQUIRE(again);
+  CHECK_FALSE(again->started); // no longer pending
+
+  // The process dies with the first test running: recovery queues both again, keys only.
+  auto keys = ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value);
+  REQUIRE(keys);
+  REQUIRE(keys->size() == 2);
+  CHECK((*keys)[0].id == *id);
+  CHECK((*keys)[0].immediate);
+  CHECK((*keys)[0].meter_type == "ELSTERA1700");
+  CHECK((*keys)[0].remote_address == "0123456");
+  CHECK((*keys)[1].id == *other);
+  CHECK_FALSE((*keys)[1].immediate);
+  CHECK((*keys)[1].remote_address == "10.1.1.1:9");
+  auto back = inspect->find_test(*id);
+  CHECK(back->state == test_state::pending);
+  CHECK(back->test_start_time == fake_now + 5); // the first start survives
+}

@@ -1,0 +1,157 @@
+#include "actors/scheduler_queue.hpp"
+
+#include "common/tcp_address.hpp"
+
+namespace mts {
+
+scheduler_queue::address_ref scheduler_queue::intern(const std::string& address) {
+  auto [it, fresh] = addresses_.try_emplace(address);
+  if (fresh)
+    it->second.tcp = parse_tcp_address(address).has_value();
+  it->second.refs += 1;
+  return &*it;
+}
+
+void scheduler_queue::unref(address_ref a) {
+  if (--a->second.refs == 0)
+    addresses_.erase(a->first);
+}
+
+void scheduler_queue::make_ready(test_id id, bool overnight, address_ref a) {
+  ready_of(overnight, a).emplace(id, a);
+}
+
+void scheduler_queue::block(test_id id, bool overnight, address_ref a) {
+  blocked_[a].emplace(overnight, id);
+  blocked_index_.emplace(id, std::make_pair(overnight, a));
+}
+
+void scheduler_queue::unblock_first(address_ref a) {
+  auto it = blocked_.find(a);
+  if (it == blocked_.end())
+    return;
+  auto [overnight, id] = *it->second.begin();
+  it->second.erase(it->second.begin());
+  if (it->second.empty())
+    blocked_.erase(it);
+  blocked_index_.erase(id);
+  make_ready(id, overnight, a);
+}
+
+bool scheduler_queue::is_queued(test_id id) const {
+  for (const auto& by_kind : ready_)
+    for (const auto& q : by_kind)
+      if (q.count(id))
+        return true;
+  return blocked_index_.count(id) || parked_[0].count(id) || parked_[1].count(id);
+}
+
+bool scheduler_queue::is_running(test_id id) const { return running_.count(id) != 0; }
+
+void scheduler_queue::add(test_id id, bool immediate, const std::string& remote_address, bool runnable) {
+  if (is_running(id) || is_queued(id))
+    return;
+  const bool overnight = !immediate;
+  queued_[overnight] += 1;
+  if (!runnable) {
+    parked_[overnight].insert(id);
+    return;
+  }
+  auto a = intern(remote_address);
+  if (a->second.busy)
+    block(id, overnight, a);
+  else
+    make_ready(id, overnight, a);
+}
+
+bool scheduler_queue::remove(test_id id) {
+  for (bool overnight : {false, true}) {
+    if (parked_[overnight].erase(id)) {
+      queued_[overnight] -= 1;
+      return true;
+    }
+    for (auto& q : ready_[overnight]) {
+      auto it = q.find(id);
+      if (it == q.end())
+        continue;
+      auto a = it->second;
+      q.erase(it);
+      queued_[overnight] -= 1;
+      // It may have been the one test of its free address taken out of the blocked ones.
+      if (!a->second.busy)
+        unblock_first(a);
+      unref(a);
+      return true;
+    }
+  }
+  auto it = blocked_index_.find(id);
+  if (it == blocked_index_.end())
+    return false;
+  auto [overnight, a] = it->second;
+  blocked_index_.erase(it);
+  auto b = blocked_.find(a);
+  b->second.erase({overnight, id});
+  if (b->second.empty())
+    blocked_.erase(b);
+  queued_[overnight] -= 1;
+  unref(a);
+  return true;
+}
+
+std::optional<scheduler_queue::dispatched> scheduler_queue::next(bool tcp_free, bool modem_free,
+                                                                 bool overnight_open) {
+  for (bool overnight : {false, true}) {
+    if (overnight && !overnight_open)
+      break;
+    ready_map* best = nullptr;
+    for (int kind : {0, 1}) {
+      if (!(kind == 0 ? tcp_free : modem_free))
+        continue;
+      auto& q = ready_[overnight][kind];
+      // Tests whose address is busy wait in the blocked set until it frees.
+      while (!q.empty() && q.begin()->second->second.busy) {
+        auto node = q.extract(q.begin());
+        block(node.key(), overnight, node.mapped());
+      }
+      if (!q.empty() && (!best || q.begin()->first < best->begin()->first))
+        best = &q;
+    }
+    if (!best)
+      continue;
+    auto node = best->extract(best->begin());
+    auto a = node.mapped();
+    a->second.busy = true;
+    if (a->second.tcp)
+      tcp_running_ += 1;
+    queued_[overnight] -= 1;
+    running_.emplace(node.key(), running_entry{a, overnight});
+    return dispatched{node.key(), a->second.tcp};
+  }
+  return std::nullopt;
+}
+
+std::optional<bool> scheduler_queue::release(test_id id, bool requeue) {
+  auto it = running_.find(id);
+  if (it == running_.end())
+    return std::nullopt;
+  auto [a, overnight] = it->second;
+  running_.erase(it);
+  const bool tcp = a->second.tcp;
+  if (tcp)
+    tcp_running_ -= 1;
+  a->second.busy = false;
+  unblock_first(a);
+  if (requeue) {
+    queued_[overnight] += 1;
+    make_ready(id, overnight, a); // keeps its reference to the address
+  } else {
+    unref(a); // after unblock_first: blocked tests hold references, so a is still there
+  }
+  return tcp;
+}
+
+std::optional<bool> scheduler_queue::finish(test_id id) { return release(id, false); }
+
+std::optional<bool> scheduler_queue::requeue(test_id id) { return release(id, true); }
+
+} // namespace mts

@@ -1,0 +1,151 @@
+// The scheduler's queue against a model that states the rules plainly: keep every queued
+// test in a list and scan it in (class, id) order for the first one that may start. Random
+// operations (seeded, so every run is the same) must give the same choices and counts.
+#include "actors/scheduler_queue.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace mts;
+
+namespace {
+
+struct model {
+  struct entry {
+    bool overnight;
+    std::string address;
+    bool tcp;
+    bool runnable;
+  };
+  std::map<test_id, entry> queued;  // by id
+  std::map<test_id, entry> running; // dispatched
+
+  bool busy(const std::string& address) const {
+    return std::any_of(running.begin(), running.end(), [&](const auto& kv) { return kv.second.address == address; });
+  }
+  std::optional<scheduler_queue::dispatched> next(bool tcp_free, bool modem_free, bool overnight_open) {
+    for (bool overnight : {false, true}) {
+      if (overnight && !overnight_open)
+        break;
+      for (auto it = queued.begin(); it != queued.end(); ++it) {
+        const auto& e = it->second;
+        if (e.overnight != overnight || !e.runnable || busy(e.address) || !(e.tcp ? tcp_free : modem_free))
+          continue;
+        scheduler_queue::dispatched d{it->first, e.tcp};
+        running.emplace(*it);
+        queued.erase(it);
+        return d;
+      }
+    }
+    return std::nullopt;
+  }
+  std::int64_t count(bool overnight) const {
+    return std::count_if(queued.begin(), queued.end(), [&](const auto& kv) { return kv.second.overnight == overnight; });
+  }
+  std::int64_t tcp_running() const {
+    return std::count_if(running.begin(), running.end(), [](const auto& kv) { return kv.second.tcp; });
+  }
+};
+
+} // namespace
+
+TEST_CASE("the scheduler queue chooses as a scan of the whole queue would", "[scheduler][queue]") {
+  const std::vector<std::string> addresses{"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "[::1]:7",
+                                           "01234", "+4499", "host.example:80"};
+  for (unsigned seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    scheduler_queue q;
+    model m;
+    test_id next_id = 1;
+    std::vector<test_id> known;
+    for (int step = 0; step < 3000; ++step) {
+      switch (pick(10)) {
+        case 0: case 1: case 2: { // submit
+          const auto id = next_id++;
+          const bool immediate = pick(2) == 0;
+          const auto& address = addresses[static_cast<std::size_t>(pick(static_cast<int>(addresses.size())))];
+          const bool runnable = pick(10) != 0;
+          const bool tcp = address.find(':') != std::string::npos;
+          q.add(id, immediate, address, runnable);
+          m.queued.emplace(id, model::entry{!immediate, address, tcp, runnable});
+          known.push_back(id);
+          break;
+        }
+        case 3: { // cancel (queued, running, or never known)
+          const test_id id = known.empty() || pick(5) == 0 ? next_id + 100 : known[static_cast<std::size_t>(pick(static_cast<int>(known.size())))];
+          const bool removed = q.remove(id);
+          CHECK(removed == (m.queued.erase(id) == 1));
+          break;
+        }
+        case 4: case 5: case 6: { // dispatch
+          const bool tcp_free = pick(4) != 0, modem_free = pick(3) != 0, open = pick(2) == 0;
+          auto got = q.next(tcp_free, modem_free, open);
+          auto want = m.next(tcp_free, modem_free, open);
+          REQUIRE(got.has_value() == want.has_value());
+          if (got) {
+            CHECK(got->id == want->id);
+            CHECK(got->tcp == want->tcp);
+          }
+          break;
+        }
+        case 7: case 8: case 9: { // a running test ends (or, once in three, goes back to the queue)
+          if (m.running.empty()) {
+            CHECK_FALSE(q.finish(next_id + 100));
+            break;
+          }
+          auto it = std::next(m.running.begin(), pick(static_cast<int>(m.running.size())));
+          const bool back = pick(3) == 0;
+          auto tcp = back ? q.requeue(it->first) : q.finish(it->first);
+          REQUIRE(tcp);
+          CHECK(*tcp == it->second.tcp);
+          if (back)
+            m.queued.emplace(*it);
+          m.running.erase(it);
+          break;
+        }
+      }
+      REQUIRE(q.queued_immediate() == m.count(false));
+      REQUIRE(q.queued_overnight() == m.count(true));
+      REQUIRE(q.running() == static_cast<std::int64_t>(m.running.size()));
+      REQUIRE(q.tcp_running() == m.tcp_running());
+    }
+    for (auto id : known) {
+      CHECK(q.is_queued(id) == (m.queued.count(id) == 1));
+      CHECK(q.is_running(id) == (m.running.count(id) == 1));
+    }
+  }
+}
+
+TEST_CASE("the scheduler queue: one address, both classes", "[scheduler][queue]") {
+  scheduler_queue q;
+  q.add(1, false, "10.0.0.1:1", true); // overnight
+  q.add(2, true, "10.0.0.1:1", true);  // immediate, same address
+  q.add(3, true, "10.0.0.1:1", true);
+  // The window open: immediate before overnight, then ids; one at a time for the address.
+  auto a = q.next(true, true, true);
+  REQUIRE(a);
+  CHECK(a->id == 2);
+  CHECK_FALSE(q.next(true, true, true));
+  q.finish(2);
+  auto b = q.next(true, true, true);
+  REQUIRE(b);
+  CHECK(b->id == 3);
+  CHECK(q.remove(1)); // a blocked test can be cancelled
+  CHECK_FALSE(q.is_queued(1));
+  q.finish(3);
+  CHECK_FALSE(q.next(true, true, true));
+  CHECK(q.empty());
+  // A test the executor cannot run is counted and cancellable, never chosen.
+  q.add(4, true, "01234", false);
+  CHECK(q.queued_immediate() == 1);
+  CHECK_FALSE(q.next(true, true, true));
+  CHECK(q.remove(4));
+  CHECK(q.empty());
+}
