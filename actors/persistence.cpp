@@ -66,27 +66,33 @@ auto guarded_write(writer_health& health, const char* what, F&& f) -> caf::resul
   return guarded(what, [&] { return recorded_write(health, what, f); });
 }
 
-// Called after queueing a start or a result: the first one queued asks for the flush, which
+// Called after queueing a new test, a start or a result: the first one queued asks for the flush, which
 // takes everything queued by the time it runs.
 void request_flush(persistence_ptr self) {
-  if (self->state.starts.size() + self->state.finishes.size() == 1)
+  auto& st = self->state;
+  if (st.inserts.size() + st.starts.size() + st.finishes.size() == 1)
     self->send(self, flush_atom::value);
 }
 
-// Writes every waiting start and result in one transaction and answers them.
+// Writes every waiting new test, start and result in one transaction and answers them.
 void flush(persistence_ptr self) {
   auto& st = self->state;
+  auto inserts = std::move(st.inserts);
   auto starts = std::move(st.starts);
   auto finishes = std::move(st.finishes);
+  st.inserts.clear();
   st.starts.clear();
   st.finishes.clear();
-  if (starts.empty() && finishes.empty())
+  if (inserts.empty() && starts.empty() && finishes.empty())
     return;
+  std::vector<test_id> inserted;
   std::vector<bool> started, finished;
   std::vector<test_record> records(starts.size());
   try {
     recorded_write(*st.health, "writing test starts and results", [&] {
       st.db->in_one_transaction([&] {
+        for (const auto& n : inserts)
+          inserted.push_back(st.db->insert_test(n.request, n.received));
         for (std::size_t i = 0; i < starts.size(); ++i) {
           const auto& s = starts[i];
           started.push_back(st.db->mark_running(s.id, s.at));
@@ -102,8 +108,10 @@ void flush(persistence_ptr self) {
       });
     });
   } catch (const std::exception& e) {
-    spdlog::error("storage: writing {} test start(s) and {} result(s) failed: {}", starts.size(), finishes.size(),
-                  e.what());
+    spdlog::error("storage: writing {} new test(s), {} test start(s) and {} result(s) failed: {}", inserts.size(),
+                  starts.size(), finishes.size(), e.what());
+    for (auto& n : inserts)
+      n.promise.deliver(make_error(app_errc::storage_failure, "insert test"));
     for (auto& s : starts) {
       if (s.with_record)
         s.record.deliver(make_error(app_errc::storage_failure, "mark test running"));
@@ -115,6 +123,8 @@ void flush(persistence_ptr self) {
     return;
   }
   ++st.group_commits;
+  for (std::size_t i = 0; i < inserts.size(); ++i)
+    inserts[i].promise.deliver(test_id{inserted[i]});
   for (std::size_t i = 0; i < starts.size(); ++i) {
     if (starts[i].with_record)
       starts[i].record.deliver(started_test{started[i], std::move(records[i])});
@@ -134,11 +144,15 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
   store* st = self->state.db.get(); // owned by the state, which outlives the behavior
   writer_health* wh = self->state.health.get();
   return {
-    [st, wh](insert_atom, const test_request& req, unix_seconds received) -> caf::result<test_id> {
-      return guarded_write(*wh, "insert test", [&] { return st->insert_test(req, received); });
+    [self](insert_atom, test_request& req, unix_seconds received) -> caf::result<test_id> {
+      auto rp = self->make_response_promise<test_id>();
+      self->state.inserts.push_back({std::move(req), received, rp});
+      request_flush(self);
+      return rp;
     },
-    [st, wh](insert_atom, const std::vector<test_request>& reqs,
-             unix_seconds received) -> caf::result<batch_inserted> {
+    [self, st, wh](insert_atom, const std::vector<test_request>& reqs,
+                   unix_seconds received) -> caf::result<batch_inserted> {
+      flush(self); // the tests submitted before this batch get the lower ids
       return guarded_write(*wh, "insert batch", [&] {
         auto [batch, ids] = st->insert_batch(reqs, received);
         return batch_inserted{batch, std::move(ids)};

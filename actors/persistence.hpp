@@ -3,16 +3,20 @@
 // Both block on SQLite, so the server spawns them detached; tests spawn them on the
 // deterministic scheduler.
 //
-// Group commit: test starts (start) and results (finish) are not written one by one. Each
-// request is kept with its response promise, and the first of a group sends the actor a flush
+// Group commit: new tests (insert of one test_request), test starts (start) and results
+// (finish) are not written one by one. Each request is kept with its response promise, and
+// the first of a group sends the actor a flush
 // message, which queues behind every request already in the mailbox; the flush writes all
 // that are waiting in one transaction (store::in_one_transaction), then answers each as the
 // single write would have. When a thousand tests end at once this is one commit (one fsync)
-// instead of a thousand; a lone request waits only for that one extra message. Should the
-// group's transaction fail, every request in it gets storage_failure (nothing of it was
-// written). Other requests (inserts, cancels, ...) are written at once, so a batch-cancel
-// that arrives while a test's start waits in a group deletes the test (it is still pending)
-// and the start then answers false, as for any test cancelled before it started.
+// instead of a thousand, and 64 clients submitting tests at once share one commit; a lone
+// request waits only for that one extra message. A test's id is answered only after the
+// commit that contains its row. Should the group's transaction fail, every request in it gets
+// storage_failure (nothing of it was written). Other requests (batches, cancels, ...) are
+// written at once, so a batch-cancel that arrives while a test's start waits in a group
+// deletes the test (it is still pending) and the start then answers false, as for any test
+// cancelled before it started. A batch first writes the group waiting before it, so test ids
+// still follow the order in which the requests arrived.
 #include "actors/interfaces.hpp"
 #include "actors/writer_health.hpp"
 #include "persistence/store.hpp"
@@ -42,6 +46,12 @@ struct persistence_state {
     test_outcome outcome;
     caf::typed_response_promise<bool> promise;
   };
+  struct pending_insert {
+    test_request request;
+    unix_seconds received;
+    caf::typed_response_promise<test_id> promise;
+  };
+  std::vector<pending_insert> inserts;
   std::vector<pending_start> starts;
   std::vector<pending_finish> finishes;
   std::uint64_t group_commits = 0; // transactions written by flushes (for tests)

@@ -387,7 +387,7 @@ std::string store::quick_check() {
 
 test_id store::insert_test(const test_request& request, unix_seconds received_time) {
   return guarded("insert test", [&] {
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    write_transaction tx(impl_->db, impl_->grouping);
     const test_id id = impl_->insert_test_row(request, std::nullopt, received_time);
     tx.commit();
     return id;

@@ -46,6 +46,7 @@ public:
 
   // ---- tests (writer) ----
   // Inserts one test in its own transaction (state PENDING); returns its id once committed.
+  // Inside in_one_transaction it joins that transaction (committed with the group).
   test_id insert_test(const test_request& request, unix_seconds received_time);
   // Inserts a batch and all its tests in one transaction; returns the batch id and the test
   // ids in request order.
@@ -65,7 +66,7 @@ public:
   // connection attempts, completed_time = outcome.test_end_time, and its transcript when it
   // has one. Only a RUNNING test is written (exactly once); false otherwise.
   bool complete_test(const test_outcome& outcome);
-  // Group commit: runs fn in one write transaction; mark_running and complete_test called
+  // Group commit: runs fn in one write transaction; insert_test, mark_running and complete_test called
   // from fn join it instead of committing each on its own, so a burst of them costs one
   // commit (one fsync) instead of one each. If fn throws, all it wrote is rolled back and the
   // exception propagates.

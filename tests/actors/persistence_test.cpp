@@ -136,6 +136,54 @@ TEST_CASE_METHOD(actor_fixture, "a write that fails makes the writer unhealthy u
   CHECK(writer->check(writer_health::clock::now(), stall).reason.empty());
 }
 
+TEST_CASE_METHOD(actor_fixture, "new tests that queue up share one commit, answered only after it",
+                 "[actors][persistence]") {
+  auto* actor = dynamic_cast<persistence_actor::stateful_pointer<persistence_state>>(
+      caf::actor_cast<caf::abstract_actor*>(persist));
+  REQUIRE(actor != nullptr);
+  const auto commits_before = actor->state.group_commits;
+  // Five submissions reach the actor before it runs: one transaction, ids in arrival order.
+  std::vector<decltype(self->request(persist, caf::infinite, insert_atom::value, test_request{}, unix_seconds{}))> hs;
+  for (int i = 0; i < 5; ++i)
+    hs.push_back(self->request(persist, caf::infinite, insert_atom::value,
+                               make_request(i % 2 == 0, "ref-" + std::to_string(i)), fake_now + i));
+  // Nothing is answered before the group's commit: one step delivers the inserts and queues
+  // the flush, nothing is in the database yet.
+  for (int i = 0; i < 5; ++i)
+    sched.run_once();
+  CHECK(actor->state.inserts.size() == 5);
+  search_query everything;
+  everything.to_time = fake_now + 10;
+  CHECK(inspect->search(everything).total_count == 0);
+  sched.run();
+  CHECK(actor->state.group_commits == commits_before + 1);
+  std::vector<test_id> ids;
+  for (auto& h : hs)
+    h.receive([&](test_id id) { ids.push_back(id); }, [&](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(ids.size() == 5);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0)
+      CHECK(ids[i] > ids[i - 1]);
+    auto rec = inspect->find_test(ids[i]);
+    REQUIRE(rec);
+    CHECK(rec->request.request_reference == "ref-" + std::to_string(i));
+    CHECK(rec->received_time == fake_now + static_cast<unix_seconds>(i));
+  }
+
+  // A batch that arrives while single tests wait writes them first: ids keep arrival order.
+  auto single = self->request(persist, caf::infinite, insert_atom::value, make_request(true, "before"), fake_now);
+  auto batch = self->request(persist, caf::infinite, insert_atom::value,
+                             std::vector<test_request>{make_request(true, "in-batch")}, fake_now);
+  sched.run();
+  test_id single_id = 0;
+  batch_inserted inserted;
+  single.receive([&](test_id id) { single_id = id; }, [&](caf::error& err) { FAIL(to_string(err)); });
+  batch.receive([&](batch_inserted& b) { inserted = b; }, [&](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(inserted.tests.size() == 1);
+  CHECK(single_id > ids.back());
+  CHECK(inserted.tests[0] > single_id);
+}
+
 TEST_CASE_METHOD(actor_fixture, "a start can answer the whole record; recovery can answer only keys",
                  "[actors][persistence]") {
   auto req = make_request(true, "full", "0123456");
