@@ -155,6 +155,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     .then(
       [self](std::vector<queued_test>& pending) {
         test_record rec; // what can_run sees (scheduler.hpp)
+        self->state.queue.reserve(pending.size());
         for (auto& q : pending) {
           rec.id = q.id;
           rec.request.immediate = q.immediate;

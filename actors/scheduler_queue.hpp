@@ -41,6 +41,8 @@ class scheduler_queue {
 public:
   // Queues a test (ignored if the id is already queued or running). runnable=false parks it.
   void add(test_id id, bool immediate, const std::string& remote_address, bool runnable);
+  // Room for this many distinct addresses (recovery, before adding them).
+  void reserve(std::size_t addresses) { addresses_.reserve(addresses); }
   // Removes a queued test (cancelled); false if it is not queued (running or unknown).
   bool remove(test_id id);
 
@@ -101,6 +103,7 @@ private:
   std::unordered_map<test_id, running_entry> running_;
   std::int64_t queued_[2] = {0, 0};         // [overnight], parked and blocked included
   std::int64_t tcp_running_ = 0;
+  test_id max_id_ = 0; // the highest id ever added
 };
 
 } // namespace mts

@@ -532,9 +532,11 @@ std::vector<queued_test> store::recover_queue_keys() {
   return guarded("recover queue", [&] {
     SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
     impl_->db.exec("UPDATE tests SET state = 'PENDING' WHERE state = 'RUNNING'");
+    std::vector<queued_test> out;
+    out.reserve(static_cast<std::size_t>(
+        impl_->db.execAndGet("SELECT COUNT(*) FROM tests WHERE state = 'PENDING'").getInt64()));
     SQLite::Statement st(impl_->db, "SELECT id, immediate, meter_type, remote_address "
                                     "FROM tests WHERE state = 'PENDING' ORDER BY id");
-    std::vector<queued_test> out;
     while (st.executeStep()) {
       queued_test q;
       q.id = st.getColumn(0).getInt64();
