@@ -28,6 +28,14 @@ struct temp_dir {
   }
 };
 
+// The ids of records, in order (what an executor was given, say).
+inline std::vector<test_id> ids_of(const std::vector<test_record>& records) {
+  std::vector<test_id> out;
+  for (const auto& r : records)
+    out.push_back(r.id);
+  return out;
+}
+
 struct testing_config : caf::actor_system_config {
   testing_config() {
     set("scheduler.policy", caf::atom("testing"));

@@ -11,17 +11,6 @@
 using namespace mts;
 using namespace mts::testing;
 
-namespace {
-
-std::vector<test_id> ids_of(const std::vector<test_record>& records) {
-  std::vector<test_id> out;
-  for (const auto& r : records)
-    out.push_back(r.id);
-  return out;
-}
-
-} // namespace
-
 TEST_CASE_METHOD(actor_fixture, "the scheduler's decisions on a recorded sequence of events",
                  "[actors][scheduler][sequence]") {
   auto exec = spawn_executor();
