@@ -302,6 +302,18 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       self->state.tick_armed = false;
       dispatch(self);
     },
+    [self](reload_atom, const std::shared_ptr<const scheduler_config>& next) {
+      auto& c = self->state.config;
+      c.overnight_window = next->overnight_window;
+      c.max_concurrent_tests = next->max_concurrent_tests;
+      c.max_tcp_sessions = next->max_tcp_sessions;
+      c.test_deadline = next->test_deadline;
+      c.can_run = next->can_run;
+      // More capacity or another window may start tests now; the tick is re-armed for the
+      // new window (an earlier arming still fires, harmlessly).
+      self->state.tick_armed = false;
+      dispatch(self);
+    },
     [self](stats_atom) -> scheduler_stats {
       auto& st = self->state;
       return {static_cast<std::int64_t>(st.immediate.size()),

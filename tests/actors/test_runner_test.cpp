@@ -194,6 +194,7 @@ struct runner_fixture : actor_fixture {
 
   test_runner_config runner_config(std::int64_t max_attempts = 3) {
     test_runner_config c;
+    c.types = std::make_shared<const meter_type_registry>();
     c.max_attempts = max_attempts;
     c.retry_delay = std::chrono::seconds(60);
     c.connect_timeout = std::chrono::seconds(20);
@@ -277,6 +278,8 @@ TEST_CASE("session request: survey whole days from surveyDate, clipped at the at
 }
 
 TEST_CASE("runnable tests: a driver for the type and a host:port address", "[actors][runner]") {
+  const meter_type_registry builtin;
+  const auto why_not_runnable = [&](const test_request& r) { return mts::why_not_runnable(r, &builtin); };
   test_request r;
   r.meter_type = "IEC62056-21";
   r.remote_address = "127.0.0.1:4059";
@@ -292,6 +295,12 @@ TEST_CASE("runnable tests: a driver for the type and a host:port address", "[act
   CHECK_FALSE(why_not_runnable(r));
   r.meter_type = "ELSTERA1800";
   CHECK(why_not_runnable(r));
+  // A configured type runs, under its exact name only; without a registry nothing runs.
+  const meter_type_registry configured({{"A1700-BST", "elster-a1700", {{"clock_utc_offset_minutes", std::int64_t{60}}}}});
+  r.meter_type = "A1700-BST";
+  CHECK_FALSE(mts::why_not_runnable(r, &configured));
+  CHECK(mts::why_not_runnable(r, &builtin));
+  CHECK(mts::why_not_runnable(r, nullptr));
   CHECK(parse_tcp_address("meter.example:10001")->host == "meter.example");
   CHECK(parse_tcp_address("[::1]:7")->host == "[::1]");
   CHECK(parse_tcp_address("127.0.0.1:65535")->port == 65535);
@@ -631,8 +640,9 @@ TEST_CASE("runnable tests: a telephone number needs modems", "[actors][runner][m
   test_request r;
   r.meter_type = "IEC62056-21";
   r.remote_address = "07777000000";
-  CHECK(why_not_runnable(r, false));
-  CHECK_FALSE(why_not_runnable(r, true));
+  const meter_type_registry builtin;
+  CHECK(why_not_runnable(r, &builtin, false));
+  CHECK_FALSE(why_not_runnable(r, &builtin, true));
 }
 
 TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken out of service and the test moves on",

@@ -43,9 +43,9 @@ class ElsterTest(unittest.TestCase):
         # A1140s run with the other option mode and security level (zero operand first).
         cls.server = Server(overrides=["--scheduler.retry_delay_seconds=1", "--scheduler.max_attempts=2",
                                        "--scheduler.max_concurrent_tests=32",
-                                       "--elster_a1700.reaction_delay_ms=20", "--elster_a1700.baud_switch_delay_ms=20",
-                                       "--elster_a1140.reaction_delay_ms=20", "--elster_a1140.baud_switch_delay_ms=20",
-                                       "--elster_a1140.option_mode=1", "--elster_a1140.security_level=3"])
+                                       "--meter_type.ELSTERA1700.reaction_delay_ms=20", "--meter_type.ELSTERA1700.baud_switch_delay_ms=20",
+                                       "--meter_type.ELSTERA1140.reaction_delay_ms=20", "--meter_type.ELSTERA1140.baud_switch_delay_ms=20",
+                                       "--meter_type.ELSTERA1140.option_mode=1", "--meter_type.ELSTERA1140.security_level=3"])
         try:
             a1700, a1140 = "ELSTERA1700", "ELSTERA1140"
             cls.add("survey_60_days", a1700, seed=60, surveyDays=60,

@@ -45,6 +45,7 @@ constexpr unix_seconds day0 = 1709856000;
 meter_identity identity(const char* type = elster_a1700_type) {
   meter_identity id;
   id.type = type;
+  id.driver = type == std::string(elster_a1140_type) ? "elster-a1140" : "elster-a1700";
   id.serial = "12345678";
   id.outstation_address = "1";
   id.password = "ABCD1234";
