@@ -224,7 +224,7 @@ class Server:
         if rate_limit is not None:
             self.base.append("--rate_limit.requests=%d" % rate_limit)
         if config is not None:
-            cfg = {k: dict(v) for k, v in config.items()}
+            cfg = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in config.items()}
             cfg.setdefault("storage", {})["path"] = self.db
             cfg.setdefault("http", {})["port"] = self.server_port
             self.config_path = os.path.join(self.dir, "mts.toml")
@@ -512,9 +512,11 @@ def read_response_or_close(sock, deadline):
 
 
 def to_toml(cfg):
+    """{section: {key: value}} as TOML; a section whose value is a list of dicts becomes an
+    array of tables ([[meter_type]], [[modem]]), written after the [sections]."""
     out = []
-    for section, keys in cfg.items():
-        out.append("[%s]" % section)
+
+    def keys_of(keys):
         for k, v in keys.items():
             if isinstance(v, bool):
                 out.append("%s = %s" % (k, "true" if v else "false"))
@@ -523,6 +525,15 @@ def to_toml(cfg):
             else:
                 out.append("%s = %s" % (k, jsonlib.dumps(str(v))))
         out.append("")
+    for section, keys in cfg.items():
+        if not isinstance(keys, list):
+            out.append("[%s]" % section)
+            keys_of(keys)
+    for section, tables in cfg.items():
+        if isinstance(tables, list):
+            for keys in tables:
+                out.append("[[%s]]" % section)
+                keys_of(keys)
     return "\n".join(out)
 
 

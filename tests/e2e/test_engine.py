@@ -26,7 +26,8 @@ class SimulatedMeters:
 
     COUNTERS_TIMEOUT = 10.0  # seconds for the simulator to print its counters
 
-    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21", port=None, extra_args=()):
+    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21", port=None, extra_args=(),
+                 expect_args=()):
         port = free_port_run(count) if port is None else port
         args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
                 "--port", str(port), "--seed", str(seed), "--start-time", start_time,
@@ -42,6 +43,7 @@ class SimulatedMeters:
                 raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
             self.meters.append(json.loads(line))
         self.seed, self.start_time, self.faults = seed, start_time, faults
+        self.expect_args = list(expect_args)  # e.g. --meter-types FILE, as for serve
         # stderr carries logs and counter lines; a thread drains it so the pipe never fills.
         self._counter_lines = []
         self._log_lines = []
@@ -79,6 +81,7 @@ class SimulatedMeters:
                 "--request", json.dumps(request), "--now", self.start_time]
         for f in self.faults:
             args += ["--fault", f]
+        args += self.expect_args
         out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
         return json.loads(out.stdout)
 
