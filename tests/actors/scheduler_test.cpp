@@ -405,3 +405,38 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();
 }
+
+TEST_CASE_METHOD(actor_fixture, "a reload changes capacity, window and can_run from then on; the clock stays",
+                 "[actors][scheduler][reload]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(1);
+  cfg.can_run = [](const test_record& rec) { return rec.request.meter_type != "NEW-TYPE"; };
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
+  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b"), fake_now);
+  auto newer = make_request(true, "c");
+  newer.meter_type = "NEW-TYPE";
+  auto c = ask<test_id>(sched_hdl, submit_atom::value, newer, fake_now);
+  auto night = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
+  REQUIRE((a && b && c && night));
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a});
+
+  // Capacity 3, every type runnable, and a window that holds 12:00: all queued tests start at
+  // once, without waiting for a test to end or for a tick.
+  auto next = make_scheduler_config(3);
+  next.overnight_window = *parse_daily_window("11:00-13:00");
+  next.clock = [] { return unix_seconds{0}; }; // ignored: the scheduler keeps its clock
+  self->send(sched_hdl, reload_atom::value, std::shared_ptr<const scheduler_config>(
+                                               std::make_shared<scheduler_config>(std::move(next))));
+  sched.run();
+  CHECK(ids_of(ex.received) == std::vector<test_id>{*a, *b, *c});
+  CHECK(inspect->find_test(*night)->state == test_state::pending); // capacity 3 is full
+  complete(exec, 0, "SUCCESS", fake_now + 10);
+  sched.run();
+  CHECK(ids_of(ex.received) == std::vector<test_id>{*a, *b, *c, *night});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}

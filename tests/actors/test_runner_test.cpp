@@ -13,6 +13,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <map>
+
 using namespace mts;
 using namespace mts::testing;
 
@@ -350,6 +352,36 @@ TEST_CASE_METHOD(runner_fixture, "the executor runs each test in its own test ac
   CHECK(got[1].readings_json == expected_outcome(b).readings_json);
   CHECK(got[1].readings_json.find("surveyData") == std::string::npos);
   CHECK(tags.size() == 2);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(runner_fixture, "a reload reaches the tests started after it; running tests keep their settings",
+                 "[actors][runner][reload]") {
+  auto exec = sys.spawn(executor, runner_config());
+  // Started before the reload: it runs with the built-in IEC62056-21.
+  auto before = make_record(1);
+  auto h_before = self->request(exec, caf::infinite, run_atom::value, before);
+  sched.run(); // the test actor is started and connecting; no timer has fired yet
+  // The reload replaces the meter types: IEC62056-21 is gone, IEC-NEW (same driver) is new.
+  auto next = std::make_shared<test_runner_config>(runner_config());
+  next->types = std::make_shared<const meter_type_registry>(
+    std::vector<meter_type_definition>{{"IEC-NEW", "iec62056-21", {{"reaction_delay_ms", std::int64_t{50}}}}});
+  self->send(exec, reload_atom::value, std::shared_ptr<const test_runner_config>(std::move(next)));
+  auto added = make_record(2);
+  added.request.meter_type = "IEC-NEW";
+  auto removed = make_record(3);
+  auto h_added = self->request(exec, caf::infinite, run_atom::value, added);
+  auto h_removed = self->request(exec, caf::infinite, run_atom::value, removed);
+  run_to_quiescence();
+  std::map<test_id, test_outcome> got;
+  for (auto* h : {&h_before, &h_added, &h_removed})
+    h->receive([&](test_outcome& o) { got[o.id] = o; }, [&](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(got.size() == 3);
+  CHECK(got[1].result == "SUCCESS");
+  CHECK(got[1].readings_json == expected_outcome(before).readings_json);
+  CHECK(got[2].result == "SUCCESS");
+  CHECK(got[3].result == "ERROR: meter type IEC62056-21 is not supported yet");
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();
 }

@@ -501,3 +501,53 @@ TEST_CASE("config: the replaced per-type sections name what replaces them", "[co
             "meter_type.ELSTERA1700.reaction_delay_ms=VALUE"));
   CHECK(has(override_error("iec62056_21.max_baud=4800"), "meter_type.IEC62056-21.max_baud=VALUE"));
 }
+
+TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload]") {
+  const settings running = load_settings(std::nullopt, {});
+  temp_config f("[scheduler]\nmax_concurrent_tests = 4\n[edge]\nport = 9443\n[modems]\ncooldown_seconds = 5\n"
+                "guard_time_ms = 500\n[log]\nlevel = \"debug\"\n"
+                "[[modem]]\nname = \"m1\"\ngateway = \"127.0.0.1:4001\"\n"
+                "[[meter_type]]\nname = \"A1700-BST\"\ndriver = \"elster-a1700\"\nclock_utc_offset_minutes = 60\n"
+                "[[meter_type]]\nname = \"ELSTERA1140\"\ndriver = \"elster-a1140\"\noption_mode = \"1\"\n");
+  const settings next = load_settings(f.path, {});
+  std::vector<std::string> lines;
+  for (const auto& c : mts::compare_settings(running, next))
+    lines.push_back(c.key + ": " + c.old_value + " -> " + c.new_value + (c.live ? "" : " (restart)"));
+  CHECK(lines == std::vector<std::string>{
+                     "edge.port: 8443 -> 9443 (restart)",
+                     "scheduler.max_concurrent_tests: 16 -> 4",
+                     "modems.cooldown_seconds: 300 -> 5 (restart)",
+                     "modems.guard_time_ms: 1000 -> 500",
+                     "log.level: info -> debug",
+                     "meter_type.ELSTERA1140.option_mode: 6 -> 1",
+                     "meter_type.A1700-BST: (none) -> driver elster-a1700",
+                     "modem: (none) -> m1 gateway 127.0.0.1:4001 baud 9600 prefix  (restart)",
+                 });
+  const settings in_force = mts::reloaded_settings(running, next);
+  CHECK(in_force.scheduler.max_concurrent_tests == 4);
+  CHECK(in_force.modems.guard_time_ms == 500);
+  CHECK(in_force.log.level == "debug");
+  CHECK(in_force.meter_types == next.meter_types);
+  CHECK(in_force.edge.port == 8443);             // needs a restart
+  CHECK(in_force.modems.cooldown_seconds == 300); // needs a restart
+  CHECK(in_force.modem.empty());                  // needs a restart
+  // What was ignored is still reported by the next reload; what was applied is not.
+  std::vector<std::string> again;
+  for (const auto& c : mts::compare_settings(in_force, next))
+    again.push_back(c.key);
+  CHECK(again == std::vector<std::string>{"edge.port", "modems.cooldown_seconds", "modem"});
+  CHECK(mts::compare_settings(running, running).empty());
+  // A removed type is reported as such.
+  auto fewer = next;
+  fewer.meter_types.pop_back();
+  auto removed = mts::compare_settings(next, fewer);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0].key == "meter_type.A1700-BST");
+  CHECK(removed[0].new_value == "(none)");
+  for (const char* live : {"rate_limit.requests", "limits.max_batch_size", "scheduler.overnight_window", "api.mask_passwords",
+                           "log.level", "modems.command_timeout_seconds"})
+    CHECK(mts::is_reloadable(live));
+  for (const char* fixed : {"http.port", "http.threads", "tls.cert_file", "storage.path", "edge.enabled",
+                            "modems.cooldown_seconds"})
+    CHECK_FALSE(mts::is_reloadable(fixed));
+}
