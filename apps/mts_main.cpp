@@ -67,7 +67,7 @@ std::string storage_dir(const settings& s) {
 
 // The scheduler's settings that a reload may change (is_reloadable), from `s`.
 scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<const meter_type_registry>& types,
-                                    bool have_modems) {
+                                    const std::shared_ptr<modem_pool>& modems) {
   scheduler_config c;
   c.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
   c.max_concurrent_tests = s.scheduler.max_concurrent_tests;
@@ -75,8 +75,8 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   c.max_tcp_sessions = s.scheduler.max_tcp_sessions;
   // Tests this server cannot run yet (no driver for the meter type, a modem number without
   // modems) stay queued and PENDING; a later version (or configuration) runs them.
-  c.can_run = [types, have_modems](const test_record& rec) {
-    return !why_not_runnable(rec.request, types.get(), have_modems);
+  c.can_run = [types, modems](const test_record& rec) {
+    return !why_not_runnable(rec.request, types.get(), !modems->empty());
   };
   return c;
 }
@@ -166,8 +166,7 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   auto types = meter_types_of(s);
   // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
   auto modems = std::make_shared<modem_pool>(s.modem, std::chrono::seconds(s.modems.cooldown_seconds));
-  const bool have_modems = !modems->empty();
-  auto sched_cfg = scheduler_settings(s, types, have_modems);
+  auto sched_cfg = scheduler_settings(s, types, modems);
   sched_cfg.modems = modems;
   for (const auto& m : s.modem)
     spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
@@ -243,12 +242,14 @@ int serve(const settings& s, const std::function<settings()>& reload) {
       in_force = reloaded_settings(in_force, next);
       spdlog::set_level(spdlog::level::from_str(in_force.log.level));
       auto next_types = meter_types_of(in_force);
+      for (const auto& note : modems->reconfigure(in_force.modem, std::chrono::seconds(in_force.modems.cooldown_seconds)))
+        spdlog::info("SIGHUP: {}", note);
       server->reconfigure(in_force, next_types);
       auto next_runner = std::make_shared<test_runner_config>();
       runner_settings(*next_runner, in_force, next_types);
       caf::anon_send(executor_hdl, reload_atom::value, std::shared_ptr<const test_runner_config>(std::move(next_runner)));
       caf::anon_send(scheduler_hdl, reload_atom::value,
-                     std::make_shared<const scheduler_config>(scheduler_settings(in_force, next_types, have_modems)));
+                     std::make_shared<const scheduler_config>(scheduler_settings(in_force, next_types, modems)));
       spdlog::info("SIGHUP: configuration reloaded; running tests finish with the settings they started with");
     };
     std::thread signal_thread([&] {

@@ -853,11 +853,10 @@ std::vector<setting_description> describe_settings() {
 }
 
 bool is_reloadable(const std::string& key) {
-  for (const char* live : {"rate_limit.", "limits.", "scheduler.", "api.", "log."})
+  for (const char* live : {"rate_limit.", "limits.", "scheduler.", "modems.", "api.", "log."})
     if (key.rfind(live, 0) == 0)
       return true;
-  return key == "modems.command_timeout_seconds" || key == "modems.connect_timeout_seconds" ||
-         key == "modems.guard_time_ms";
+  return false;
 }
 
 std::vector<setting_change> compare_settings(const settings& running, const settings& next) {
@@ -903,7 +902,7 @@ std::vector<setting_change> compare_settings(const settings& running, const sett
     return out.empty() ? std::string("(none)") : out;
   };
   if (auto before = modems(running), after = modems(next); before != after)
-    out.push_back({"modem", std::move(before), std::move(after), false});
+    out.push_back({"modem", std::move(before), std::move(after), true});
   return out;
 }
 
@@ -914,9 +913,8 @@ settings reloaded_settings(const settings& running, const settings& next) {
   out.scheduler = next.scheduler;
   out.api = next.api;
   out.log = next.log;
-  out.modems.command_timeout_seconds = next.modems.command_timeout_seconds;
-  out.modems.connect_timeout_seconds = next.modems.connect_timeout_seconds;
-  out.modems.guard_time_ms = next.modems.guard_time_ms;
+  out.modems = next.modems;
+  out.modem = next.modem;
   out.meter_types = next.meter_types;
   return out;
 }

@@ -101,6 +101,11 @@ struct modem_settings {
   // Serial device only: carry the call's character format in software (a GSM modem that moves
   // 8 data bits transparently) instead of setting it on the port. A gateway always does.
   bool software_parity = false;
+  bool operator==(const modem_settings& o) const {
+    return name == o.name && device == o.device && baud == o.baud && gateway == o.gateway && init == o.init &&
+           dial_prefix == o.dial_prefix && software_parity == o.software_parity;
+  }
+  bool operator!=(const modem_settings& o) const { return !(*this == o); }
 };
 
 struct api_settings {
@@ -165,10 +170,9 @@ struct setting_change {
   bool live = false;     // applied while running; false: ignored until a restart
 };
 // What changes from `running` to `next`, in key order (sections, then meter types, then the
-// modems). Live: rate_limit.*, limits.*, scheduler.*, api.*, log.*, the modems' timeouts
-// (modems.command_timeout_seconds, modems.connect_timeout_seconds, modems.guard_time_ms) and
-// the meter types. Everything else (http.*, edge.*, tls.*, storage.*, modems.cooldown_seconds,
-// the [[modem]] tables) needs a restart.
+// modems). Live: rate_limit.*, limits.*, scheduler.*, modems.*, api.*, log.*, the [[modem]]
+// tables (a modem in a call takes its change when the call ends) and the meter types.
+// Everything else (http.*, edge.*, tls.*, storage.*) needs a restart.
 std::vector<setting_change> compare_settings(const settings& running, const settings& next);
 // Whether a key of describe_settings() can change while the server runs.
 bool is_reloadable(const std::string& key);

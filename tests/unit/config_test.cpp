@@ -516,12 +516,12 @@ TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload
   CHECK(lines == std::vector<std::string>{
                      "edge.port: 8443 -> 9443 (restart)",
                      "scheduler.max_concurrent_tests: 16 -> 4",
-                     "modems.cooldown_seconds: 300 -> 5 (restart)",
+                     "modems.cooldown_seconds: 300 -> 5",
                      "modems.guard_time_ms: 1000 -> 500",
                      "log.level: info -> debug",
                      "meter_type.ELSTERA1140.option_mode: 6 -> 1",
                      "meter_type.A1700-BST: (none) -> driver elster-a1700",
-                     "modem: (none) -> m1 gateway 127.0.0.1:4001 baud 9600 prefix  (restart)",
+                     "modem: (none) -> m1 gateway 127.0.0.1:4001 baud 9600 prefix ",
                  });
   const settings in_force = mts::reloaded_settings(running, next);
   CHECK(in_force.scheduler.max_concurrent_tests == 4);
@@ -529,13 +529,13 @@ TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload
   CHECK(in_force.log.level == "debug");
   CHECK(in_force.meter_types == next.meter_types);
   CHECK(in_force.edge.port == 8443);             // needs a restart
-  CHECK(in_force.modems.cooldown_seconds == 300); // needs a restart
-  CHECK(in_force.modem.empty());                  // needs a restart
+  CHECK(in_force.modems.cooldown_seconds == 5);
+  CHECK(in_force.modem == next.modem);
   // What was ignored is still reported by the next reload; what was applied is not.
   std::vector<std::string> again;
   for (const auto& c : mts::compare_settings(in_force, next))
     again.push_back(c.key);
-  CHECK(again == std::vector<std::string>{"edge.port", "modems.cooldown_seconds", "modem"});
+  CHECK(again == std::vector<std::string>{"edge.port"});
   CHECK(mts::compare_settings(running, running).empty());
   // A removed type is reported as such.
   auto fewer = next;
@@ -545,9 +545,8 @@ TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload
   CHECK(removed[0].key == "meter_type.A1700-BST");
   CHECK(removed[0].new_value == "(none)");
   for (const char* live : {"rate_limit.requests", "limits.max_batch_size", "scheduler.overnight_window", "api.mask_passwords",
-                           "log.level", "modems.command_timeout_seconds"})
+                           "log.level", "modems.command_timeout_seconds", "modems.cooldown_seconds"})
     CHECK(mts::is_reloadable(live));
-  for (const char* fixed : {"http.port", "http.threads", "tls.cert_file", "storage.path", "edge.enabled",
-                            "modems.cooldown_seconds"})
+  for (const char* fixed : {"http.port", "http.threads", "tls.cert_file", "storage.path", "edge.enabled"})
     CHECK_FALSE(mts::is_reloadable(fixed));
 }
