@@ -68,27 +68,25 @@ TEST_CASE("the Elster types have drivers that sign on at 300 baud 7E1 and report
 
 namespace {
 
-// The option select an Elster driver sends after the A1700's identification, and the reaction
-// delay it waits before its first message.
-std::pair<std::chrono::milliseconds, std::string> elster_option_select(const meter_type& type) {
+// The option select a driver sends after the meter's identification `id` (the A1700's for an
+// Elster driver; one proposing 19200 baud, Z = 6, for the IEC driver), and the reaction delay
+// it waits before its first message.
+std::pair<std::chrono::milliseconds, std::string> option_select(const meter_type& type, const char* id) {
   auto driver = type.make_driver(drivers::session_request{});
   auto up = driver->on_link_up(0);
   const auto reaction = std::get<drivers::arm_timer>(up.at(0));
   driver->on_timer(reaction.id, 100);
-  auto armed = driver->on_bytes("/GEC5090100100400@000\r\n", 200);
-  const auto id = std::get<drivers::arm_timer>(armed.at(0)).id;
-  return {reaction.after, std::get<drivers::send_bytes>(driver->on_timer(id, 300).at(0)).data};
+  auto armed = driver->on_bytes(id, 200);
+  const auto timer = std::get<drivers::arm_timer>(armed.at(0)).id;
+  return {reaction.after, std::get<drivers::send_bytes>(driver->on_timer(timer, 300).at(0)).data};
 }
 
-// The same for the IEC driver, whose meter proposes 19200 baud (Z = 6).
+std::pair<std::chrono::milliseconds, std::string> elster_option_select(const meter_type& type) {
+  return option_select(type, "/GEC5090100100400@000\r\n");
+}
+
 std::pair<std::chrono::milliseconds, std::string> iec_option_select(const meter_type& type) {
-  auto driver = type.make_driver(drivers::session_request{});
-  auto up = driver->on_link_up(0);
-  const auto reaction = std::get<drivers::arm_timer>(up.at(0));
-  driver->on_timer(reaction.id, 100);
-  auto armed = driver->on_bytes("/ABC6METER\r\n", 200);
-  const auto id = std::get<drivers::arm_timer>(armed.at(0)).id;
-  return {reaction.after, std::get<drivers::send_bytes>(driver->on_timer(id, 300).at(0)).data};
+  return option_select(type, "/ABC6METER\r\n");
 }
 
 meter_type_definition definition(std::string name, std::string driver, std::map<std::string, driver_value> settings = {}) {
