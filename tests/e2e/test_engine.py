@@ -16,6 +16,21 @@ from test_sim import MTS_SIM_BIN, free_port_run
 
 POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes well under 5 s)
 
+# The moment the simulated meters' clocks are frozen at (`mts-sim serve --freeze-clock`,
+# `expect --now`), read once per test process, and the UTC date every survey date is counted
+# back from. So the engine tests run at any time and date: a run that crosses midnight, a month
+# end or 28 February keeps one "today" for the meters, the requests and the expected readings;
+# every survey range ends at least a day before it, so the server never clips one at the moment
+# the test runs, whatever that is.
+START_TIME = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+START = START_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+TODAY = START_TIME.date()
+
+
+def days_before_today(days):
+    """yyyy-MM-dd of TODAY minus `days`."""
+    return (TODAY - datetime.timedelta(days=days)).isoformat()
+
 
 class SimulatedMeters:
     """`mts-sim serve` with a frozen clock, so `expect` can predict every register value.
@@ -97,11 +112,11 @@ class SimulatedMeters:
 
 
 def request_for(meter, **changes):
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    """An immediate test of `meter` with two survey days from five days before TODAY."""
     body = {"requestReference": "engine", "immediate": True, "meterType": meter["meterType"],
             "remoteAddress": meter["remoteAddress"], "outstationAddress": meter["outstationAddress"],
             "serialNumber": meter["serialNumber"], "password": meter["password"],
-            "surveyDays": 2, "surveyDate": (today - datetime.timedelta(days=5)).isoformat()}
+            "surveyDays": 2, "surveyDate": days_before_today(5)}
     body.update(changes)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -130,7 +145,7 @@ def predicted(expected):
 
 
 class EngineTest(unittest.TestCase):
-    START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    START = START  # runs at any time: see START_TIME above
 
     def run_and_compare(self, sim, srv, meter, **changes):
         request = request_for(meter, **changes)

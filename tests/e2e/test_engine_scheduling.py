@@ -3,14 +3,12 @@ overtakes queued overnight ones (and a running test is not cancelled), and the c
 sessions open at once, overall and per meter), with every test completing as `mts-sim expect`
 says."""
 
-import datetime
 import time
 import unittest
 
 from harness import Server, overnight_window
-from test_engine import POLL_LIMIT, SimulatedMeters, comparable, predicted, request_for, wait_done
+from test_engine import POLL_LIMIT, START, SimulatedMeters, comparable, predicted, request_for, wait_done
 
-START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def no_survey(meter, **changes):
