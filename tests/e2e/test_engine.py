@@ -19,12 +19,16 @@ POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes w
 # The moment the simulated meters' clocks are frozen at (`mts-sim serve --freeze-clock`,
 # `expect --now`), read once per test process, and the UTC date every survey date is counted
 # back from. So the engine tests run at any time and date: a run that crosses midnight, a month
-# end or 28 February keeps one "today" for the meters, the requests and the expected readings;
-# every survey range ends at least a day before it, so the server never clips one at the moment
-# the test runs, whatever that is.
+# end or 28 February keeps one "today" for the meters, the requests and the expected readings.
+# TODAY is the date one hour before START_TIME: a simulated meter's clock may be up to 2
+# minutes slow, and it has an interval only once the interval has ended on its own clock, so
+# with meters frozen just after midnight (START_TIME 00:00:30) "yesterday" would still lack its
+# last half hour. Every survey range ends at TODAY 00:00 or before, at least an hour before
+# the meters' moment and the server's clock, so neither a meter nor the server's clip at the
+# moment the test runs ever cuts one short.
 START_TIME = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 START = START_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
-TODAY = START_TIME.date()
+TODAY = (START_TIME - datetime.timedelta(hours=1)).date()
 
 
 def days_before_today(days):
