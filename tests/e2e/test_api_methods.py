@@ -87,6 +87,8 @@ class ApiMethodsTest(ServerTestCase):
             self.assertNotIn(key, s)
 
     def test_tcp_address_and_other_meter_types_accepted(self):
+        # Runs at any hour: the harness's overnight window is closed, so these non-immediate
+        # tests are stored and never dialled (no connection, no name lookup).
         for meter, addr in (("ELSTERA1140", "127.1.2.3:4059"), ("IEC62056-21", "[::1]:4059"),
                             ("ELSTERA1700", "meter-7.example.net:10001")):
             tid = self.srv.test_request(valid_request(meterType=meter, remoteAddress=addr,
