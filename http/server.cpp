@@ -113,25 +113,21 @@ bool more_requests_waiting() {
   return connection_tls != nullptr && SSL_pending(connection_tls) > 0;
 }
 
-// Marks a response so that the connection is closed once it is written (see close_after_write).
+// Marks a response so that the connection is closed once it is written (stop_reading_connection).
 void request_close(httplib::Response& res) { res.set_header("Connection", "close"); }
 bool close_requested(const httplib::Response& res) { return res.get_header_value("Connection") == "close"; }
 
-// The library closes a connection only when the request asked for it, or when writing the
-// response fails: a "Connection: close" set by a handler is sent but not acted on. So the
-// body is handed out by a content provider that writes all of it and then reports failure,
-// which ends the keep-alive loop right after the last byte. Content-Length was already set
-// from the body.
-void close_after_write(httplib::Response& res) {
-  auto body = std::make_shared<std::string>(std::move(res.body));
-  res.body.clear();
-  auto type = res.get_header_value("Content-Type");
-  res.headers.erase("Keep-Alive");
-  res.headers.erase("Content-Type"); // set again by set_content_provider
-  res.set_content_provider(body->size(), type, [body](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-    sink.write(body->data() + offset, std::min(length, body->size() - offset));
-    return false;
-  });
+// The library closes a connection only when the request asked for it: a "Connection: close"
+// set by a handler is sent but not acted on. So once the answer is written (the access logger
+// runs right after the last byte), reading is shut down: the keep-alive loop's next read sees
+// the end of the stream and closes the connection, and nothing the client sent after this
+// request is ever parsed. (Shutting down earlier would make the library refuse to write.)
+void stop_reading_connection() {
+  if (connection_tls != nullptr) {
+    int fd = SSL_get_fd(connection_tls);
+    if (fd >= 0)
+      ::shutdown(fd, SHUT_RD);
+  }
 }
 
 // Methods whose body the library reads; any other method's body would stay unread on the
@@ -233,7 +229,7 @@ api_server::api_server(const settings& config, const std::string& cert_file,
   // the API's JSON error body.
   svr.set_error_handler(httplib::Server::HandlerWithResponse(
     [this](const httplib::Request&, httplib::Response& res) -> httplib::Server::HandlerResponse {
-    if (res.body.empty() && !close_requested(res)) {
+    if (res.body.empty()) {
       std::string text = library_error_text(res.status);
       if (res.status == 413)
         text = "request body exceeds the limit of " + std::to_string(config_.http.max_body_bytes) + " bytes";
@@ -261,10 +257,12 @@ api_server::api_server(const settings& config, const std::string& cert_file,
       spdlog::info("http: {} sent pipelined requests; closing the connection after this answer", req.remote_addr);
       request_close(res);
     }
-    if (close_requested(res) && !res.body.empty())
-      close_after_write(res);
+    if (close_requested(res))
+      res.headers.erase("Keep-Alive");
   });
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    if (close_requested(res))
+      stop_reading_connection();
     // Path only: query strings may carry references an operator need not see; never headers.
     auto level = res.status >= 500 ? spdlog::level::warn
                  : res.status >= 400 ? spdlog::level::info

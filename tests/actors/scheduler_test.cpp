@@ -65,6 +65,51 @@ TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, over
   sched.run();
 }
 
+// Runs on a pinned wall clock across the turn of a year: 31 December 2026, 12:00 to
+// 1 January 2027, 01:00 UTC.
+TEST_CASE_METHOD(actor_fixture, "a window that wraps midnight is open on both sides of it, also at a year's end",
+                 "[actors][scheduler]") {
+  fake_now = *parse_utc("2026-12-31T12:00:00Z");
+  auto config = make_scheduler_config();
+  config.overnight_window = *parse_daily_window("23:00-01:00");
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, config, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto& received = executor_state(exec).received;
+
+  // Noon: closed; the scheduler sleeps towards the window.
+  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "before"), fake_now);
+  REQUIRE(first);
+  CHECK(received.empty());
+  REQUIRE(sched.has_pending_timeout());
+
+  // 23:59:30 on 31 December: open (the part before midnight).
+  fake_now = *parse_utc("2026-12-31T23:59:30Z");
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(ids_of(received) == std::vector<test_id>{*first});
+  complete(exec, 0, "SUCCESS", fake_now + 10);
+  sched.run();
+
+  // 00:30 on 1 January: still open (the part after midnight); a new test runs at once.
+  fake_now = *parse_utc("2027-01-01T00:30:00Z");
+  auto second = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "after"), fake_now);
+  REQUIRE(second);
+  REQUIRE(ids_of(received) == std::vector<test_id>{*first, *second});
+  complete(exec, 1, "SUCCESS", fake_now + 10);
+  sched.run();
+
+  // 01:00: the end is not in the window; the test waits for 23:00.
+  fake_now = *parse_utc("2027-01-01T01:00:00Z");
+  auto third = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "late"), fake_now);
+  REQUIRE(third);
+  CHECK(received.size() == 2);
+  CHECK(inspect->find_test(*third)->state == test_state::pending);
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
 TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window runs at once", "[actors][scheduler]") {
   fake_now += 15 * 3600; // 03:00 the next day
   auto exec = spawn_executor();

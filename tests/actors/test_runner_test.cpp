@@ -279,6 +279,31 @@ TEST_CASE("session request: survey whole days from surveyDate, clipped at the at
   CHECK_FALSE(make_session_request(r, noon).survey_from);
 }
 
+// Runs at pinned attempt times on both sides of midnight, at a year's end and at 29 February.
+TEST_CASE("session request: the clip at the attempt start across midnight, a month's and a year's end",
+          "[actors][runner]") {
+  test_request r;
+  r.survey_days = 2;
+  r.survey_date = "2026-12-30";
+  // 23:59:30 on the last survey day: clipped 30 s before its end.
+  auto late = make_session_request(r, *parse_utc("2026-12-31T23:59:30Z"));
+  CHECK(late.survey_from == parse_utc("2026-12-30T00:00:00Z"));
+  CHECK(late.survey_to == parse_utc("2026-12-31T23:59:30Z"));
+  // 00:00:30 the next year: the two whole days.
+  auto next_year = make_session_request(r, *parse_utc("2027-01-01T00:00:30Z"));
+  CHECK(next_year.survey_to == parse_utc("2027-01-01T00:00:00Z"));
+  // Through a leap day: 28 and 29 February 2028.
+  r.survey_date = "2028-02-28";
+  CHECK(make_session_request(r, *parse_utc("2028-03-01T00:00:30Z")).survey_to == parse_utc("2028-03-01T00:00:00Z"));
+  CHECK(make_session_request(r, *parse_utc("2028-02-29T23:59:30Z")).survey_to == parse_utc("2028-02-29T23:59:30Z"));
+  // surveyDate today, just after midnight: 30 s of the day, not an empty or negative range.
+  r.survey_days = 1;
+  r.survey_date = "2028-02-29";
+  auto just_begun = make_session_request(r, *parse_utc("2028-02-29T00:00:30Z"));
+  CHECK(just_begun.survey_from == parse_utc("2028-02-29T00:00:00Z"));
+  CHECK(just_begun.survey_to == parse_utc("2028-02-29T00:00:30Z"));
+}
+
 TEST_CASE("runnable tests: a driver for the type and a host:port address", "[actors][runner]") {
   const meter_type_registry builtin;
   const auto why_not_runnable = [&](const test_request& r) { return mts::why_not_runnable(r, &builtin); };
