@@ -15,11 +15,6 @@ def date_minus(t, days):
 
 
 class ApiMethodsTest(ServerTestCase):
-    # The overnight window is put twelve hours away from now, so that the non-immediate tests
-    # these cases queue stay PENDING whatever the time of day (the default window, 00:00-06:00
-    # UTC, would start them when the suite runs at night).
-    _away = (time.gmtime().tm_hour + 12) % 24
-    overrides = ["--scheduler.overnight_window=%02d:00-%02d:00" % (_away, (_away + 1) % 24)]
 
     def req(self, *a, **kw):
         return self.srv.request(*a, **kw)
