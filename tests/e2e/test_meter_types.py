@@ -9,18 +9,17 @@ meters of the configured types: a meter of A1700-BST keeps its clock at UTC+60 (
 drift), as a real meter of that type does."""
 
 import calendar
-import datetime
 import os
 import signal
 import time
 import unittest
 
 from harness import Server, parse_utc, to_toml
-from test_engine import SimulatedMeters, comparable, predicted, request_for, wait_done
+from test_engine import START, SimulatedMeters, comparable, days_before_today, predicted, request_for, wait_done
 
-NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-START = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-YESTERDAY = (NOW.date() - datetime.timedelta(days=1)).isoformat()
+# The day before TODAY (test_engine: at least an hour before the meters' frozen moment, so
+# that every half hour of it is complete on every meter's clock, whatever the time of day).
+YESTERDAY = days_before_today(1)
 RELOAD_LIMIT = 20.0  # seconds for a SIGHUP to show in the log and the API
 
 BST_OFFSET_MINUTES = 60
