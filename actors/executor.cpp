@@ -25,6 +25,18 @@ executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor
       self->state.runners.insert(runner.address());
       return self->delegate(runner, run_atom::value, std::move(rec));
     },
+    [self](reload_atom, const std::shared_ptr<const test_runner_config>& next) {
+      auto& c = self->state.config;
+      c.types = next->types;
+      c.max_attempts = next->max_attempts;
+      c.retry_delay = next->retry_delay;
+      c.connect_timeout = next->connect_timeout;
+      c.test_deadline = next->test_deadline;
+      c.transcript_max_bytes = next->transcript_max_bytes;
+      c.modem_command_timeout = next->modem_command_timeout;
+      c.modem_connect_timeout = next->modem_connect_timeout;
+      c.modem_guard_time = next->modem_guard_time;
+    },
   };
 }
 

@@ -12,10 +12,14 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace mts {
+
+struct scheduler_config;   // actors/scheduler.hpp
+struct test_runner_config; // actors/test_runner.hpp
 
 // ---- atoms (at most 10 characters, letters, digits and '_') ----
 using insert_atom = caf::atom_constant<caf::atom("insert")>;
@@ -46,6 +50,7 @@ using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
 using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using keys_atom = caf::atom_constant<caf::atom("keys")>;
+using reload_atom = caf::atom_constant<caf::atom("reload")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -125,7 +130,10 @@ using reader_actor = caf::typed_actor<
 // TEST actor per run and delegates the request to it (actors/executor.hpp).
 using executor_actor = caf::typed_actor<
   // Run the test (all attempts) and answer its outcome; the scheduler records it.
-  caf::replies_to<run_atom, test_record>::with<test_outcome>>;
+  caf::replies_to<run_atom, test_record>::with<test_outcome>,
+  // A configuration reload: tests started from now on get these settings (meter types,
+  // attempts, timeouts); the connection factory and the modems stay. Running tests keep theirs.
+  caf::reacts_to<reload_atom, std::shared_ptr<const test_runner_config>>>;
 
 // The OWNER side of a link: what a CONNECTION actor tells the actor that opened it. Every
 // event carries the tag the owner gave the connection (the attempt number), so an owner can
@@ -174,6 +182,9 @@ using scheduler_actor = caf::typed_actor<
   caf::replies_to<cancel_atom, batch_atom, batch_id, bool>::with<std::int64_t>,
   // Re-evaluate the queue (the overnight window may have opened).
   caf::reacts_to<tick_atom>,
+  // A configuration reload: the window, capacities, deadline and can_run apply from now on
+  // (running tests keep their deadline); the clock and the modems stay.
+  caf::reacts_to<reload_atom, std::shared_ptr<const scheduler_config>>,
   // Queue sizes for service-status and the logs.
   caf::replies_to<stats_atom>::with<scheduler_stats>>;
 
@@ -191,3 +202,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::scheduler_config>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::test_runner_config>)

@@ -9,7 +9,7 @@ namespace mts {
 modem_pool::modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock)
     : cooldown_(cooldown), clock_(clock ? std::move(clock) : clock_fn(now_utc)) {
   for (auto& m : modems)
-    modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}});
+    modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false});
 }
 
 void modem_pool::refresh(unix_seconds now) {
@@ -22,10 +22,72 @@ void modem_pool::refresh(unix_seconds now) {
   }
 }
 
+void modem_pool::call_ended(std::size_t index) {
+  auto& e = modems_[index];
+  e.holder.reset();
+  if (e.pending) {
+    e.settings = std::move(*e.pending);
+    e.pending.reset();
+    spdlog::info("modem {}: the reloaded settings apply now that its call ended", e.settings.name);
+  }
+  if (e.retiring) {
+    spdlog::info("modem {}: removed from the pool now that its call ended", e.settings.name);
+    modems_.erase(modems_.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+}
+
+std::vector<std::string> modem_pool::reconfigure(std::vector<modem_settings> modems, std::chrono::seconds cooldown) {
+  std::lock_guard<std::mutex> lock(m_);
+  std::vector<std::string> notes;
+  std::vector<entry> next;
+  std::vector<bool> kept(modems_.size(), false);
+  for (auto& m : modems) {
+    auto it = std::find_if(modems_.begin(), modems_.end(), [&](const entry& e) { return e.settings.name == m.name; });
+    if (it == modems_.end()) {
+      notes.push_back("modem " + m.name + ": added");
+      next.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false});
+      continue;
+    }
+    kept[static_cast<std::size_t>(it - modems_.begin())] = true;
+    entry e = *it;
+    e.retiring = false;
+    e.pending.reset();
+    if (e.settings != m) {
+      if (e.holder) {
+        notes.push_back("modem " + m.name + ": changed; applies when its call (test " + std::to_string(*e.holder) +
+                        ") ends");
+        e.pending = std::move(m);
+      } else {
+        notes.push_back("modem " + m.name + ": changed" + (e.out_until ? " and back in service" : ""));
+        e.settings = std::move(m);
+        e.out_until.reset();
+        e.reason.clear();
+      }
+    }
+    next.push_back(std::move(e));
+  }
+  for (std::size_t i = 0; i < modems_.size(); ++i) {
+    if (kept[i])
+      continue;
+    if (modems_[i].holder) {
+      notes.push_back("modem " + modems_[i].settings.name + ": removed when its call (test " +
+                      std::to_string(*modems_[i].holder) + ") ends");
+      next.push_back(modems_[i]);
+      next.back().retiring = true;
+    } else {
+      notes.push_back("modem " + modems_[i].settings.name + ": removed");
+    }
+  }
+  modems_ = std::move(next);
+  cooldown_ = cooldown;
+  return notes;
+}
+
 bool modem_pool::available() {
   std::lock_guard<std::mutex> lock(m_);
   refresh(clock_());
-  return std::any_of(modems_.begin(), modems_.end(), [](const entry& e) { return !e.holder && !e.out_until; });
+  return std::any_of(modems_.begin(), modems_.end(),
+                     [](const entry& e) { return !e.holder && !e.out_until && !e.retiring; });
 }
 
 std::optional<modem_settings> modem_pool::acquire(test_id test) {
@@ -35,7 +97,7 @@ std::optional<modem_settings> modem_pool::acquire(test_id test) {
     if (e.holder == test)
       return e.settings;
   for (auto& e : modems_) {
-    if (!e.holder && !e.out_until) {
+    if (!e.holder && !e.out_until && !e.retiring) {
       e.holder = test;
       return e.settings;
     }
@@ -53,21 +115,22 @@ std::optional<modem_settings> modem_pool::held_by(test_id test) const {
 
 void modem_pool::release(test_id test) {
   std::lock_guard<std::mutex> lock(m_);
-  for (auto& e : modems_)
-    if (e.holder == test)
-      e.holder.reset();
+  for (std::size_t i = modems_.size(); i-- > 0;)
+    if (modems_[i].holder == test)
+      call_ended(i);
 }
 
 void modem_pool::fault(test_id test, const std::string& reason) {
   std::lock_guard<std::mutex> lock(m_);
   const auto now = clock_();
-  for (auto& e : modems_) {
+  for (std::size_t i = modems_.size(); i-- > 0;) {
+    auto& e = modems_[i];
     if (e.holder != test)
       continue;
-    e.holder.reset();
     e.out_until = now + cooldown_.count();
     e.reason = reason;
     spdlog::warn("modem {}: out of service for {} s: {} (test {})", e.settings.name, cooldown_.count(), reason, test);
+    call_ended(i);
   }
 }
 

@@ -32,7 +32,10 @@ public:
   // clock empty: the system clock (UTC).
   modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock = {});
 
-  bool empty() const { return modems_.empty(); }
+  bool empty() const {
+    std::lock_guard<std::mutex> lock(m_);
+    return modems_.empty();
+  }
 
   // Whether a modem is free and in service now.
   bool available();
@@ -42,6 +45,13 @@ public:
   void release(test_id test);
   // The test's modem failed: out of service for the cool-down (and freed).
   void fault(test_id test, const std::string& reason);
+  // A configuration reload: the modems and the cool-down from now on. A modem that is not in a
+  // call takes its new settings at once (a changed one is back in service); one in a call
+  // keeps its settings until the call's test releases it, and a removed one carrying a call
+  // leaves the pool then. New modems join in configuration order. Answers what it did, one
+  // line per modem, for the log.
+  std::vector<std::string> reconfigure(std::vector<modem_settings> modems, std::chrono::seconds cooldown);
+
   // When the next out-of-service modem comes back; nothing if none is out.
   std::optional<unix_seconds> next_return();
 
@@ -60,8 +70,11 @@ private:
     std::optional<test_id> holder;
     std::optional<unix_seconds> out_until;
     std::string reason;
+    std::optional<modem_settings> pending; // reload: taken when the call ends
+    bool retiring = false;                 // reload: removed when the call ends
   };
   void refresh(unix_seconds now); // brings back modems whose cool-down has passed
+  void call_ended(std::size_t index); // the holder let go: apply what a reload left pending
 
   std::vector<entry> modems_;
   std::chrono::seconds cooldown_;

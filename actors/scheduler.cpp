@@ -30,7 +30,7 @@ void release(self_ptr self, test_id id) {
 void enqueue(self_ptr self, const test_record& rec) {
   auto& st = self->state;
   const bool runnable = !st.config.can_run || st.config.can_run(rec);
-  st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable);
+  st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable, rec.request.meter_type);
 }
 
 bool in_window(self_ptr self) {
@@ -258,6 +258,34 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       return rp;
     },
     [self](tick_atom) {
+      self->state.tick_armed = false;
+      dispatch(self);
+    },
+    [self](reload_atom, const std::shared_ptr<const scheduler_config>& next) {
+      auto& c = self->state.config;
+      c.overnight_window = next->overnight_window;
+      c.max_concurrent_tests = next->max_concurrent_tests;
+      c.max_tcp_sessions = next->max_tcp_sessions;
+      c.test_deadline = next->test_deadline;
+      c.can_run = next->can_run;
+      // Parked tests may be runnable now (a meter type or modems added). Tests already queued
+      // for a type the reload removed are not re-parked: they end as "not supported" when
+      // dispatched (docs/operations.md, "Reloading the configuration").
+      {
+        auto now_runnable = self->state.queue.unpark(
+          [&c](test_id id, bool immediate, const std::string& meter_type, const std::string& address) {
+            test_record rec; // what can_run sees (scheduler.hpp)
+            rec.id = id;
+            rec.request.immediate = immediate;
+            rec.request.meter_type = meter_type;
+            rec.request.remote_address = address;
+            return !c.can_run || c.can_run(rec);
+          });
+        if (now_runnable)
+          spdlog::info("scheduler: {} queued tests can run after the reload", now_runnable);
+      }
+      // More capacity or another window may start tests now; the tick is re-armed for the
+      // new window (an earlier arming still fires, harmlessly).
       self->state.tick_armed = false;
       dispatch(self);
     },

@@ -51,7 +51,8 @@ bool scheduler_queue::is_queued(test_id id) const {
 
 bool scheduler_queue::is_running(test_id id) const { return running_.count(id) != 0; }
 
-void scheduler_queue::add(test_id id, bool immediate, const std::string& remote_address, bool runnable) {
+void scheduler_queue::add(test_id id, bool immediate, const std::string& remote_address, bool runnable,
+                          const std::string& meter_type) {
   // Ids only grow, so an id above every one seen cannot be queued yet (recovery of a million
   // tests skips seven lookups each).
   if (id <= max_id_ && (is_running(id) || is_queued(id)))
@@ -60,7 +61,7 @@ void scheduler_queue::add(test_id id, bool immediate, const std::string& remote_
   const bool overnight = !immediate;
   queued_[overnight] += 1;
   if (!runnable) {
-    parked_[overnight].insert(id);
+    parked_[overnight].emplace(id, parked_entry{meter_type, remote_address});
     return;
   }
   auto a = intern(remote_address);
@@ -68,6 +69,28 @@ void scheduler_queue::add(test_id id, bool immediate, const std::string& remote_
     block(id, overnight, a);
   else
     make_ready(id, overnight, a);
+}
+
+std::size_t scheduler_queue::unpark(
+    const std::function<bool(test_id, bool, const std::string&, const std::string&)>& runnable) {
+  std::size_t count = 0;
+  for (bool overnight : {false, true}) {
+    auto& parked = parked_[overnight];
+    for (auto it = parked.begin(); it != parked.end();) {
+      if (!runnable(it->first, !overnight, it->second.meter_type, it->second.remote_address)) {
+        ++it;
+        continue;
+      }
+      auto a = intern(it->second.remote_address);
+      if (a->second.busy)
+        block(it->first, overnight, a);
+      else
+        make_ready(it->first, overnight, a);
+      it = parked.erase(it);
+      ++count;
+    }
+  }
+  return count;
 }
 
 bool scheduler_queue::remove(test_id id) {

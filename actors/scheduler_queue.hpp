@@ -18,8 +18,9 @@
 //   made ready), and a test submitted to a busy address goes there at once. When the address
 //   frees, its first blocked test (immediate before overnight, then by id) goes back to ready;
 //   the others stay blocked, as none of them may run before that one.
-// - PARKED: tests the executor cannot run (can_run false, decided once when queued: it depends
-//   only on the meter type and the address). They are counted and cancellable, never started.
+// - PARKED: tests the executor cannot run (can_run false, decided when queued: it depends only
+//   on the meter type and the address, which a parked test keeps). They are counted and
+//   cancellable, never started; a configuration reload asks again (unpark).
 // - RUNNING: dispatched tests (being started, running, or being recorded) with their keys, so
 //   a test whose start failed can go back into the queue.
 //
@@ -28,6 +29,7 @@
 #include "common/model.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -39,8 +41,15 @@ namespace mts {
 
 class scheduler_queue {
 public:
-  // Queues a test (ignored if the id is already queued or running). runnable=false parks it.
-  void add(test_id id, bool immediate, const std::string& remote_address, bool runnable);
+  // Queues a test (ignored if the id is already queued or running). runnable=false parks it,
+  // keeping its meter type and address so that unpark() can ask again.
+  void add(test_id id, bool immediate, const std::string& remote_address, bool runnable,
+           const std::string& meter_type = {});
+  // Asks again for every parked test (a reload may have added a meter type or modems) and
+  // queues those `runnable` now accepts, in their order. Costs the number of parked tests;
+  // returns how many were queued.
+  std::size_t unpark(const std::function<bool(test_id id, bool immediate, const std::string& meter_type,
+                                              const std::string& remote_address)>& runnable);
   // Room for this many distinct addresses (recovery, before adding them).
   void reserve(std::size_t addresses) { addresses_.reserve(addresses); }
   // Removes a queued test (cancelled); false if it is not queued (running or unknown).
@@ -99,7 +108,11 @@ private:
   ready_map ready_[2][2];                   // [overnight][modem]
   std::map<address_ref, blocked_set> blocked_;
   std::unordered_map<test_id, std::pair<bool, address_ref>> blocked_index_; // id -> (overnight, address)
-  std::set<test_id> parked_[2];             // [overnight]
+  struct parked_entry {
+    std::string meter_type;
+    std::string remote_address;
+  };
+  std::map<test_id, parked_entry> parked_[2]; // [overnight]
   std::unordered_map<test_id, running_entry> running_;
   std::int64_t queued_[2] = {0, 0};         // [overnight], parked and blocked included
   std::int64_t tcp_running_ = 0;

@@ -228,8 +228,9 @@ drivers::session_request make_session_request(const test_request& request, unix_
   return out;
 }
 
-std::optional<std::string> why_not_runnable(const test_request& request, bool have_modems) {
-  auto type = find_meter_type(request.meter_type);
+std::optional<std::string> why_not_runnable(const test_request& request, const meter_type_registry* types,
+                                            bool have_modems) {
+  auto type = types ? types->find(request.meter_type) : nullptr;
   if (!type || !type->make_driver)
     return "meter type " + request.meter_type + " is not supported yet";
   if (!have_modems && !parse_tcp_address(request.remote_address))
@@ -292,13 +293,13 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       st.record = std::move(rec);
       st.promise = self->make_response_promise<test_outcome>();
       const bool have_modems = st.config.modems && !st.config.modems->empty() && st.config.open_modem_link;
-      if (auto why = why_not_runnable(st.record.request, have_modems)) {
+      if (auto why = why_not_runnable(st.record.request, st.config.types.get(), have_modems)) {
         st.request = make_session_request(st.record.request, now_s(self));
         st.last_finish = {drivers::failure_kind::permanent, *why};
         complete(self);
         return st.promise;
       }
-      st.type = find_meter_type(st.record.request.meter_type);
+      st.type = st.config.types->find(st.record.request.meter_type);
       if (auto tcp = parse_tcp_address(st.record.request.remote_address))
         st.target = *tcp;
       else

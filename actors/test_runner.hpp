@@ -82,6 +82,9 @@
 namespace mts {
 
 struct test_runner_config {
+  // The meter types this test may run (a test keeps the registry it started with, whatever a
+  // reload does meanwhile). Null: no type can be run.
+  std::shared_ptr<const meter_type_registry> types;
   std::int64_t max_attempts = 3;
   std::chrono::milliseconds retry_delay{60000};
   std::chrono::milliseconds connect_timeout{20000};
@@ -106,7 +109,8 @@ drivers::session_request make_session_request(const test_request& request, unix_
 
 // Why a test cannot be run by this executor yet; nothing when it can. A telephone number can
 // be run when the server has modems.
-std::optional<std::string> why_not_runnable(const test_request& request, bool have_modems = false);
+std::optional<std::string> why_not_runnable(const test_request& request, const meter_type_registry* types,
+                                            bool have_modems = false);
 
 struct test_runner_state {
   static inline const char* name = "test_runner";
@@ -115,7 +119,7 @@ struct test_runner_state {
   caf::typed_response_promise<test_outcome> promise;
   bool started = false;
   bool done = false;
-  const meter_type_info* type = nullptr;
+  const meter_type* type = nullptr; // in config.types
   tcp_address target;
 
   // The current attempt (1-based; 0 before the first).

@@ -31,6 +31,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -64,7 +65,48 @@ std::string storage_dir(const settings& s) {
   return dir.empty() ? "." : dir;
 }
 
-int serve(const settings& s) {
+// The scheduler's settings that a reload may change (is_reloadable), from `s`.
+scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<const meter_type_registry>& types,
+                                    const std::shared_ptr<modem_pool>& modems) {
+  scheduler_config c;
+  c.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
+  c.max_concurrent_tests = s.scheduler.max_concurrent_tests;
+  c.test_deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
+  c.max_tcp_sessions = s.scheduler.max_tcp_sessions;
+  // Tests this server cannot run yet (no driver for the meter type, a modem number without
+  // modems) stay queued and PENDING; a later version (or configuration) runs them.
+  c.can_run = [types, modems](const test_record& rec) {
+    return !why_not_runnable(rec.request, types.get(), !modems->empty());
+  };
+  return c;
+}
+
+// The test actors' settings that a reload may change, from `s`, into `c`.
+void runner_settings(test_runner_config& c, const settings& s, std::shared_ptr<const meter_type_registry> types) {
+  c.types = std::move(types);
+  c.max_attempts = s.scheduler.max_attempts;
+  c.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
+  c.connect_timeout = std::chrono::seconds(s.scheduler.connect_timeout_seconds);
+  c.transcript_max_bytes = static_cast<std::size_t>(s.scheduler.transcript_max_bytes);
+  // A little below the scheduler's deadline, so the test actor's own outcome (with what it
+  // read) arrives before the scheduler gives up on it.
+  const std::chrono::milliseconds deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
+  c.test_deadline = deadline - std::min<std::chrono::milliseconds>(std::chrono::seconds(10), deadline / 10);
+  c.modem_command_timeout = std::chrono::seconds(s.modems.command_timeout_seconds);
+  c.modem_connect_timeout = std::chrono::seconds(s.modems.connect_timeout_seconds);
+  c.modem_guard_time = std::chrono::milliseconds(s.modems.guard_time_ms);
+}
+
+// The meter types of `s` as a registry, with a log line each.
+std::shared_ptr<const meter_type_registry> meter_types_of(const settings& s) {
+  auto types = std::make_shared<const meter_type_registry>(s.meter_types);
+  for (const auto& t : types->types())
+    spdlog::info("meter type {}: driver {}", t.name, t.driver);
+  return types;
+}
+
+// `reload` loads the configuration again (the same file and overrides), for SIGHUP.
+int serve(const settings& s, const std::function<settings()>& reload) {
   setup_logging(s);
   // Signals are taken by a dedicated sigwait thread; every thread started later inherits the
   // mask, so no handler runs on an arbitrary thread.
@@ -72,6 +114,7 @@ int serve(const settings& s) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP); // reload the configuration (docs/operations.md)
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   spdlog::info("mts {} starting; database {}", mts::version, s.storage.path);
@@ -119,42 +162,24 @@ int serve(const settings& s) {
     caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
     return 1;
   }
-  configure_meter_types(s); // per-type driver settings, before any test runs
-  scheduler_config sched_cfg;
-  sched_cfg.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
-  sched_cfg.max_concurrent_tests = s.scheduler.max_concurrent_tests;
-  sched_cfg.test_deadline = std::chrono::seconds(s.scheduler.test_deadline_seconds);
-  sched_cfg.max_tcp_sessions = s.scheduler.max_tcp_sessions;
+  // The meter types, built once from the configuration and handed to whoever needs them.
+  auto types = meter_types_of(s);
   // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
   auto modems = std::make_shared<modem_pool>(s.modem, std::chrono::seconds(s.modems.cooldown_seconds));
+  auto sched_cfg = scheduler_settings(s, types, modems);
   sched_cfg.modems = modems;
   for (const auto& m : s.modem)
     spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
-  // Tests this server cannot run yet (no driver for the meter type, a modem number without
-  // modems) stay queued and PENDING; a later version (or configuration) runs them.
-  sched_cfg.can_run = [have_modems = !modems->empty()](const test_record& rec) {
-    return !why_not_runnable(rec.request, have_modems);
-  };
 
   // Every meter link lives on this reactor's one I/O thread. It is stopped once every actor
   // has exited (connection actors close their links as they end) and before the actor system
   // is destroyed, so its last callbacks still reach a live system.
   auto reactor = std::make_unique<io::tcp_reactor>();
   test_runner_config runner_cfg;
-  runner_cfg.max_attempts = s.scheduler.max_attempts;
-  runner_cfg.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
-  runner_cfg.connect_timeout = std::chrono::seconds(s.scheduler.connect_timeout_seconds);
-  runner_cfg.transcript_max_bytes = static_cast<std::size_t>(s.scheduler.transcript_max_bytes);
-  // A little below the scheduler's deadline, so the test actor's own outcome (with what it
-  // read) arrives before the scheduler gives up on it.
-  runner_cfg.test_deadline = sched_cfg.test_deadline - std::min<std::chrono::milliseconds>(
-                                                         std::chrono::seconds(10), sched_cfg.test_deadline / 10);
+  runner_settings(runner_cfg, s, types);
   runner_cfg.connect = make_tcp_connection_factory(reactor.get());
   runner_cfg.modems = modems;
   runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
-  runner_cfg.modem_command_timeout = std::chrono::seconds(s.modems.command_timeout_seconds);
-  runner_cfg.modem_connect_timeout = std::chrono::seconds(s.modems.connect_timeout_seconds);
-  runner_cfg.modem_guard_time = std::chrono::milliseconds(s.modems.guard_time_ms);
   auto executor_hdl = sys.spawn(executor, runner_cfg);
   auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
 
@@ -187,7 +212,7 @@ int serve(const settings& s) {
     try {
       server = std::make_unique<api_server>(
         s, cert_file, key_file,
-        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state}, *trusted);
+        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state, types}, *trusted);
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
@@ -195,9 +220,42 @@ int serve(const settings& s) {
       return 1;
     }
     std::unique_ptr<edge_process> edge;
+    // SIGHUP: load the file again and apply what can change while running (is_reloadable);
+    // a file that does not load changes nothing.
+    settings in_force = s;
+    auto reload_configuration = [&] {
+      settings next;
+      try {
+        next = reload();
+      } catch (const std::exception& e) {
+        spdlog::error("SIGHUP: the configuration was not reloaded, the running one stays: {}", e.what());
+        return;
+      }
+      const auto changes = compare_settings(in_force, next);
+      if (changes.empty()) {
+        spdlog::info("SIGHUP: configuration reloaded, nothing changed");
+        return;
+      }
+      for (const auto& c : changes)
+        spdlog::log(c.live ? spdlog::level::info : spdlog::level::warn, "SIGHUP: {}: {} -> {}{}", c.key, c.old_value,
+                    c.new_value, c.live ? "" : " ignored: takes a restart");
+      in_force = reloaded_settings(in_force, next);
+      spdlog::set_level(spdlog::level::from_str(in_force.log.level));
+      auto next_types = meter_types_of(in_force);
+      for (const auto& note : modems->reconfigure(in_force.modem, std::chrono::seconds(in_force.modems.cooldown_seconds)))
+        spdlog::info("SIGHUP: {}", note);
+      server->reconfigure(in_force, next_types);
+      auto next_runner = std::make_shared<test_runner_config>();
+      runner_settings(*next_runner, in_force, next_types);
+      caf::anon_send(executor_hdl, reload_atom::value, std::shared_ptr<const test_runner_config>(std::move(next_runner)));
+      caf::anon_send(scheduler_hdl, reload_atom::value,
+                     std::make_shared<const scheduler_config>(scheduler_settings(in_force, next_types, modems)));
+      spdlog::info("SIGHUP: configuration reloaded; running tests finish with the settings they started with");
+    };
     std::thread signal_thread([&] {
       int sig = 0;
-      sigwait(&signals, &sig);
+      while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)
+        reload_configuration();
       if (sig != 0)
         spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
       // The edge first: its requests in flight still reach the server while it drains.
@@ -346,7 +404,7 @@ int main(int argc, char** argv) {
   try {
     auto load = [&](CLI::App* sub) { return load_settings(config_file, overrides_from(sub->remaining())); };
     if (serve_cmd->parsed())
-      return serve(load(serve_cmd));
+      return serve(load(serve_cmd), [&] { return load(serve_cmd); });
     if (create_cmd->parsed())
       return token_create(load(create_cmd), token_name, days, scope);
     if (list_cmd->parsed())
@@ -357,6 +415,11 @@ int main(int argc, char** argv) {
       auto effective = load(list_settings_cmd);
       for (const auto& d : describe_settings())
         std::cout << d.key << " = " << setting_value(effective, d.key) << "    # " << d.doc << "\n";
+      for (const auto& t : effective.meter_types) {
+        std::cout << "meter_type." << t.name << ".driver = " << t.driver << "\n";
+        for (const auto& [k, v] : t.settings)
+          std::cout << "meter_type." << t.name << "." << k << " = " << driver_value_text(v) << "\n";
+      }
       return 0;
     }
     if (edge_cmd->parsed()) {

@@ -7,11 +7,15 @@
 //                 [--connect-delay-ms MS] [--guard-time-ms MS] [--drop-after-bytes N]
 //   mts-sim expect --type T --seed S --serial X [--clock-offset SECONDS] [--password P]
 //                  [--outstation-address A] [--fault ...] --request JSON --now TIME
+//   both take [--meter-types FILE]: an mts configuration file whose [[meter_type]] tables
+//   define the types (as the server that tests the meters has them); without it the
+//   built-in types.
 // serve prints one JSON line per meter on stdout (sim::meter_json_line), then with a modem one
 // {"modem":...} line (numbers, port, pty path), then logs on stderr;
 // it runs until SIGTERM or SIGINT (exit 0) and prints its session counters as one JSON line on
 // stderr on SIGUSR1 and at exit. expect prints the JSON object the server's test-status must
 // report (sim/sim_config.hpp). Errors: a message on stderr and exit status 2.
+#include "config/settings.hpp"
 #include "io/fd_limit.hpp"
 #include "io/tcp_reactor.hpp"
 #include "sim/modem_server.hpp"
@@ -51,6 +55,7 @@ struct serve_args {
   bool no_outstation_address = false;
   std::vector<std::string> faults;
   std::string config_file;
+  std::string meter_types_file;
   bool verbose = false;
   // The simulated modem.
   std::optional<int> modem_port;
@@ -66,6 +71,17 @@ void print_line(const std::string& line, std::FILE* to) {
   std::fflush(to);
 }
 
+// The meter types of an mts configuration file, or the built-in ones.
+meter_type_registry meter_types(const std::string& file) {
+  if (file.empty())
+    return meter_type_registry{};
+  try {
+    return meter_type_registry(load_settings(file, {}).meter_types);
+  } catch (const config_error& e) {
+    throw sim::sim_error(std::string("--meter-types: ") + e.what());
+  }
+}
+
 int serve(const serve_args& a, bool type_given, bool count_given) {
   auto logger = spdlog::stderr_color_mt("mts-sim");
   spdlog::set_default_logger(logger);
@@ -78,20 +94,21 @@ int serve(const serve_args& a, bool type_given, bool count_given) {
   if (files.now != files.before)
     spdlog::info("open file limit raised from {} to {}", files.before, files.now);
 
+  const auto types = meter_types(a.meter_types_file);
   sim::sim_config cfg;
   if (!a.config_file.empty()) {
     if (type_given || count_given || a.port >= 0)
       throw sim::sim_error("--config: the meters come from the file (no --type, --count or --port)");
-    cfg = sim::load_config_file(a.config_file);
+    cfg = sim::load_config_file(a.config_file, types);
   } else {
-    sim::check_simulated_type(a.type);
+    const auto& type = sim::simulated_type_of(types, a.type);
     if (a.port < 0)
       throw sim::sim_error("--port: required (the first meter's port; 0 picks free ports)");
     if (a.count < 1 || (a.port > 0 && a.port + a.count - 1 > 65535))
       throw sim::sim_error("--count: the ports run beyond 65535");
     for (std::size_t i = 0; i < a.count; ++i) {
       sim::sim_meter m;
-      m.identity = sim::generated_identity(a.type, a.seed, i);
+      m.identity = sim::generated_identity(type, a.seed, i);
       m.port = static_cast<std::uint16_t>(a.port == 0 ? 0 : a.port + static_cast<int>(i));
       cfg.meters.push_back(std::move(m));
     }
@@ -198,6 +215,7 @@ int main(int argc, char** argv) {
                       "meters without an outstation address (they answer any)");
   serve_cmd->add_option("--fault", s.faults, "NAME[=VALUE], applied to every meter (repeatable)");
   serve_cmd->add_option("--config", s.config_file, "TOML file with [[meter]] tables");
+  serve_cmd->add_option("--meter-types", s.meter_types_file, "mts configuration file defining the meter types");
   serve_cmd->add_flag("--verbose", s.verbose, "log every session");
   serve_cmd->add_option("--modem-port", s.modem_port, "serve a simulated modem on this TCP port (0: free)")
     ->check(CLI::Range(0, 65535));
@@ -211,6 +229,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   std::int64_t clock_offset = 0;
   std::vector<std::string> faults;
+  std::string expect_types_file;
   auto* expect_cmd = app.add_subcommand("expect", "print the result test-status must report");
   expect_cmd->add_option("--type", type, "meter type (IEC62056-21, ELSTERA1700, ELSTERA1140)");
   expect_cmd->add_option("--seed", seed, "the meter's seed")->required();
@@ -221,6 +240,7 @@ int main(int argc, char** argv) {
   expect_cmd->add_option("--fault", faults, "NAME[=VALUE] (repeatable)");
   expect_cmd->add_option("--request", request, "the test request (JSON object)")->required();
   expect_cmd->add_option("--now", now_text, "when the test runs, YYYY-MM-DDTHH:mm:ssZ")->required();
+  expect_cmd->add_option("--meter-types", expect_types_file, "mts configuration file defining the meter types");
 
   try {
     app.parse(argc, argv);
@@ -230,9 +250,10 @@ int main(int argc, char** argv) {
   try {
     if (*serve_cmd)
       return serve(s, type_opt->count() > 0, count_opt->count() > 0);
-    sim::meter_identity id;
-    id.type = type;
-    id.seed = seed;
+    const auto types = meter_types(expect_types_file);
+    const auto& resolved = sim::simulated_type_of(types, type);
+    sim::check_predictable(resolved);
+    auto id = sim::generated_identity(resolved, seed, 0);
     id.serial = serial;
     id.password = password;
     id.outstation_address = outstation;

@@ -154,10 +154,6 @@ std::string check_edge_header_bytes(const settings& s) {
 
 const char* const log_levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
 
-std::string check_option_mode(const std::string& mode) { return mode == "1" || mode == "6" ? "" : "must be \"6\" or \"1\""; }
-std::string check_a1700_option_mode(const settings& s) { return check_option_mode(s.elster_a1700.option_mode); }
-std::string check_a1140_option_mode(const settings& s) { return check_option_mode(s.elster_a1140.option_mode); }
-
 std::string check_log_level(const settings& s) {
   for (const char* level : log_levels)
     if (s.log.level == level) return "";
@@ -297,78 +293,6 @@ const key_descriptor keys[] = {
 
     boolean("api.mask_passwords", field<&S::api, &api_settings::mask_passwords>,
             "Test status shows \"********\" instead of the meter password."),
-
-    text("elster_a1700.option_mode", field<&S::elster_a1700, &elster_type_settings::option_mode>,
-         "\"6\" or \"1\"", check_a1700_option_mode,
-         "Option select mode: \"6\" (Elster mode) or \"1\" (IEC1107-compatible)."),
-    integer("elster_a1700.security_level", field<&S::elster_a1700, &elster_type_settings::security_level>, 2,
-            3, "2: P2(hash); 3: P2(0000000000000000) for reads, P2(hash) before the first write."),
-    integer("elster_a1700.clock_utc_offset_minutes",
-            field<&S::elster_a1700, &elster_type_settings::clock_utc_offset_minutes>, -900, 900,
-            "The meter clock's offset from UTC (meter time = UTC + offset)."),
-    integer("elster_a1700.register_scale_exponent",
-            field<&S::elster_a1700, &elster_type_settings::register_scale_exponent>, -12, 12,
-            "Cumulative register (507) value = raw x 10^exponent."),
-    integer("elster_a1700.profile_scale_exponent",
-            field<&S::elster_a1700, &elster_type_settings::profile_scale_exponent>, -12, 12,
-            "Load profile (550) value = DDDDD x 10^E x 10^exponent."),
-    integer("elster_a1700.response_timeout_ms",
-            field<&S::elster_a1700, &elster_type_settings::response_timeout_ms>, 100, 600000,
-            "Longest wait for a reply's first byte, and between its bytes."),
-    integer("elster_a1700.baud_switch_delay_ms",
-            field<&S::elster_a1700, &elster_type_settings::baud_switch_delay_ms>, 0, 10000,
-            "Pause after the option select before awaiting the seed."),
-    integer("elster_a1700.reaction_delay_ms", field<&S::elster_a1700, &elster_type_settings::reaction_delay_ms>,
-            0, 10000, "Pause before every message the driver sends."),
-    integer("elster_a1700.max_repeats", field<&S::elster_a1700, &elster_type_settings::max_repeats>, 0, 100,
-            "NAKs per message on a bad BCC before the attempt fails."),
-    integer("elster_a1700.max_reauthentications",
-            field<&S::elster_a1700, &elster_type_settings::max_reauthentications>, 0, 100,
-            "ERR5 (password session timed out) recoveries per session."),
-
-    text("elster_a1140.option_mode", field<&S::elster_a1140, &elster_type_settings::option_mode>,
-         "\"6\" or \"1\"", check_a1140_option_mode,
-         "Option select mode: \"6\" (Elster mode) or \"1\" (IEC1107-compatible)."),
-    integer("elster_a1140.security_level", field<&S::elster_a1140, &elster_type_settings::security_level>, 2,
-            3, "2: P2(hash); 3: P2(0000000000000000) for reads, P2(hash) before the first write."),
-    integer("elster_a1140.clock_utc_offset_minutes",
-            field<&S::elster_a1140, &elster_type_settings::clock_utc_offset_minutes>, -900, 900,
-            "The meter clock's offset from UTC (meter time = UTC + offset)."),
-    integer("elster_a1140.register_scale_exponent",
-            field<&S::elster_a1140, &elster_type_settings::register_scale_exponent>, -12, 12,
-            "Cumulative register (507) value = raw x 10^exponent."),
-    integer("elster_a1140.profile_scale_exponent",
-            field<&S::elster_a1140, &elster_type_settings::profile_scale_exponent>, -12, 12,
-            "Load profile (550) value = DDDDD x 10^E x 10^exponent."),
-    integer("elster_a1140.response_timeout_ms",
-            field<&S::elster_a1140, &elster_type_settings::response_timeout_ms>, 100, 600000,
-            "Longest wait for a reply's first byte, and between its bytes."),
-    integer("elster_a1140.baud_switch_delay_ms",
-            field<&S::elster_a1140, &elster_type_settings::baud_switch_delay_ms>, 0, 10000,
-            "Pause after the option select before awaiting the seed."),
-    integer("elster_a1140.reaction_delay_ms", field<&S::elster_a1140, &elster_type_settings::reaction_delay_ms>,
-            0, 10000, "Pause before every message the driver sends."),
-    integer("elster_a1140.max_repeats", field<&S::elster_a1140, &elster_type_settings::max_repeats>, 0, 100,
-            "NAKs per message on a bad BCC before the attempt fails."),
-    integer("elster_a1140.max_reauthentications",
-            field<&S::elster_a1140, &elster_type_settings::max_reauthentications>, 0, 100,
-            "ERR5 (password session timed out) recoveries per session."),
-
-    integer("iec62056_21.response_timeout_ms",
-            field<&S::iec62056_21, &iec62056_21_settings::response_timeout_ms>, 100, 600000,
-            "Longest wait for a reply's first byte, and between its bytes."),
-    integer("iec62056_21.baud_switch_delay_ms",
-            field<&S::iec62056_21, &iec62056_21_settings::baud_switch_delay_ms>, 0, 10000,
-            "Pause after the option select before awaiting the meter at the new speed."),
-    integer("iec62056_21.reaction_delay_ms", field<&S::iec62056_21, &iec62056_21_settings::reaction_delay_ms>,
-            0, 10000, "Pause before every message the driver sends."),
-    integer("iec62056_21.fast_reaction_delay_ms",
-            field<&S::iec62056_21, &iec62056_21_settings::fast_reaction_delay_ms>, 0, 10000,
-            "The same pause for a meter whose identification's third letter is lower case."),
-    integer("iec62056_21.max_repeats", field<&S::iec62056_21, &iec62056_21_settings::max_repeats>, 0, 100,
-            "NAKs per message on a bad BCC before the attempt fails."),
-    integer("iec62056_21.max_baud", field<&S::iec62056_21, &iec62056_21_settings::max_baud>, 300, 19200,
-            "Highest speed accepted at the baud switch (the meter's proposal is capped to it)."),
 
     text("log.level", field<&S::log, &log_settings::level>,
          "trace, debug, info, warn, error, critical or off", check_log_level,
@@ -607,6 +531,164 @@ void apply_modems(const toml::key& key, const toml::node& node, settings& s, std
   }
 }
 
+// ---- [[meter_type]] tables ----
+
+// The sections the [[meter_type]] tables replaced, and the built-in type each configured.
+const char* const replaced_sections[][2] = {
+    {"elster_a1700", "ELSTERA1700"}, {"elster_a1140", "ELSTERA1140"}, {"iec62056_21", "IEC62056-21"}};
+
+const char* replaced_type(std::string_view section) {
+  for (const auto& r : replaced_sections)
+    if (section == r[0])
+      return r[1];
+  return nullptr;
+}
+
+std::string replaced_message(std::string_view section, const char* type) {
+  return shorten(section) + ": this section was replaced by [[meter_type]] tables; set its keys in the "
+         "[[meter_type]] table with name = \"" + type + "\" (docs/configuration.md, \"Meter types\")";
+}
+
+// The key of a meter type's driver (or a line key); nullptr when it has none of that name.
+const driver_key* meter_type_key(const std::string& driver, std::string_view key) {
+  for (const auto* keys : {&line_keys(), driver_keys(driver)}) {
+    if (!keys)
+      continue;
+    for (const auto& k : *keys)
+      if (k.key == key)
+        return &k;
+  }
+  return nullptr;
+}
+
+std::string key_names(const std::string& driver) {
+  std::string out;
+  for (const auto* keys : {&line_keys(), driver_keys(driver)})
+    for (const auto& k : *keys)
+      out += (out.empty() ? "" : ", ") + k.key;
+  return out;
+}
+
+// Every key of the definition's driver that it does not set, at its default.
+void fill_defaults(meter_type_definition& t) {
+  for (const auto* keys : {&line_keys(), driver_keys(t.driver)})
+    for (const auto& k : *keys)
+      t.settings.emplace(k.key, k.default_value);
+}
+
+void apply_meter_types(const toml::key& key, const toml::node& node, settings& s, std::vector<file_problem>& problems) {
+  auto* array = node.as_array();
+  if (!array || !array->is_array_of_tables()) {
+    problems.push_back(problem_at(key.source(), "meter_type: must be [[meter_type]] tables"));
+    return;
+  }
+  std::vector<std::string> defined; // names defined by this file so far
+  std::size_t index = 0;
+  for (auto&& element : *array) {
+    const auto& table = *element.as_table();
+    const std::string where = "meter_type[" + std::to_string(index++) + "]";
+    bool ok = true;
+    auto fail = [&](const toml::source_region& at, const std::string& problem) {
+      problems.push_back(problem_at(at, where + "." + problem));
+      ok = false;
+    };
+    meter_type_definition t;
+    for (const char* required : {"name", "driver"}) {
+      const auto* v = table.get(required);
+      if (!v) {
+        fail(table.source(), std::string(required) + ": required");
+      } else if (auto str = v->as_string()) {
+        (required == std::string("name") ? t.name : t.driver) = str->get();
+      } else {
+        fail(v->source(), std::string(required) + ": expected a string, got " + toml_type_name(v->type()));
+      }
+    }
+    if (!ok)
+      continue;
+    if (t.name.empty()) {
+      fail(table.source(), "name: must not be empty");
+      continue;
+    }
+    if (!driver_keys(t.driver)) {
+      std::string known;
+      for (const auto& d : driver_names())
+        known += (known.empty() ? "" : ", ") + d;
+      fail(table.get("driver")->source(),
+           "driver: unknown driver \"" + shorten(t.driver) + "\" (known: " + known + ")");
+      continue;
+    }
+    for (auto&& [k, v] : table) {
+      const std::string name(k.str());
+      if (name == "name" || name == "driver")
+        continue;
+      const driver_key* dk = meter_type_key(t.driver, name);
+      if (!dk) {
+        fail(k.source(), shorten(name) + ": not a key of driver " + t.driver + " (its keys: " + key_names(t.driver) + ")");
+        continue;
+      }
+      const bool text = std::holds_alternative<std::string>(dk->default_value);
+      if (text ? !v.is_string() : !v.is_integer()) {
+        fail(k.source(), name + ": expected " + (text ? "a string" : "an integer") + ", got " + toml_type_name(v.type()));
+        continue;
+      }
+      driver_value value;
+      if (text)
+        value = v.as_string()->get();
+      else
+        value = v.as_integer()->get();
+      if (auto problem = check_driver_value(*dk, value); !problem.empty()) {
+        fail(k.source(), name + ": " + problem);
+        continue;
+      }
+      t.settings[name] = std::move(value);
+    }
+    if (!ok)
+      continue;
+    if (std::find(defined.begin(), defined.end(), t.name) != defined.end()) {
+      fail(table.get("name")->source(), "name: \"" + shorten(t.name) + "\" is defined by another [[meter_type]] table");
+      continue;
+    }
+    defined.push_back(t.name);
+    fill_defaults(t);
+    // A built-in name changes the built-in type; any other name adds a type.
+    auto it = std::find_if(s.meter_types.begin(), s.meter_types.end(), [&](const auto& o) { return o.name == t.name; });
+    if (it != s.meter_types.end())
+      *it = std::move(t);
+    else
+      s.meter_types.push_back(std::move(t));
+  }
+}
+
+// "meter_type.<name>.<key>": the definition and the key; throws config_error naming the override.
+std::pair<meter_type_definition*, const driver_key*> meter_type_override(settings& s, std::string_view name) {
+  const auto dot = name.rfind('.');
+  const std::string type(name.substr(11, dot == std::string_view::npos || dot < 11 ? 0 : dot - 11));
+  auto it = std::find_if(s.meter_types.begin(), s.meter_types.end(), [&](const auto& t) { return t.name == type; });
+  if (dot == std::string_view::npos || dot < 11 || it == s.meter_types.end())
+    throw config_error("unknown configuration key \"" + shorten(name) +
+                       "\": a meter type's key is meter_type.<name>.<key> with the name of a defined type");
+  const driver_key* k = meter_type_key(it->driver, name.substr(dot + 1));
+  if (!k)
+    throw config_error("unknown configuration key \"" + shorten(name) + "\": not a key of driver " + it->driver +
+                       " (its keys: " + key_names(it->driver) + ")");
+  return {&*it, k};
+}
+
+void apply_meter_type_override(settings& s, std::string_view name, std::string_view value) {
+  auto [type, k] = meter_type_override(s, name);
+  driver_value v = std::string(value);
+  if (std::holds_alternative<std::int64_t>(k->default_value)) {
+    std::int64_t number = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), number);
+    if (value.empty() || error != std::errc() || end != value.data() + value.size())
+      throw config_error(shorten(name) + ": \"" + shorten(value) + "\" is not a decimal integer (command-line override)");
+    v = number;
+  }
+  if (auto problem = check_driver_value(*k, v); !problem.empty())
+    throw config_error(shorten(name) + ": " + problem + " (command-line override)");
+  type->settings[k->key] = std::move(v);
+}
+
 void apply_file(const std::string& path, settings& s, std::vector<std::string>& origin) {
   std::string content = read_file(path);
   toml::table root;
@@ -623,6 +705,14 @@ void apply_file(const std::string& path, settings& s, std::vector<std::string>& 
     std::string section(section_key.str());
     if (section == "modem") {
       apply_modems(section_key, section_node, s, problems);
+      continue;
+    }
+    if (section == "meter_type") {
+      apply_meter_types(section_key, section_node, s, problems);
+      continue;
+    }
+    if (const char* type = replaced_type(section)) {
+      problems.push_back(problem_at(section_key.source(), replaced_message(section, type)));
       continue;
     }
     auto* table = section_node.as_table();
@@ -670,6 +760,13 @@ void apply_override(const std::string& text, settings& s, std::vector<std::strin
                        "\": expected section.key=value");
   std::string_view name = std::string_view(text).substr(0, eq);
   std::string_view value = std::string_view(text).substr(eq + 1);
+  if (name.substr(0, 11) == "meter_type.") {
+    apply_meter_type_override(s, name, value);
+    return;
+  }
+  if (const char* type = replaced_type(name.substr(0, name.find('.'))))
+    throw config_error("configuration key \"" + shorten(name) + "\" was replaced: write meter_type." + type + "." +
+                       shorten(name.substr(name.find('.') + 1)) + "=VALUE (docs/configuration.md, \"Meter types\")");
   const key_descriptor* k = find_key(name);
   if (!k) throw config_error("unknown configuration key \"" + shorten(name) + "\"");
   auto fail = [&](const std::string& problem) {
@@ -725,10 +822,20 @@ settings load_settings(const std::optional<std::string>& file,
   if (file) apply_file(*file, s, origin);
   for (const auto& o : overrides) apply_override(o, s, origin);
   validate(s, origin);
+  try {
+    meter_type_registry check(s.meter_types); // what the file and overrides checked one by one, as a whole
+  } catch (const meter_type_error& e) {
+    throw config_error(e.what());
+  }
   return s;
 }
 
 std::string setting_value(const settings& s, const std::string& key) {
+  if (key.rfind("meter_type.", 0) == 0) {
+    // The lookup only hands out pointers; nothing is written through them here.
+    auto [type, k] = meter_type_override(const_cast<settings&>(s), key);
+    return driver_value_text(type->settings.at(k->key));
+  }
   const key_descriptor* k = find_key(key);
   if (!k) throw config_error("unknown configuration key \"" + shorten(key) + "\"");
   // The accessor only hands out a pointer; nothing is written through it here.
@@ -742,6 +849,73 @@ std::vector<setting_description> describe_settings() {
     field_ptr f = k.get(defaults);
     out.push_back({k.key, type_name(f), value_text(f), range_text(k), k.doc});
   }
+  return out;
+}
+
+bool is_reloadable(const std::string& key) {
+  for (const char* live : {"rate_limit.", "limits.", "scheduler.", "modems.", "api.", "log."})
+    if (key.rfind(live, 0) == 0)
+      return true;
+  return false;
+}
+
+std::vector<setting_change> compare_settings(const settings& running, const settings& next) {
+  std::vector<setting_change> out;
+  for (const auto& d : describe_settings()) {
+    auto before = setting_value(running, d.key), after = setting_value(next, d.key);
+    if (before != after)
+      out.push_back({d.key, std::move(before), std::move(after), is_reloadable(d.key)});
+  }
+  auto find = [](const settings& s, const std::string& name) -> const meter_type_definition* {
+    for (const auto& t : s.meter_types)
+      if (t.name == name)
+        return &t;
+    return nullptr;
+  };
+  for (const auto& t : running.meter_types) {
+    const auto* n = find(next, t.name);
+    if (!n) {
+      out.push_back({"meter_type." + t.name, "driver " + t.driver, "(none)", true});
+    } else if (n->driver != t.driver) {
+      out.push_back({"meter_type." + t.name + ".driver", t.driver, n->driver, true});
+    } else {
+      for (const auto& [key, value] : n->settings) {
+        auto it = t.settings.find(key);
+        if (it == t.settings.end() || it->second != value)
+          out.push_back({"meter_type." + t.name + "." + key,
+                         it == t.settings.end() ? "(none)" : driver_value_text(it->second), driver_value_text(value),
+                         true});
+      }
+    }
+  }
+  for (const auto& t : next.meter_types)
+    if (!find(running, t.name))
+      out.push_back({"meter_type." + t.name, "(none)", "driver " + t.driver, true});
+  auto modems = [](const settings& s) {
+    std::string out;
+    for (const auto& m : s.modem) {
+      out += (out.empty() ? "" : "; ") + m.name + " " + (m.device.empty() ? "gateway " + m.gateway : m.device) +
+             " baud " + std::to_string(m.baud) + " prefix " + m.dial_prefix + (m.software_parity ? " software parity" : "");
+      for (const auto& i : m.init)
+        out += " " + i;
+    }
+    return out.empty() ? std::string("(none)") : out;
+  };
+  if (auto before = modems(running), after = modems(next); before != after)
+    out.push_back({"modem", std::move(before), std::move(after), true});
+  return out;
+}
+
+settings reloaded_settings(const settings& running, const settings& next) {
+  settings out = running;
+  out.rate_limit = next.rate_limit;
+  out.limits = next.limits;
+  out.scheduler = next.scheduler;
+  out.api = next.api;
+  out.log = next.log;
+  out.modems = next.modems;
+  out.modem = next.modem;
+  out.meter_types = next.meter_types;
   return out;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 // The server's configuration: one struct per section, every key with its embedded default.
 // docs/configuration.md and config/mts.example.toml describe each key; keep all three in step.
+#include "drivers/registry.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -99,35 +101,15 @@ struct modem_settings {
   // Serial device only: carry the call's character format in software (a GSM modem that moves
   // 8 data bits transparently) instead of setting it on the port. A gateway always does.
   bool software_parity = false;
+  bool operator==(const modem_settings& o) const {
+    return name == o.name && device == o.device && baud == o.baud && gateway == o.gateway && init == o.init &&
+           dial_prefix == o.dial_prefix && software_parity == o.software_parity;
+  }
+  bool operator!=(const modem_settings& o) const { return !(*this == o); }
 };
 
 struct api_settings {
   bool mask_passwords = false;
-};
-
-// Per-meter-type settings of an Elster type (docs/elster.md "Per-type settings"); one section
-// per type: [elster_a1700], [elster_a1140].
-struct elster_type_settings {
-  std::string option_mode = "6";             // "6" Elster mode, "1" IEC1107-compatible
-  std::int64_t security_level = 2;           // 2: P2(hash); 3: P2(zeros), P2(hash) before the first write
-  std::int64_t clock_utc_offset_minutes = 0; // meter time = UTC + offset
-  std::int64_t register_scale_exponent = -6; // 507 raw x 10^exp
-  std::int64_t profile_scale_exponent = -3;  // 550 value x 10^exp
-  std::int64_t response_timeout_ms = 5000;
-  std::int64_t baud_switch_delay_ms = 300;
-  std::int64_t reaction_delay_ms = 200;
-  std::int64_t max_repeats = 3;
-  std::int64_t max_reauthentications = 3;
-};
-
-// Settings of the IEC62056-21 driver (docs/configuration.md "[iec62056_21]").
-struct iec62056_21_settings {
-  std::int64_t response_timeout_ms = 5000;
-  std::int64_t baud_switch_delay_ms = 300;
-  std::int64_t reaction_delay_ms = 200;
-  std::int64_t fast_reaction_delay_ms = 20;
-  std::int64_t max_repeats = 3;
-  std::int64_t max_baud = 9600;
 };
 
 struct log_settings {
@@ -145,9 +127,9 @@ struct settings {
   modems_settings modems;
   std::vector<modem_settings> modem; // the [[modem]] tables, in file order
   api_settings api;
-  elster_type_settings elster_a1700;
-  elster_type_settings elster_a1140;
-  iec62056_21_settings iec62056_21;
+  // The meter types: the built-in ones, changed and added to by the [[meter_type]] tables, in
+  // that order. Every definition lists every key of its driver (defaults filled in).
+  std::vector<meter_type_definition> meter_types = builtin_meter_types();
   log_settings log;
 };
 
@@ -163,7 +145,7 @@ settings load_settings(const std::optional<std::string>& file,
                        const std::vector<std::string>& overrides);
 
 // The effective value of one key as text (for `mts config get KEY`); throws config_error for
-// an unknown key.
+// an unknown key. A meter type's key is "meter_type.<name>.<key>".
 std::string setting_value(const settings& s, const std::string& key);
 
 // One configuration key as documented: for `mts config list`, and for the tests that keep the
@@ -177,6 +159,25 @@ struct setting_description {
 };
 // Every key, in the order of the sections and members above.
 std::vector<setting_description> describe_settings();
+
+// ---- reloading while running (SIGHUP) ----
+
+// One difference between the running configuration and a newly loaded one.
+struct setting_change {
+  std::string key;       // "scheduler.max_concurrent_tests", "meter_type.A1700-BST", "modem"
+  std::string old_value; // "(none)" for a meter type that is added
+  std::string new_value; // "(none)" for a meter type that is removed
+  bool live = false;     // applied while running; false: ignored until a restart
+};
+// What changes from `running` to `next`, in key order (sections, then meter types, then the
+// modems). Live: rate_limit.*, limits.*, scheduler.*, modems.*, api.*, log.*, the [[modem]]
+// tables (a modem in a call takes its change when the call ends) and the meter types.
+// Everything else (http.*, edge.*, tls.*, storage.*) needs a restart.
+std::vector<setting_change> compare_settings(const settings& running, const settings& next);
+// Whether a key of describe_settings() can change while the server runs.
+bool is_reloadable(const std::string& key);
+// The configuration in force after a reload: the live parts of `next`, the rest of `running`.
+settings reloaded_settings(const settings& running, const settings& next);
 
 // The [[modem]] keys as documented (for the tests that keep the docs in step).
 std::vector<setting_description> describe_modem_keys();

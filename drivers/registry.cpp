@@ -1,112 +1,278 @@
 #include "drivers/registry.hpp"
 
-#include "config/settings.hpp"
-#include "drivers/elster.hpp"
-#include "drivers/iec62056_21.hpp"
+#include "drivers/char_format.hpp"
 
 #include <algorithm>
-#include <mutex>
 
 namespace mts {
 namespace {
 
-// The per-type driver settings in force (configure_meter_types), read by the driver factories.
-struct driver_configs {
-  std::mutex mutex;
-  drivers::elster_config a1700 = drivers::elster_a1700_config();
-  drivers::elster_config a1140 = drivers::elster_a1140_config();
-  drivers::iec62056_21_config iec;
-};
-
-driver_configs& configs_in_force() {
-  static driver_configs configs;
-  return configs;
+driver_key integer_key(std::string key, std::int64_t def, std::int64_t min, std::int64_t max, std::string doc) {
+  driver_key k;
+  k.key = std::move(key);
+  k.default_value = def;
+  k.min = min;
+  k.max = max;
+  k.doc = std::move(doc);
+  return k;
 }
 
-// The session timing every IEC-framed driver takes from its section.
-template <class Section>
-void with_session_settings(drivers::iec_session_settings& c, const Section& s) {
-  c.response_timeout = std::chrono::milliseconds(s.response_timeout_ms);
-  c.baud_switch_delay = std::chrono::milliseconds(s.baud_switch_delay_ms);
-  c.reaction_delay = std::chrono::milliseconds(s.reaction_delay_ms);
-  c.max_repeats = static_cast<int>(s.max_repeats);
+driver_key choice_key(std::string key, driver_value def, std::vector<std::string> choices, std::string doc) {
+  driver_key k;
+  k.key = std::move(key);
+  k.default_value = std::move(def);
+  k.choices = std::move(choices);
+  k.doc = std::move(doc);
+  return k;
 }
 
-drivers::iec62056_21_config with_settings(drivers::iec62056_21_config c, const iec62056_21_settings& s) {
-  with_session_settings(c, s);
-  c.fast_reaction_delay = std::chrono::milliseconds(s.fast_reaction_delay_ms);
-  c.max_baud = static_cast<int>(s.max_baud);
-  return c;
+std::string check_char_format(const driver_value& v) {
+  const auto* text = std::get_if<std::string>(&v);
+  if (!text || text->size() != 3 || !drivers::parse_coms_settings(*text) || (*text)[1] < 'A' || (*text)[1] > 'Z')
+    return "must be <data bits 5-8><parity N, E or O><stop bits 1 or 2>, e.g. \"7E1\"";
+  return "";
 }
 
-// A driver factory that takes its type's configuration in force when the test starts.
-template <class Config>
-auto in_force_factory(Config driver_configs::*config,
-                      std::unique_ptr<drivers::meter_driver> (*make)(const drivers::session_request&, const Config&)) {
-  return [config, make](const drivers::session_request& request) {
-    auto& in_force = configs_in_force();
-    std::lock_guard<std::mutex> lock(in_force.mutex);
-    return make(request, in_force.*config);
+// The keys of every IEC 62056-21 framed session (drivers/iec_session.hpp).
+std::vector<driver_key> session_keys(const char* baud_switch_doc) {
+  return {
+      integer_key("response_timeout_ms", 5000, 100, 600000,
+                  "Longest wait for a reply's first byte, and between its bytes."),
+      integer_key("baud_switch_delay_ms", 300, 0, 10000, baud_switch_doc),
+      integer_key("reaction_delay_ms", 200, 0, 10000, "Pause before every message the driver sends."),
+      integer_key("max_repeats", 3, 0, 100, "NAKs per message on a bad BCC before the attempt fails."),
   };
 }
 
-drivers::elster_config with_settings(drivers::elster_config c, const elster_type_settings& s) {
-  c.option_mode = s.option_mode.at(0); // "6" or "1" (checked when loaded)
-  c.security_level = static_cast<int>(s.security_level);
-  c.clock_utc_offset_minutes = static_cast<int>(s.clock_utc_offset_minutes);
-  c.register_scale_exponent = static_cast<int>(s.register_scale_exponent);
-  c.profile_scale_exponent = static_cast<int>(s.profile_scale_exponent);
-  with_session_settings(c, s);
-  c.max_reauthentications = static_cast<int>(s.max_reauthentications);
-  return c;
+std::vector<driver_key> elster_keys() {
+  std::vector<driver_key> keys = {
+      choice_key("option_mode", std::string("6"), {"6", "1"},
+                 "Option select mode: \"6\" (Elster mode) or \"1\" (IEC1107-compatible)."),
+      integer_key("security_level", 2, 2, 3,
+                  "2: P2(hash); 3: P2(0000000000000000) for reads, P2(hash) before the first write."),
+      integer_key("clock_utc_offset_minutes", 0, -900, 900,
+                  "The meter clock's offset from UTC (meter time = UTC + offset)."),
+      integer_key("register_scale_exponent", -6, -12, 12, "Cumulative register (507) value = raw x 10^exponent."),
+      integer_key("profile_scale_exponent", -3, -12, 12, "Load profile (550) value = DDDDD x 10^E x 10^exponent."),
+  };
+  for (auto& k : session_keys("Pause after the option select before awaiting the seed."))
+    keys.push_back(std::move(k));
+  keys.push_back(integer_key("max_reauthentications", 3, 0, 100,
+                             "ERR5 (password session timed out) recoveries per session."));
+  return keys;
 }
 
-const std::vector<meter_type_info>& registry() {
-  static const std::vector<meter_type_info> types = [] {
-    // The names every energy-register driver reports, in the API's form.
-    const std::vector<std::string> energy = {"kWh Import", "kWh Export", "kvarh Q1",
-                                             "kvarh Q2",   "kvarh Q3",   "kvarh Q4"};
-    std::vector<meter_type_info> out;
-    // The Elster drivers also report the apparent energy register (docs/elster.md).
-    std::vector<std::string> elster_names = energy;
+std::vector<driver_key> iec_keys() {
+  auto keys = session_keys("Pause after the option select before awaiting the meter at the new speed.");
+  keys.insert(keys.begin() + 3,
+              integer_key("fast_reaction_delay_ms", 20, 0, 10000,
+                          "The same pause for a meter whose identification's third letter is lower case."));
+  keys.push_back(integer_key("max_baud", 9600, 300, 19200,
+                             "Highest speed accepted at the baud switch (the meter's proposal is capped to it)."));
+  return keys;
+}
+
+struct driver_entry {
+  std::string name;
+  std::vector<driver_key> keys;
+  std::vector<std::string> register_names;
+};
+
+const std::vector<driver_entry>& drivers_table() {
+  static const std::vector<driver_entry> table = [] {
+    // The names every energy-register driver reports, in the API's form; the Elster drivers
+    // also report the apparent energy register (docs/elster.md).
+    const std::vector<std::string> energy = {"kWh Import", "kWh Export", "kvarh Q1", "kvarh Q2", "kvarh Q3", "kvarh Q4"};
+    auto elster_names = energy;
     elster_names.push_back("kVAh");
-    out.push_back({"ELSTERA1700", drivers::elster_initial_line(),
-                   in_force_factory(&driver_configs::a1700, drivers::make_elster_driver), elster_names});
-    out.push_back({"ELSTERA1140", drivers::elster_initial_line(),
-                   in_force_factory(&driver_configs::a1140, drivers::make_elster_driver), elster_names});
-    out.push_back({"IEC62056-21", drivers::iec62056_21_initial_line(),
-                   in_force_factory(&driver_configs::iec, drivers::make_iec62056_21_driver), energy});
-    return out;
+    return std::vector<driver_entry>{{"iec62056-21", iec_keys(), energy},
+                                     {"elster-a1700", elster_keys(), elster_names},
+                                     {"elster-a1140", elster_keys(), elster_names}};
   }();
-  return types;
+  return table;
+}
+
+const driver_entry* find_driver(std::string_view name) {
+  for (const auto& d : drivers_table())
+    if (d.name == name)
+      return &d;
+  return nullptr;
+}
+
+const driver_key* find_key(const std::vector<driver_key>& keys, std::string_view key) {
+  auto it = std::find_if(keys.begin(), keys.end(), [&](const driver_key& k) { return k.key == key; });
+  return it == keys.end() ? nullptr : &*it;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items)
+    out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+void with_session_settings(drivers::iec_session_settings& c, const meter_type& t) {
+  c.response_timeout = std::chrono::milliseconds(t.integer("response_timeout_ms"));
+  c.baud_switch_delay = std::chrono::milliseconds(t.integer("baud_switch_delay_ms"));
+  c.reaction_delay = std::chrono::milliseconds(t.integer("reaction_delay_ms"));
+  c.max_repeats = static_cast<int>(t.integer("max_repeats"));
 }
 
 } // namespace
 
-const std::vector<std::string>& supported_meter_types() {
+const std::vector<std::string>& driver_names() {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> out;
-    for (const auto& t : registry())
-      out.push_back(t.name);
+    for (const auto& d : drivers_table())
+      out.push_back(d.name);
     return out;
   }();
   return names;
 }
 
-bool is_supported_meter_type(const std::string& meter_type) { return find_meter_type(meter_type) != nullptr; }
-
-const meter_type_info* find_meter_type(const std::string& meter_type) {
-  const auto& types = registry();
-  auto it = std::find_if(types.begin(), types.end(), [&](const auto& t) { return t.name == meter_type; });
-  return it == types.end() ? nullptr : &*it;
+const std::vector<driver_key>* driver_keys(std::string_view driver) {
+  const auto* d = find_driver(driver);
+  return d ? &d->keys : nullptr;
 }
 
-void configure_meter_types(const settings& s) {
-  auto& in_force = configs_in_force();
-  std::lock_guard<std::mutex> lock(in_force.mutex);
-  in_force.a1700 = with_settings(drivers::elster_a1700_config(), s.elster_a1700);
-  in_force.a1140 = with_settings(drivers::elster_a1140_config(), s.elster_a1140);
-  in_force.iec = with_settings(drivers::iec62056_21_config{}, s.iec62056_21);
+const std::vector<driver_key>& line_keys() {
+  static const std::vector<driver_key> keys = [] {
+    auto format = choice_key("char_format", std::string("7E1"), {},
+                             "Character format a session starts with: data bits, parity, stop bits.");
+    format.range = "<5-8><N|E|O><1|2>, e.g. \"7E1\"";
+    format.check = check_char_format;
+    return std::vector<driver_key>{
+        choice_key("initial_baud", std::int64_t{300}, {"300", "600", "1200", "2400", "4800", "9600", "19200"},
+                   "Speed a session starts at (the sign-on's speed)."),
+        std::move(format)};
+  }();
+  return keys;
+}
+
+std::string driver_value_text(const driver_value& value) {
+  if (const auto* n = std::get_if<std::int64_t>(&value))
+    return std::to_string(*n);
+  return std::get<std::string>(value);
+}
+
+std::string allowed_text(const driver_key& key) {
+  if (!key.range.empty())
+    return key.range;
+  if (key.choices.empty())
+    return std::to_string(key.min) + ".." + std::to_string(key.max);
+  const bool text = std::holds_alternative<std::string>(key.default_value);
+  std::string out;
+  for (std::size_t i = 0; i < key.choices.size(); ++i) {
+    out += i == 0 ? "" : i + 1 == key.choices.size() ? " or " : ", ";
+    out += text ? "\"" + key.choices[i] + "\"" : key.choices[i];
+  }
+  return out;
+}
+
+std::string check_driver_value(const driver_key& key, const driver_value& value) {
+  const bool want_text = std::holds_alternative<std::string>(key.default_value);
+  if (want_text != std::holds_alternative<std::string>(value))
+    return want_text ? "expected a string" : "expected an integer";
+  if (key.check)
+    return key.check(value);
+  const auto text = driver_value_text(value);
+  if (!key.choices.empty()) {
+    if (std::find(key.choices.begin(), key.choices.end(), text) == key.choices.end())
+      return (want_text ? "\"" + text + "\"" : text) + " is not " + allowed_text(key);
+    return "";
+  }
+  if (!want_text) {
+    const auto n = std::get<std::int64_t>(value);
+    if (n < key.min || n > key.max)
+      return text + " is out of range " + allowed_text(key);
+  }
+  return "";
+}
+
+std::vector<meter_type_definition> builtin_meter_types() {
+  std::vector<meter_type_definition> out = {
+      {"ELSTERA1700", "elster-a1700", {}}, {"ELSTERA1140", "elster-a1140", {}}, {"IEC62056-21", "iec62056-21", {}}};
+  for (auto& t : out) {
+    for (const auto& k : line_keys())
+      t.settings[k.key] = k.default_value;
+    for (const auto& k : *driver_keys(t.driver))
+      t.settings[k.key] = k.default_value;
+  }
+  return out;
+}
+
+std::int64_t meter_type::integer(const std::string& key) const { return std::get<std::int64_t>(settings.at(key)); }
+
+drivers::elster_config elster_config_of(const meter_type& t) {
+  auto c = t.driver == "elster-a1140" ? drivers::elster_a1140_config() : drivers::elster_a1700_config();
+  c.option_mode = std::get<std::string>(t.settings.at("option_mode")).at(0);
+  c.security_level = static_cast<int>(t.integer("security_level"));
+  c.clock_utc_offset_minutes = static_cast<int>(t.integer("clock_utc_offset_minutes"));
+  c.register_scale_exponent = static_cast<int>(t.integer("register_scale_exponent"));
+  c.profile_scale_exponent = static_cast<int>(t.integer("profile_scale_exponent"));
+  with_session_settings(c, t);
+  c.max_reauthentications = static_cast<int>(t.integer("max_reauthentications"));
+  return c;
+}
+
+drivers::iec62056_21_config iec62056_21_config_of(const meter_type& t) {
+  drivers::iec62056_21_config c;
+  with_session_settings(c, t);
+  c.fast_reaction_delay = std::chrono::milliseconds(t.integer("fast_reaction_delay_ms"));
+  c.max_baud = static_cast<int>(t.integer("max_baud"));
+  return c;
+}
+
+meter_type_registry::meter_type_registry() : meter_type_registry(builtin_meter_types()) {}
+
+meter_type_registry::meter_type_registry(const std::vector<meter_type_definition>& definitions) {
+  for (const auto& def : definitions) {
+    const std::string where = "meter type \"" + def.name + "\": ";
+    if (def.name.empty())
+      throw meter_type_error("meter type: name: required, and not empty");
+    if (supports(def.name))
+      throw meter_type_error(where + "name: defined twice");
+    const auto* driver = find_driver(def.driver);
+    if (!driver)
+      throw meter_type_error(where + "driver: unknown driver \"" + def.driver + "\" (known: " +
+                             joined(driver_names()) + ")");
+    meter_type t;
+    t.name = def.name;
+    t.driver = def.driver;
+    t.register_names = driver->register_names;
+    for (const auto* keys : {&line_keys(), &driver->keys})
+      for (const auto& k : *keys)
+        t.settings[k.key] = k.default_value;
+    for (const auto& [key, value] : def.settings) {
+      const auto* k = find_key(line_keys(), key);
+      if (!k)
+        k = find_key(driver->keys, key);
+      if (!k)
+        throw meter_type_error(where + key + ": not a key of driver " + def.driver);
+      if (auto problem = check_driver_value(*k, value); !problem.empty())
+        throw meter_type_error(where + key + ": " + problem);
+      t.settings[key] = value;
+    }
+    t.initial_line = *drivers::parse_coms_settings(std::get<std::string>(t.settings.at("char_format")),
+                                                   static_cast<int>(t.integer("initial_baud")));
+    // Each factory holds its own copy of the configuration: a test keeps what it started with.
+    if (def.driver == "iec62056-21") {
+      t.make_driver = [c = iec62056_21_config_of(t)](const drivers::session_request& r) {
+        return drivers::make_iec62056_21_driver(r, c);
+      };
+    } else {
+      t.make_driver = [c = elster_config_of(t)](const drivers::session_request& r) {
+        return drivers::make_elster_driver(r, c);
+      };
+    }
+    names_.push_back(t.name);
+    types_.push_back(std::move(t));
+  }
+}
+
+const meter_type* meter_type_registry::find(std::string_view name) const {
+  auto it = std::find_if(types_.begin(), types_.end(), [&](const meter_type& t) { return t.name == name; });
+  return it == types_.end() ? nullptr : &*it;
 }
 
 } // namespace mts

@@ -5,9 +5,15 @@ namespace mts {
 rate_limiter::rate_limiter(std::int64_t requests, std::int64_t window_seconds)
   : requests_(requests), window_seconds_(window_seconds) {}
 
-rate_limiter::decision rate_limiter::hit(const std::string& key, unix_seconds now) {
-  const unix_seconds start = now - (now % window_seconds_ + window_seconds_) % window_seconds_;
+void rate_limiter::configure(std::int64_t requests, std::int64_t window_seconds) {
   std::lock_guard<std::mutex> guard(mutex_);
+  requests_ = requests;
+  window_seconds_ = window_seconds;
+}
+
+rate_limiter::decision rate_limiter::hit(const std::string& key, unix_seconds now) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  const unix_seconds start = now - (now % window_seconds_ + window_seconds_) % window_seconds_;
   // Drop counters of past windows once per window, so the map holds only current clients.
   if (start != last_sweep_) {
     for (auto it = windows_.begin(); it != windows_.end();)

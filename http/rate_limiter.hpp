@@ -21,6 +21,9 @@ public:
     std::int64_t retry_after = 0; // whole seconds until the window resets, >= 1 when refused
   };
   decision hit(const std::string& key, unix_seconds now);
+  // New limits from the next call on (a configuration reload); counts of the current windows
+  // are kept, so a lower limit applies at once.
+  void configure(std::int64_t requests, std::int64_t window_seconds);
 
 private:
   struct window {

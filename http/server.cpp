@@ -4,7 +4,6 @@
 #include "common/json.hpp"
 #include "http/tls.hpp"
 #include "http/validation.hpp"
-#include "drivers/registry.hpp"
 #include "mts/version.hpp"
 
 #include <caf/scoped_actor.hpp>
@@ -144,6 +143,7 @@ struct api_server::call {
   const httplib::Request& req;
   httplib::Response& res;
   unix_seconds now;
+  std::shared_ptr<const api_live_settings> live; // limits and meter types in force for this call
   query_params params;
   std::optional<bj::value> body; // parsed JSON body, when one was sent
 };
@@ -154,8 +154,11 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     deps_(std::move(deps)),
     limiter_(config.rate_limit.requests, config.rate_limit.window_seconds),
     trusted_proxies_(std::move(trusted_proxies)) {
-  if (deps_.readers.empty() || !deps_.system || !deps_.tokens || !deps_.writer)
-    throw std::logic_error("api_server needs an actor system, readers, a token verifier and the writer's health");
+  if (deps_.readers.empty() || !deps_.system || !deps_.tokens || !deps_.writer || !deps_.types)
+    throw std::logic_error("api_server needs an actor system, readers, a token verifier, the writer's health and "
+                           "the meter types");
+  live_ = std::make_shared<const api_live_settings>(
+    api_live_settings{config.limits, config.rate_limit, config.api, deps_.types});
   server_ = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
   if (!server_->is_valid())
     throw std::runtime_error("cannot load the TLS certificate " + cert_file + " with key " + key_file);
@@ -366,6 +369,7 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
     {"batch-status", "GET", method_kind::query, &api_server::batch_status},
     {"test-search", "GET", method_kind::query, &api_server::test_search},
     {"service-status", "GET", method_kind::open, &api_server::service_status},
+    {"meter-types", "GET", method_kind::query, &api_server::meter_types},
   };
 
   // The library would answer a Range header with a slice of our JSON; API answers are always
@@ -392,7 +396,7 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
 
   // 2. Authenticate, then rate-limit per token (per client IP without a valid token), then
   //    check the scope. A failed authentication still counts against the IP's window.
-  call c{req, res, now_utc(), {}, std::nullopt};
+  call c{req, res, now_utc(), live(), {}, std::nullopt};
   std::optional<token_info> token;
   bool auth_failed = false;
   if (found->kind != method_kind::open) {
@@ -419,8 +423,8 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
   auto limit = limiter_.hit(token ? "token:" + std::to_string(token->id) : "ip:" + client_of(req), c.now);
   if (!limit.allowed) {
     res.set_header("Retry-After", std::to_string(limit.retry_after));
-    auto body = error_body({"rate limit of " + std::to_string(config_.rate_limit.requests) +
-                            " requests per " + std::to_string(config_.rate_limit.window_seconds) +
+    auto body = error_body({"rate limit of " + std::to_string(c.live->rate_limit.requests) +
+                            " requests per " + std::to_string(c.live->rate_limit.window_seconds) +
                             " seconds exceeded"});
     body["retryAfter"] = limit.retry_after;
     return send_json(res, 429, body);
@@ -531,7 +535,7 @@ void api_server::test_request(call& c) {
   std::vector<std::string> details;
   if (!require_body(c, "a JSON test request is"))
     return;
-  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  validation_context ctx{c.live->limits, c.live->types->names(), c.now};
   auto request = validate_test_request(*c.body, ctx, details);
   if (!request)
     return send_error(c.res, 400, details);
@@ -546,7 +550,7 @@ void api_server::batch_request(call& c) {
   std::vector<std::string> details;
   if (!require_body(c, "a JSON array of test requests is"))
     return;
-  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  validation_context ctx{c.live->limits, c.live->types->names(), c.now};
   auto requests = validate_batch_request(*c.body, ctx, details);
   if (!requests)
     return send_error(c.res, 400, details);
@@ -580,7 +584,7 @@ void api_server::test_status(call& c) {
   if (!id)
     return send_error(c.res, 400, details);
   if (auto record = ask<test_record>(*deps_.system, config_, c.res, next_reader(), get_atom::value, *id))
-    send_json(c.res, 200, encode_test_status(*record, config_.api.mask_passwords));
+    send_json(c.res, 200, encode_test_status(*record, c.live->api.mask_passwords));
 }
 
 void api_server::test_transcript(call& c) {
@@ -617,7 +621,7 @@ void api_server::batch_status(call& c) {
 
 void api_server::test_search(call& c) {
   std::vector<std::string> details;
-  validation_context ctx{config_.limits, supported_meter_types(), c.now};
+  validation_context ctx{c.live->limits, c.live->types->names(), c.now};
   auto query = validate_search(c.params, ctx, details);
   if (!query)
     return send_error(c.res, 400, details);
@@ -669,6 +673,28 @@ void api_server::service_status(call& c) {
     body["modems"] = std::move(modems);
   }
   send_json(c.res, 200, body);
+}
+
+void api_server::meter_types(call& c) {
+  if (!no_query_params(c))
+    return;
+  bj::array types;
+  for (const auto& t : c.live->types->types())
+    types.push_back(bj::object{{"name", t.name}, {"driver", t.driver}});
+  send_json(c.res, 200, bj::object{{"meterTypes", std::move(types)}});
+}
+
+std::shared_ptr<const api_live_settings> api_server::live() const {
+  std::lock_guard<std::mutex> lock(live_mutex_);
+  return live_;
+}
+
+void api_server::reconfigure(const settings& config, std::shared_ptr<const meter_type_registry> types) {
+  auto next = std::make_shared<const api_live_settings>(
+    api_live_settings{config.limits, config.rate_limit, config.api, std::move(types)});
+  limiter_.configure(config.rate_limit.requests, config.rate_limit.window_seconds);
+  std::lock_guard<std::mutex> lock(live_mutex_);
+  live_ = std::move(next);
 }
 
 } // namespace mts

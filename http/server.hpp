@@ -1,6 +1,6 @@
 #pragma once
 // The HTTPS front end: cpp-httplib's SSLServer, tuned and hardened (see docs/operations.md),
-// routing the eight API methods to the actors. It owns no business state: every call becomes
+// routing the API methods to the actors (meter-types is answered here, from the registry). It owns no business state: every call becomes
 // a typed request to the SCHEDULER or a READER with a finite timeout.
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,16 @@ struct api_dependencies {
   std::shared_ptr<modem_pool> modems; // may be null: no "modems" in service-status
   persistence_actor persistence;      // probed by service-status
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
+  std::shared_ptr<const meter_type_registry> types; // the meter types requests may name
+};
+
+// What a configuration reload changes in the HTTP layer while it runs; each call works with
+// the values in force when it arrived.
+struct api_live_settings {
+  limits_settings limits;
+  rate_limit_settings rate_limit;
+  api_settings api;
+  std::shared_ptr<const meter_type_registry> types;
 };
 
 class api_server {
@@ -49,6 +60,9 @@ public:
   void bind();
   // Serves until stop(); returns false if the server failed.
   bool run();
+  // Thread-safe: the limits, rate limits, API behaviour and meter types of `config` and
+  // `types` apply from the next call on (SIGHUP). Everything else of `config` is ignored.
+  void reconfigure(const settings& config, std::shared_ptr<const meter_type_registry> types);
   // Thread-safe; makes run() return: requests in flight get two seconds to finish, then the
   // remaining (idle keep-alive) connections are shut down.
   void stop();
@@ -66,12 +80,16 @@ private:
   void batch_status(call& c);
   void test_search(call& c);
   void service_status(call& c);
+  void meter_types(call& c);
+  std::shared_ptr<const api_live_settings> live() const;
   const reader_actor& next_reader();
   // The address a request is rate-limited and logged under (http.trusted_proxies).
   std::string client_of(const httplib::Request& req) const;
 
-  settings config_;
+  settings config_; // as started: only what a reload cannot change is read from it
   api_dependencies deps_;
+  mutable std::mutex live_mutex_;
+  std::shared_ptr<const api_live_settings> live_;
   rate_limiter limiter_;
   std::unique_ptr<httplib::SSLServer> server_;
   std::atomic<int> listen_fd_{-1};

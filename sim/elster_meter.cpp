@@ -11,7 +11,7 @@ namespace mts::sim {
 namespace iec = drivers::iec;
 using drivers::actions;
 
-bool is_elster_type(const std::string& type) { return type == elster_a1700_type || type == elster_a1140_type; }
+bool is_elster_driver(const std::string& driver) { return driver == "elster-a1700" || driver == "elster-a1140"; }
 
 namespace elster {
 
@@ -22,11 +22,11 @@ namespace codec = drivers::elster;
 
 unix_seconds day_floor(unix_seconds t) { return floor_div(t, seconds_per_day) * seconds_per_day; }
 
-std::string identification(const std::string& type) {
-  return type == elster_a1140_type ? "GEC5120510070213@000" : "GEC5090100100400@000";
+std::string identification(const std::string& driver) {
+  return driver == "elster-a1140" ? "GEC5120510070213@000" : "GEC5090100100400@000";
 }
 
-std::size_t register_count(const std::string& type) { return type == elster_a1140_type ? 16 : 10; }
+std::size_t register_count(const std::string& driver) { return driver == "elster-a1140" ? 16 : 10; }
 
 std::string hex(std::string_view bytes) { return codec::to_hex(bytes); }
 
@@ -146,7 +146,7 @@ elster_meter::elster_meter(meter_identity identity, meter_faults faults, elster_
   seed_ = text;
 }
 
-std::string elster_meter::identification() const { return elster::identification(model_.identity().type); }
+std::string elster_meter::identification() const { return elster::identification(model_.identity().driver); }
 
 void elster_meter::on_option_select(actions& out, const iec::message& m) {
   using k = iec::message_kind;
@@ -208,7 +208,7 @@ void elster_meter::on_command(actions& out, const iec::message& m) {
 }
 
 std::optional<std::string> elster_meter::data_of(int id) {
-  const auto& type = model_.identity().type;
+  const auto& driver = model_.identity().driver;
   const unix_seconds t = meter_now();
   switch (id) {
   case 798:
@@ -221,7 +221,7 @@ std::optional<std::string> elster_meter::data_of(int id) {
     for (int c = 0; c < channel_count; ++c)
       out += elster::register_bytes(static_cast<std::uint64_t>(regs[c]) * 1000);
     out += elster::register_bytes(static_cast<std::uint64_t>(model_.va_register_wh(t)) * 1000);
-    while (out.size() < elster::register_count(type) * 8)
+    while (out.size() < elster::register_count(driver) * 8)
       out += elster::register_bytes(0); // customer-defined registers
     return out;
   }
@@ -312,7 +312,7 @@ void elster_meter::write(actions& out, const std::string& text) {
   }
   const std::string id = text.substr(0, 3);
   const auto data = elster::unhex(text.substr(7, text.size() - 8));
-  const bool a1140 = model_.identity().type == elster_a1140_type;
+  const bool a1140 = model_.identity().driver == "elster-a1140";
   if (id != "551" && !(id == "554" && a1140)) {
     error(out, 2);
     return;
@@ -384,13 +384,16 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
       return x;
     }
   }
-  const unix_seconds meter_now = now + identity.clock_offset_seconds;
+  // The meter keeps its clock at UTC + its type's offset (+ drift); the driver, configured
+  // with the same type, converts back by that offset.
+  const unix_seconds zone = identity.utc_offset_minutes * 60;
+  const unix_seconds meter_now = now + zone + identity.clock_offset_seconds;
   if (!read_ok(1))
     return x;
-  r.meter_time = meter_now;
+  r.meter_time = meter_now - zone;
   r.meter_time_taken = now;
   const std::size_t register_packets =
-      (elster::register_count(identity.type) * 8 + elster::packet_bytes - 1) / elster::packet_bytes;
+      (elster::register_count(identity.driver) * 8 + elster::packet_bytes - 1) / elster::packet_bytes;
   if (!read_ok(register_packets))
     return x;
   r.registers.emplace();
@@ -408,11 +411,11 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
   if (!read_ok(3)) // 777, 878, 551
     return x;
   elster::day_range range;
-  if (identity.type == elster_a1140_type) {
-    range = elster::days_554(from, to, meter_now);
+  if (identity.driver == "elster-a1140") {
+    range = elster::days_554(from + zone, to + zone, meter_now);
   } else {
     // The driver writes meter date now - date(from) + 1 days.
-    const std::int64_t days = (elster::day_floor(meter_now) - elster::day_floor(from)) / seconds_per_day + 1;
+    const std::int64_t days = (elster::day_floor(meter_now) - elster::day_floor(from + zone)) / seconds_per_day + 1;
     range = elster::days_551(std::max<std::int64_t>(days, 1), meter_now); // at least 1
   }
   const auto items = elster::profile_items(model, range, meter_now);
@@ -429,16 +432,16 @@ elster_expectation expected_elster(const meter_identity& identity, const meter_f
     survey.push_back(drivers::survey_channel{info(c).name, info(c).units, {}});
   for (const auto& item : items) {
     if (item.marker == elster::power_up || item.marker == elster::power_down) {
-      if (item.time >= from && item.time < to)
+      if (item.time - zone >= from && item.time - zone < to)
         r.status_events->push_back(std::string(item.marker == elster::power_up ? "Power up at " : "Power down at ") +
-                                   format_utc(item.time));
+                                   format_utc(item.time - zone));
       continue;
     }
-    if (item.marker != 0 || item.time < from || item.time + half_hour > to)
+    if (item.marker != 0 || item.time - zone < from || item.time - zone + half_hour > to)
       continue;
     for (int c = 0; c < channel_count; ++c)
       survey[c].readings.push_back(drivers::survey_reading{
-          item.time, static_cast<double>(elster::profile_value_carried(item.wh[c])) / 1000.0});
+          item.time - zone, static_cast<double>(elster::profile_value_carried(item.wh[c])) / 1000.0});
   }
   r.survey = std::move(survey);
   return x;

@@ -75,7 +75,8 @@ namespace mts::sim {
 
 inline constexpr const char* elster_a1700_type = "ELSTERA1700";
 inline constexpr const char* elster_a1140_type = "ELSTERA1140";
-bool is_elster_type(const std::string& type);
+// Whether a meter of this driver ("elster-a1700", "elster-a1140") is an Elster meter.
+bool is_elster_driver(const std::string& driver);
 
 // The encoding pieces, public for the tests and for expect.
 namespace elster {
@@ -87,8 +88,8 @@ inline constexpr std::uint8_t integration_code = 9;   // 30 minutes
 inline constexpr std::int64_t all_days_cap = 4000;    // W1 551 FFFF
 
 unix_seconds day_floor(unix_seconds t);               // the meter day's 00:00
-std::string identification(const std::string& type); // without '/' and CR LF
-std::size_t register_count(const std::string& type); // 507: 10 (A1700) or 16 (A1140)
+std::string identification(const std::string& driver); // without '/' and CR LF
+std::size_t register_count(const std::string& driver); // 507: 10 (A1700) or 16 (A1140)
 
 std::string hex(std::string_view bytes);                  // upper case
 std::optional<std::string> unhex(std::string_view text);  // upper case only

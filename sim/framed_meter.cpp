@@ -12,7 +12,7 @@ framed_meter::framed_meter(meter_identity identity, meter_faults faults, const f
 
 unix_seconds framed_meter::meter_now() const {
   const unix_seconds t = timing_.pinned_now ? *timing_.pinned_now : floor_div(now_, 1000);
-  return t + model_.identity().clock_offset_seconds;
+  return t + model_.identity().utc_offset_minutes * 60 + model_.identity().clock_offset_seconds;
 }
 
 void framed_meter::arm(actions& out, std::chrono::milliseconds after) {

@@ -41,12 +41,17 @@
 namespace mts::sim {
 
 struct meter_identity {
-  std::string type = "IEC62056-21";
+  std::string type = "IEC62056-21"; // the meterType it is served (and tested) as
+  // What the meter speaks and how its clock is kept, from its type (sim/sim_config.hpp
+  // generated_identity): the driver of the type, and the type's clock_utc_offset_minutes
+  // (a meter of a type whose clock runs at UTC+60 keeps its clock at UTC+60, plus its drift).
+  std::string driver = "iec62056-21";
+  std::int64_t utc_offset_minutes = 0;
   std::string serial;
   std::string outstation_address;
   std::string password; // empty: any password is accepted
   std::uint64_t seed = 0;
-  std::int64_t clock_offset_seconds = 0; // meter clock = true time + offset
+  std::int64_t clock_offset_seconds = 0; // meter clock = true time + type's UTC offset + this drift
 };
 
 // Faults injected per meter. Pacing and refusing the connection are the I/O layer's job; the
@@ -130,8 +135,8 @@ private:
   std::array<std::int64_t, channel_count> base_{};
 };
 
-// What a correct client (the driver of identity.type with its default configuration) must
-// report for `request` at true time `now`, the meter's clock reading `now + clock_offset`.
+// What a correct client (the driver of identity.driver, configured as the meter's type) must
+// report for `request` at true time `now`, the meter's clock reading `now + UTC offset + drift`.
 // Defined with the sessions (sim/meter_session.cpp): it picks expected_iec_readings below, or
 // for the Elster types sim/elster_meter.hpp expected_elster.
 // Register timestamps and meter_time_taken are `now` (a real session reads them a little

@@ -7,7 +7,7 @@ namespace mts::sim {
 
 std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity, const meter_faults& faults,
                                                   const iec_meter_config& config, std::uint64_t session_number) {
-  if (is_elster_type(identity.type)) {
+  if (is_elster_driver(identity.driver)) {
     elster_meter_config c;
     static_cast<framed_meter_timing&>(c) = config; // the common timing
     c.session_number = session_number;
@@ -18,7 +18,7 @@ std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity
 
 drivers::meter_readings expected_readings(const meter_identity& identity, const meter_faults& faults,
                                           const drivers::session_request& request, unix_seconds now) {
-  if (is_elster_type(identity.type))
+  if (is_elster_driver(identity.driver))
     return expected_elster(identity, faults, request, now).readings;
   return expected_iec_readings(identity, faults, request, now);
 }

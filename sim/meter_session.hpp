@@ -32,8 +32,8 @@ public:
   virtual bool closed() const = 0;
 };
 
-// The session of a meter of identity.type (a simulated type: sim/sim_config.hpp
-// check_simulated_type). `config` carries the common timing; the IEC meter also its own
+// The session of a meter speaking identity.driver (a simulated driver: sim/sim_config.hpp
+// check_simulated_driver). `config` carries the common timing; the IEC meter also its own
 // settings (identification, block size, maximum baud).
 std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity, const meter_faults& faults,
                                                   const iec_meter_config& config, std::uint64_t session_number);

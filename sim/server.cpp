@@ -203,7 +203,7 @@ private:
 sim_server::sim_server(io::tcp_reactor& reactor, std::vector<sim_meter> meters, server_options options)
     : shared_(std::make_shared<shared>(reactor, std::move(meters), std::move(options))) {
   for (const auto& m : shared_->meters)
-    check_simulated_type(m.identity.type);
+    check_simulated_driver(m.identity.driver, m.identity.type);
   auto& s = *shared_;
   s.ports.assign(s.meters.size(), 0);
   s.listeners.reserve(s.meters.size());

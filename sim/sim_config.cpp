@@ -2,7 +2,6 @@
 
 #include "common/json.hpp"
 #include "drivers/outcome.hpp"
-#include "drivers/registry.hpp"
 #include "sim/elster_meter.hpp"
 
 #include "common/toml.hpp"
@@ -19,17 +18,32 @@ namespace mts::sim {
 
 namespace bj = boost::json;
 
-void check_simulated_type(const std::string& type) {
-  if (type == simulated_type || is_elster_type(type))
-    return;
-  if (is_supported_meter_type(type))
-    throw sim_error("meter type " + type + " is not simulated yet");
-  throw sim_error("unknown meter type \"" + type.substr(0, 64) + "\"");
+void check_simulated_driver(const std::string& driver, const std::string& type) {
+  if (driver != "iec62056-21" && !is_elster_driver(driver))
+    throw sim_error("meter type " + type + " (driver " + driver + ") is not simulated yet");
 }
 
-void check_password(const std::string& type, const std::string& password) {
-  if (is_elster_type(type) && !password.empty() && password.size() != 8)
-    throw sim_error("an " + type + " password has 8 characters (or none: any is accepted)");
+const meter_type& simulated_type_of(const meter_type_registry& types, const std::string& type) {
+  const auto* t = types.find(type);
+  if (!t)
+    throw sim_error("unknown meter type \"" + type.substr(0, 64) + "\"");
+  check_simulated_driver(t->driver, t->name);
+  return *t;
+}
+
+void check_predictable(const meter_type& type) {
+  for (const auto& [key, standard] : {std::pair<const char*, std::int64_t>{"register_scale_exponent", -6},
+                                      std::pair<const char*, std::int64_t>{"profile_scale_exponent", -3}}) {
+    auto it = type.settings.find(key);
+    if (it != type.settings.end() && std::get<std::int64_t>(it->second) != standard)
+      throw sim_error("meter type " + type.name + ": " + key + " " + driver_value_text(it->second) +
+                      " cannot be predicted (expect knows the default " + std::to_string(standard) + " only)");
+  }
+}
+
+void check_password(const meter_identity& identity, const std::string& password) {
+  if (is_elster_driver(identity.driver) && !password.empty() && password.size() != 8)
+    throw sim_error("an " + identity.type + " password has 8 characters (or none: any is accepted)");
 }
 
 std::uint64_t splitmix64(std::uint64_t x) {
@@ -39,9 +53,12 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-meter_identity generated_identity(const std::string& type, std::uint64_t seed, std::size_t index) {
+meter_identity generated_identity(const meter_type& type, std::uint64_t seed, std::size_t index) {
   meter_identity id;
-  id.type = type;
+  id.type = type.name;
+  id.driver = type.driver;
+  if (auto it = type.settings.find("clock_utc_offset_minutes"); it != type.settings.end())
+    id.utc_offset_minutes = std::get<std::int64_t>(it->second);
   id.seed = seed;
   constexpr std::uint64_t span = 90000000;
   id.serial = std::to_string(10000000 + (splitmix64(seed) % span + index) % span);
@@ -244,7 +261,7 @@ struct toml_reader {
 
 } // namespace
 
-sim_config load_config_file(const std::string& path) {
+sim_config load_config_file(const std::string& path, const meter_type_registry& types) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw sim_error(path + ": cannot be read");
@@ -336,13 +353,14 @@ sim_config load_config_file(const std::string& path) {
         } else
           r.fail(key, "unknown key");
       }
+      const meter_type* resolved = nullptr;
       try {
-        check_simulated_type(type);
+        resolved = &simulated_type_of(types, type);
       } catch (const sim_error& e) {
         r.fail("type", e.what());
       }
       try {
-        check_password(type, password.value_or(""));
+        check_password(generated_identity(*resolved, seed, index), password.value_or(""));
       } catch (const sim_error& e) {
         r.fail("password", e.what());
       }
@@ -356,7 +374,7 @@ sim_config load_config_file(const std::string& path) {
         r.fail("serial", "only with count = 1 (serials are generated otherwise)");
       for (std::int64_t n = 0; n < count; ++n, ++index) {
         sim_meter m;
-        m.identity = generated_identity(type, seed, index);
+        m.identity = generated_identity(*resolved, seed, index);
         if (serial)
           m.identity.serial = *serial;
         if (outstation)
@@ -465,14 +483,14 @@ drivers::finish expected_iec_end(const meter_identity& identity, const meter_fau
 
 std::string expected_result_json(const meter_identity& identity, const meter_faults& faults,
                                  std::string_view request_json, unix_seconds now) {
-  check_simulated_type(identity.type);
-  check_password(identity.type, identity.password);
+  check_simulated_driver(identity.driver, identity.type);
+  check_password(identity, identity.password);
   if (faults.drop_after_bytes)
     throw sim_error("fault drop_after_bytes: its result cannot be predicted");
   const auto rq = session_request_from_json(request_json, now);
   drivers::meter_readings readings;
   drivers::finish end;
-  if (is_elster_type(identity.type)) {
+  if (is_elster_driver(identity.driver)) {
     auto x = expected_elster(identity, faults, rq, now);
     readings = std::move(x.readings);
     end = std::move(x.end);

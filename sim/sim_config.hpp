@@ -4,9 +4,16 @@
 // the server's test-status must report for a test request (`mts-sim expect`).
 //
 // Decisions:
-// - Simulated: IEC62056-21 (sim/iec_meter.hpp), ELSTERA1700 and ELSTERA1140
-//   (sim/elster_meter.hpp). A product type without a simulator would be refused with
-//   "meter type X is not simulated yet", anything else with "unknown meter type X".
+// - Meter types come from a registry (drivers/registry.hpp): the built-in ones, or those of an
+//   mts configuration file's [[meter_type]] tables (`--meter-types FILE`). A meter is
+//   simulated by its type's driver: iec62056-21 (sim/iec_meter.hpp), elster-a1700 and
+//   elster-a1140 (sim/elster_meter.hpp). A type of another driver is refused with "meter type
+//   X (driver D) is not simulated yet", an unknown name with "unknown meter type X".
+// - A meter of a type with clock_utc_offset_minutes M keeps its clock at UTC + M (plus its
+//   drift clock_offset_seconds), as a real meter of that type does: a server configured with
+//   the same type reports the drift alone as the meterTime offset.
+// - expect predicts the type's driver with the type's settings; it refuses a type whose scale
+//   exponents are not the defaults (the values would need the driver's own arithmetic).
 // - An Elster meter's password has 8 characters (the generated 8 hex digits are; a file's or
 //   expect's password of another length is an error); empty accepts any.
 // - Generated identity of meter `index` (0-based) for seed S: every meter keeps the seed S;
@@ -40,6 +47,7 @@
 //   is refused by expect. The printed object has result, serialNumber, statusEvents,
 //   registerValues (without timestamps) and surveyData, each only when make_outcome gives it;
 //   meterTime and the register timestamps depend on the moment the test runs and are left out.
+#include "drivers/registry.hpp"
 #include "sim/meter_data.hpp"
 
 #include <cstdint>
@@ -57,15 +65,19 @@ struct sim_error : std::runtime_error {
 
 inline constexpr const char* simulated_type = "IEC62056-21";
 
-// Throws sim_error unless `type` is simulated.
-void check_simulated_type(const std::string& type);
-// Throws sim_error when `password` cannot be the password of a meter of `type` (an Elster
-// password has 8 characters; empty means "accepts any").
-void check_password(const std::string& type, const std::string& password);
+// The type of that name; throws sim_error when it is unknown or its driver is not simulated.
+const meter_type& simulated_type_of(const meter_type_registry& types, const std::string& type);
+// Throws sim_error unless meters of `driver` are simulated (`type` names it in the message).
+void check_simulated_driver(const std::string& driver, const std::string& type);
+// Throws sim_error when expect cannot predict a test of this type (see above).
+void check_predictable(const meter_type& type);
+// Throws sim_error when `password` cannot be the password of this meter (an Elster password
+// has 8 characters; empty means "accepts any").
+void check_password(const meter_identity& identity, const std::string& password);
 
 std::uint64_t splitmix64(std::uint64_t x);
 
-meter_identity generated_identity(const std::string& type, std::uint64_t seed, std::size_t index);
+meter_identity generated_identity(const meter_type& type, std::uint64_t seed, std::size_t index);
 
 // "NAME" or "NAME=VALUE" (see above). Throws sim_error naming the fault.
 void apply_fault(meter_faults& faults, std::string_view spec);
@@ -83,7 +95,8 @@ struct sim_config {
 };
 
 // Reads a TOML file (see above). Throws sim_error "<path>: <key>: <problem>".
-sim_config load_config_file(const std::string& path);
+// The meters' types are looked up in `types`.
+sim_config load_config_file(const std::string& path, const meter_type_registry& types);
 
 // The JSON line printed for a served meter: meterType, remoteAddress, outstationAddress,
 // serialNumber, password (the test-request fields), then port, seed, clockOffsetSeconds.

@@ -48,6 +48,7 @@ struct mock_executor_state {
   static inline const char* name = "mock_executor";
   std::vector<test_record> received;
   std::vector<caf::typed_response_promise<test_outcome>> open;
+  int reloads = 0;
 };
 
 // The test completes a run by telling the mock which one (promises are delivered from inside
@@ -66,6 +67,7 @@ mock_executor(mock_executor_actor::stateful_pointer<mock_executor_state> self) {
     [self](finish_atom, std::size_t index, test_outcome& outcome) {
       self->state.open.at(index).deliver(std::move(outcome));
     },
+    [self](reload_atom, const std::shared_ptr<const test_runner_config>&) { self->state.reloads += 1; },
   };
 }
 

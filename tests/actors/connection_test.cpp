@@ -83,6 +83,7 @@ test_record record(const std::string& address) {
 
 test_runner_config config(io::tcp_reactor* reactor) {
   test_runner_config c;
+  c.types = std::make_shared<const meter_type_registry>();
   c.max_attempts = 2;
   c.retry_delay = std::chrono::milliseconds(10);
   c.connect_timeout = std::chrono::seconds(5);

@@ -54,6 +54,51 @@ TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, over
   sched.run();
 }
 
+// Runs on a pinned wall clock across the turn of a year: 31 December 2026, 12:00 to
+// 1 January 2027, 01:00 UTC.
+TEST_CASE_METHOD(actor_fixture, "a window that wraps midnight is open on both sides of it, also at a year's end",
+                 "[actors][scheduler]") {
+  fake_now = *parse_utc("2026-12-31T12:00:00Z");
+  auto config = make_scheduler_config();
+  config.overnight_window = *parse_daily_window("23:00-01:00");
+  auto exec = spawn_executor();
+  auto sched_hdl = sys.spawn(scheduler, config, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto& received = executor_state(exec).received;
+
+  // Noon: closed; the scheduler sleeps towards the window.
+  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "before"), fake_now);
+  REQUIRE(first);
+  CHECK(received.empty());
+  REQUIRE(sched.has_pending_timeout());
+
+  // 23:59:30 on 31 December: open (the part before midnight).
+  fake_now = *parse_utc("2026-12-31T23:59:30Z");
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(ids_of(received) == std::vector<test_id>{*first});
+  complete(exec, 0, "SUCCESS", fake_now + 10);
+  sched.run();
+
+  // 00:30 on 1 January: still open (the part after midnight); a new test runs at once.
+  fake_now = *parse_utc("2027-01-01T00:30:00Z");
+  auto second = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "after"), fake_now);
+  REQUIRE(second);
+  REQUIRE(ids_of(received) == std::vector<test_id>{*first, *second});
+  complete(exec, 1, "SUCCESS", fake_now + 10);
+  sched.run();
+
+  // 01:00: the end is not in the window; the test waits for 23:00.
+  fake_now = *parse_utc("2027-01-01T01:00:00Z");
+  auto third = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "late"), fake_now);
+  REQUIRE(third);
+  CHECK(received.size() == 2);
+  CHECK(inspect->find_test(*third)->state == test_state::pending);
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
 TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window runs at once", "[actors][scheduler]") {
   fake_now += 15 * 3600; // 03:00 the next day
   auto exec = spawn_executor();
@@ -390,6 +435,41 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
   REQUIRE(ex.received.size() == 2);
   CHECK(ex.received[1].id == *waiting);
   CHECK(pool->status()[0].state == "busy");
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a reload changes capacity, window and can_run from then on; the clock stays",
+                 "[actors][scheduler][reload]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(1);
+  cfg.can_run = [](const test_record& rec) { return rec.request.meter_type != "NEW-TYPE"; };
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
+  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b"), fake_now);
+  auto newer = make_request(true, "c");
+  newer.meter_type = "NEW-TYPE";
+  auto c = ask<test_id>(sched_hdl, submit_atom::value, newer, fake_now);
+  auto night = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
+  REQUIRE((a && b && c && night));
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a});
+
+  // Capacity 3, every type runnable, and a window that holds 12:00: all queued tests start at
+  // once, without waiting for a test to end or for a tick.
+  auto next = make_scheduler_config(3);
+  next.overnight_window = *parse_daily_window("11:00-13:00");
+  next.clock = [] { return unix_seconds{0}; }; // ignored: the scheduler keeps its clock
+  self->send(sched_hdl, reload_atom::value, std::shared_ptr<const scheduler_config>(
+                                               std::make_shared<scheduler_config>(std::move(next))));
+  sched.run();
+  CHECK(ids_of(ex.received) == std::vector<test_id>{*a, *b, *c});
+  CHECK(inspect->find_test(*night)->state == test_state::pending); // capacity 3 is full
+  complete(exec, 0, "SUCCESS", fake_now + 10);
+  sched.run();
+  CHECK(ids_of(ex.received) == std::vector<test_id>{*a, *b, *c, *night});
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();

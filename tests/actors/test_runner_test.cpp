@@ -13,6 +13,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
+#include <map>
+
 using namespace mts;
 using namespace mts::testing;
 
@@ -194,6 +196,7 @@ struct runner_fixture : actor_fixture {
 
   test_runner_config runner_config(std::int64_t max_attempts = 3) {
     test_runner_config c;
+    c.types = std::make_shared<const meter_type_registry>();
     c.max_attempts = max_attempts;
     c.retry_delay = std::chrono::seconds(60);
     c.connect_timeout = std::chrono::seconds(20);
@@ -276,7 +279,34 @@ TEST_CASE("session request: survey whole days from surveyDate, clipped at the at
   CHECK_FALSE(make_session_request(r, noon).survey_from);
 }
 
+// Runs at pinned attempt times on both sides of midnight, at a year's end and at 29 February.
+TEST_CASE("session request: the clip at the attempt start across midnight, a month's and a year's end",
+          "[actors][runner]") {
+  test_request r;
+  r.survey_days = 2;
+  r.survey_date = "2026-12-30";
+  // 23:59:30 on the last survey day: clipped 30 s before its end.
+  auto late = make_session_request(r, *parse_utc("2026-12-31T23:59:30Z"));
+  CHECK(late.survey_from == parse_utc("2026-12-30T00:00:00Z"));
+  CHECK(late.survey_to == parse_utc("2026-12-31T23:59:30Z"));
+  // 00:00:30 the next year: the two whole days.
+  auto next_year = make_session_request(r, *parse_utc("2027-01-01T00:00:30Z"));
+  CHECK(next_year.survey_to == parse_utc("2027-01-01T00:00:00Z"));
+  // Through a leap day: 28 and 29 February 2028.
+  r.survey_date = "2028-02-28";
+  CHECK(make_session_request(r, *parse_utc("2028-03-01T00:00:30Z")).survey_to == parse_utc("2028-03-01T00:00:00Z"));
+  CHECK(make_session_request(r, *parse_utc("2028-02-29T23:59:30Z")).survey_to == parse_utc("2028-02-29T23:59:30Z"));
+  // surveyDate today, just after midnight: 30 s of the day, not an empty or negative range.
+  r.survey_days = 1;
+  r.survey_date = "2028-02-29";
+  auto just_begun = make_session_request(r, *parse_utc("2028-02-29T00:00:30Z"));
+  CHECK(just_begun.survey_from == parse_utc("2028-02-29T00:00:00Z"));
+  CHECK(just_begun.survey_to == parse_utc("2028-02-29T00:00:30Z"));
+}
+
 TEST_CASE("runnable tests: a driver for the type and a host:port address", "[actors][runner]") {
+  const meter_type_registry builtin;
+  const auto why_not_runnable = [&](const test_request& r) { return mts::why_not_runnable(r, &builtin); };
   test_request r;
   r.meter_type = "IEC62056-21";
   r.remote_address = "127.0.0.1:4059";
@@ -292,6 +322,12 @@ TEST_CASE("runnable tests: a driver for the type and a host:port address", "[act
   CHECK_FALSE(why_not_runnable(r));
   r.meter_type = "ELSTERA1800";
   CHECK(why_not_runnable(r));
+  // A configured type runs, under its exact name only; without a registry nothing runs.
+  const meter_type_registry configured({{"A1700-BST", "elster-a1700", {{"clock_utc_offset_minutes", std::int64_t{60}}}}});
+  r.meter_type = "A1700-BST";
+  CHECK_FALSE(mts::why_not_runnable(r, &configured));
+  CHECK(mts::why_not_runnable(r, &builtin));
+  CHECK(mts::why_not_runnable(r, nullptr));
   CHECK(parse_tcp_address("meter.example:10001")->host == "meter.example");
   CHECK(parse_tcp_address("[::1]:7")->host == "[::1]");
   CHECK(parse_tcp_address("127.0.0.1:65535")->port == 65535);
@@ -341,6 +377,36 @@ TEST_CASE_METHOD(runner_fixture, "the executor runs each test in its own test ac
   CHECK(got[1].readings_json == expected_outcome(b).readings_json);
   CHECK(got[1].readings_json.find("surveyData") == std::string::npos);
   CHECK(tags.size() == 2);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(runner_fixture, "a reload reaches the tests started after it; running tests keep their settings",
+                 "[actors][runner][reload]") {
+  auto exec = sys.spawn(executor, runner_config());
+  // Started before the reload: it runs with the built-in IEC62056-21.
+  auto before = make_record(1);
+  auto h_before = self->request(exec, caf::infinite, run_atom::value, before);
+  sched.run(); // the test actor is started and connecting; no timer has fired yet
+  // The reload replaces the meter types: IEC62056-21 is gone, IEC-NEW (same driver) is new.
+  auto next = std::make_shared<test_runner_config>(runner_config());
+  next->types = std::make_shared<const meter_type_registry>(
+    std::vector<meter_type_definition>{{"IEC-NEW", "iec62056-21", {{"reaction_delay_ms", std::int64_t{50}}}}});
+  self->send(exec, reload_atom::value, std::shared_ptr<const test_runner_config>(std::move(next)));
+  auto added = make_record(2);
+  added.request.meter_type = "IEC-NEW";
+  auto removed = make_record(3);
+  auto h_added = self->request(exec, caf::infinite, run_atom::value, added);
+  auto h_removed = self->request(exec, caf::infinite, run_atom::value, removed);
+  run_to_quiescence();
+  std::map<test_id, test_outcome> got;
+  for (auto* h : {&h_before, &h_added, &h_removed})
+    h->receive([&](test_outcome& o) { got[o.id] = o; }, [&](caf::error& err) { FAIL(to_string(err)); });
+  REQUIRE(got.size() == 3);
+  CHECK(got[1].result == "SUCCESS");
+  CHECK(got[1].readings_json == expected_outcome(before).readings_json);
+  CHECK(got[2].result == "SUCCESS");
+  CHECK(got[3].result == "ERROR: meter type IEC62056-21 is not supported yet");
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();
 }
@@ -631,8 +697,9 @@ TEST_CASE("runnable tests: a telephone number needs modems", "[actors][runner][m
   test_request r;
   r.meter_type = "IEC62056-21";
   r.remote_address = "07777000000";
-  CHECK(why_not_runnable(r, false));
-  CHECK_FALSE(why_not_runnable(r, true));
+  const meter_type_registry builtin;
+  CHECK(why_not_runnable(r, &builtin, false));
+  CHECK_FALSE(why_not_runnable(r, &builtin, true));
 }
 
 TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken out of service and the test moves on",

@@ -8,6 +8,13 @@ Python 3 standard library only. Every wait is bounded. Traffic goes to 127.0.0.1
     srv.stop()                                               # SIGTERM, asserts exit code 0
 
 The binary is taken from $MTS_BIN (CMake sets it), else ../../build/bin/mts.
+
+The overnight window: the product's default (00:00-06:00 UTC) would make a test's outcome depend
+on the hour the suite runs at (a non-immediate test is dispatched inside the window). So every
+Server is started with a one-minute window about 12 hours away from the moment it starts
+(closed_overnight_window(); started at 01:20 UTC, "13:20-13:21"), which no test outlasts.
+A test that needs the window open, or a particular window, sets scheduler.overnight_window
+itself (overrides or config); then the harness adds nothing.
 """
 
 import datetime
@@ -68,6 +75,21 @@ def fmt_utc(t):
 def parse_utc(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(
         tzinfo=datetime.timezone.utc)
+
+
+def overnight_window(from_minutes, to_minutes, now=None):
+    """A scheduler.overnight_window value (UTC, "HH:MM-HH:MM", may wrap midnight) from
+    now + from_minutes to now + to_minutes, each cut down to its whole minute."""
+    now = now or utc_now()
+    a = now + datetime.timedelta(minutes=from_minutes)
+    b = now + datetime.timedelta(minutes=to_minutes)
+    return "%02d:%02d-%02d:%02d" % (a.hour, a.minute, b.hour, b.minute)
+
+
+def closed_overnight_window(now=None):
+    """The harness's default window: one minute, 12 hours from now, so it is closed for the
+    whole life of any test whatever the time of day (and the date) the suite runs at."""
+    return overnight_window(12 * 60, 12 * 60 + 1, now)
 
 
 def avoid_window_boundary(window_seconds, margin=60):
@@ -197,6 +219,8 @@ class Server:
     token:  name of a full-scope token created before start (self.token), or None.
     threads / rate_limit: passed as --http.threads / --rate_limit.requests unless None (the
             harness default lifts the rate limit so that tests are not throttled).
+    Unless overrides or config set scheduler.overnight_window, the server gets
+    closed_overnight_window(): non-immediate tests stay pending whatever the hour.
     """
 
     def __init__(self, overrides=(), config=None, token="main", threads=16,
@@ -223,8 +247,12 @@ class Server:
             self.base.append("--edge.enabled=false")
         if rate_limit is not None:
             self.base.append("--rate_limit.requests=%d" % rate_limit)
+        window_given = any(o.startswith("--scheduler.overnight_window=") for o in overrides) or \
+            "overnight_window" in (config or {}).get("scheduler", {})
+        if not window_given:
+            self.base.append("--scheduler.overnight_window=" + closed_overnight_window())
         if config is not None:
-            cfg = {k: dict(v) for k, v in config.items()}
+            cfg = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in config.items()}
             cfg.setdefault("storage", {})["path"] = self.db
             cfg.setdefault("http", {})["port"] = self.server_port
             self.config_path = os.path.join(self.dir, "mts.toml")
@@ -512,9 +540,11 @@ def read_response_or_close(sock, deadline):
 
 
 def to_toml(cfg):
+    """{section: {key: value}} as TOML; a section whose value is a list of dicts becomes an
+    array of tables ([[meter_type]], [[modem]]), written after the [sections]."""
     out = []
-    for section, keys in cfg.items():
-        out.append("[%s]" % section)
+
+    def keys_of(keys):
         for k, v in keys.items():
             if isinstance(v, bool):
                 out.append("%s = %s" % (k, "true" if v else "false"))
@@ -523,6 +553,15 @@ def to_toml(cfg):
             else:
                 out.append("%s = %s" % (k, jsonlib.dumps(str(v))))
         out.append("")
+    for section, keys in cfg.items():
+        if not isinstance(keys, list):
+            out.append("[%s]" % section)
+            keys_of(keys)
+    for section, tables in cfg.items():
+        if isinstance(tables, list):
+            for keys in tables:
+                out.append("[[%s]]" % section)
+                keys_of(keys)
     return "\n".join(out)
 
 

@@ -9,9 +9,9 @@ import urllib.parse
 from harness import (ServerTestCase, MTS_BIN, UTC_TIME_RE, Server, fmt_utc, parse_utc, utc_now, valid_request)
 
 
-def utc_date_minus(days, at=None):
-    at = at or utc_now()
-    return (at.date() - datetime.timedelta(days=days)).isoformat()
+def date_minus(t, days):
+    """The UTC date of datetime t minus `days` days, as yyyy-MM-dd."""
+    return (t.date() - datetime.timedelta(days=days)).isoformat()
 
 
 class ApiMethodsTest(ServerTestCase):
@@ -87,6 +87,8 @@ class ApiMethodsTest(ServerTestCase):
             self.assertNotIn(key, s)
 
     def test_tcp_address_and_other_meter_types_accepted(self):
+        # Runs at any hour: the harness's overnight window is closed, so these non-immediate
+        # tests are stored and never dialled (no connection, no name lookup).
         for meter, addr in (("ELSTERA1140", "127.1.2.3:4059"), ("IEC62056-21", "[::1]:4059"),
                             ("ELSTERA1700", "meter-7.example.net:10001")):
             tid = self.srv.test_request(valid_request(meterType=meter, remoteAddress=addr,
@@ -96,20 +98,15 @@ class ApiMethodsTest(ServerTestCase):
             self.assertNotIn("comsSettings", s)
 
     def test_survey_date_defaults_to_request_date_minus_survey_days(self):
-        d0 = utc_date_minus(3)
-        tid = self.srv.test_request(valid_request(requestReference="sd-3", surveyDays=3,
-                                                  surveyDate=None))
-        d1 = utc_date_minus(3)
-        s = self.req("GET", "test-status?testId=%d" % tid).json
-        self.assertEqual(s["surveyDays"], 3)
-        self.assertIn(s["surveyDate"], {d0, d1})
-        # An empty surveyDate is the same as a missing one.
-        d0 = utc_date_minus(7)
-        tid = self.srv.test_request(valid_request(requestReference="sd-7", surveyDays=7,
-                                                  surveyDate=""))
-        d1 = utc_date_minus(7)
-        s = self.req("GET", "test-status?testId=%d" % tid).json
-        self.assertIn(s["surveyDate"], {d0, d1})
+        # Runs at any time of day and date: the expected date is counted back from the UTC date
+        # the server received the request at (testRequestTime), not from a clock read here,
+        # so a request just before midnight, or at a month or year end, is judged the same.
+        for days, date in ((3, None), (7, "")):  # an empty surveyDate is the same as a missing one
+            tid = self.srv.test_request(valid_request(requestReference="sd-%d" % days,
+                                                      surveyDays=days, surveyDate=date))
+            s = self.req("GET", "test-status?testId=%d" % tid).json
+            self.assertEqual(s["surveyDays"], days)
+            self.assertEqual(s["surveyDate"], date_minus(parse_utc(s["testRequestTime"]), days))
 
     def test_survey_days_missing_means_zero(self):
         tid = self.srv.test_request(valid_request(requestReference="sd-none", surveyDays=None,
@@ -165,6 +162,7 @@ class ApiMethodsTest(ServerTestCase):
     # ---------------------------------------------------------------- test-cancel
 
     def test_test_cancel_pending_test_with_body(self):
+        # Runs at any hour: the harness's overnight window is closed, the test stays pending.
         tid = self.srv.test_request(valid_request(requestReference="cancel-body"))
         r = self.req("DELETE", "test-cancel", json={"testId": tid})
         self.assertEqual(r.status, 200)
@@ -198,6 +196,8 @@ class ApiMethodsTest(ServerTestCase):
     # ---------------------------------------------------------------- batches
 
     def test_batch_request_status_and_cancel(self):
+        # Runs at any hour: the harness's overnight window is closed for the whole test, so the
+        # non-immediate test with a TCP address (b-2) stays pending and can be cancelled too.
         items = [
             valid_request(requestReference="b-0", remoteAddress="07777000000"),
             valid_request(requestReference="b-1", remoteAddress="07777000001",
@@ -266,7 +266,11 @@ class MaskedPasswordTest(unittest.TestCase):
 
 
 class SearchTest(unittest.TestCase):
-    """A fresh server holding a known set of tests; default_search_limit=2."""
+    """A fresh server holding a known set of tests; default_search_limit=2.
+
+    Runs at any hour and date: the harness's overnight window is closed, so the non-immediate
+    test with a TCP address (t3) stays PENDING like the others; the time ranges are counted
+    from the clock here in seconds (no calendar arithmetic)."""
 
     @classmethod
     def setUpClass(cls):

@@ -110,6 +110,7 @@ class AuthTest(ServerTestCase):
         self.assertEqual(r.json["totalResultCount"], 2)
 
     def test_expired_token_refused_by_running_server(self):
+        # Runs at any time and date: the expiry is set 5 s before the clock read here.
         tok = self.srv.create_token("soon-expired", days=1)
         self.assertEqual(self.srv.request("GET", self.search_path(), token=tok).status, 200)
         db = sqlite3.connect(self.srv.db, timeout=10)
@@ -154,6 +155,10 @@ class AuthTest(ServerTestCase):
 
 
 class RateLimitTest(unittest.TestCase):
+    """Runs at any time of day: fixed windows of WINDOW seconds are aligned at multiples of W
+    since the epoch (here, the top of each UTC hour), so each test that counts requests in one
+    window first waits out the hour if less than a minute of it is left
+    (avoid_window_boundary); test_allowed_again_after_retry_after waits for a 2 s boundary."""
     WINDOW = 3600
 
     def test_429_after_n_requests_with_retry_after(self):

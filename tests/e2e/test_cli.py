@@ -92,6 +92,8 @@ class CliTest(unittest.TestCase):
             self.assertEqual(r.stdout, "", bad)
 
     def test_token_list(self):
+        # Runs at any time and date: created and expiry times are checked against the clock
+        # read here and against each other, in seconds (days * 86400, no calendar).
         before = int(time.time())
         ra = self.create("alpha", days=7)
         rb = self.create("beta", days=30, scope="MTS API read-only")
@@ -229,7 +231,7 @@ class ConfigErrorsTest(unittest.TestCase):
             r = run_mts(["config", "get", "rate_limit.requests", "--config", srv.config_path,
                          "--rate_limit.requests=7"])
             self.assertEqual(r.stdout.strip(), "7")  # an override beats the file
-            avoid_window_boundary(3600)
+            avoid_window_boundary(3600)  # any hour: 4 requests in one rate-limit window
             srv.start()  # listens on the port written in the file
             path = "test-search?fromTime=%s" % fmt_utc(time.time() - 60)
             srv.test_request(valid_request())

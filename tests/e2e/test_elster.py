@@ -10,18 +10,18 @@ so the sessions overlap and the wall time is about that of the longest one: the 
 survey, ~900 R1 packets (about 3.5 minutes at the driver's default 200 ms reaction delay, so
 the server runs with 20 ms)."""
 
-import datetime
 import time
 import unittest
 
 from harness import Server
-from test_engine import SimulatedMeters, comparable, predicted, request_for
+from test_engine import START, SimulatedMeters, comparable, days_before_today, predicted, request_for
 
 POLL_LIMIT = 600.0  # seconds for every test to leave PENDING (generous: the longest takes ~1 min)
 
-NOW = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-START = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
-YESTERDAY = (NOW.date() - datetime.timedelta(days=1)).isoformat()
+# Runs at any time and date: the meters are frozen at test_engine.START and every survey day
+# is counted from test_engine.TODAY, both read once, so a run that crosses midnight (or a month
+# end) keeps one "yesterday" for the meters, the requests and the checks below.
+YESTERDAY = days_before_today(1)
 
 
 class ElsterTest(unittest.TestCase):
@@ -43,13 +43,13 @@ class ElsterTest(unittest.TestCase):
         # A1140s run with the other option mode and security level (zero operand first).
         cls.server = Server(overrides=["--scheduler.retry_delay_seconds=1", "--scheduler.max_attempts=2",
                                        "--scheduler.max_concurrent_tests=32",
-                                       "--elster_a1700.reaction_delay_ms=20", "--elster_a1700.baud_switch_delay_ms=20",
-                                       "--elster_a1140.reaction_delay_ms=20", "--elster_a1140.baud_switch_delay_ms=20",
-                                       "--elster_a1140.option_mode=1", "--elster_a1140.security_level=3"])
+                                       "--meter_type.ELSTERA1700.reaction_delay_ms=20", "--meter_type.ELSTERA1700.baud_switch_delay_ms=20",
+                                       "--meter_type.ELSTERA1140.reaction_delay_ms=20", "--meter_type.ELSTERA1140.baud_switch_delay_ms=20",
+                                       "--meter_type.ELSTERA1140.option_mode=1", "--meter_type.ELSTERA1140.security_level=3"])
         try:
             a1700, a1140 = "ELSTERA1700", "ELSTERA1140"
             cls.add("survey_60_days", a1700, seed=60, surveyDays=60,
-                    surveyDate=(NOW.date() - datetime.timedelta(days=60)).isoformat())
+                    surveyDate=days_before_today(60))
             cls.add("clean_a1700", a1700, seed=2)
             cls.add("clean_a1140", a1140, seed=3)
             cls.add("wrong_password", a1700, seed=4, password="WRONG000")

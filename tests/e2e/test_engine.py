@@ -16,6 +16,25 @@ from test_sim import MTS_SIM_BIN, free_port_run
 
 POLL_LIMIT = 90.0  # seconds for a test to leave PENDING (a session here takes well under 5 s)
 
+# The moment the simulated meters' clocks are frozen at (`mts-sim serve --freeze-clock`,
+# `expect --now`), read once per test process, and the UTC date every survey date is counted
+# back from. So the engine tests run at any time and date: a run that crosses midnight, a month
+# end or 28 February keeps one "today" for the meters, the requests and the expected readings.
+# TODAY is the date one hour before START_TIME: a simulated meter's clock may be up to 2
+# minutes slow, and it has an interval only once the interval has ended on its own clock, so
+# with meters frozen just after midnight (START_TIME 00:00:30) "yesterday" would still lack its
+# last half hour. Every survey range ends at TODAY 00:00 or before, at least an hour before
+# the meters' moment and the server's clock, so neither a meter nor the server's clip at the
+# moment the test runs ever cuts one short.
+START_TIME = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+START = START_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+TODAY = (START_TIME - datetime.timedelta(hours=1)).date()
+
+
+def days_before_today(days):
+    """yyyy-MM-dd of TODAY minus `days`."""
+    return (TODAY - datetime.timedelta(days=days)).isoformat()
+
 
 class SimulatedMeters:
     """`mts-sim serve` with a frozen clock, so `expect` can predict every register value.
@@ -26,7 +45,8 @@ class SimulatedMeters:
 
     COUNTERS_TIMEOUT = 10.0  # seconds for the simulator to print its counters
 
-    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21", port=None, extra_args=()):
+    def __init__(self, count, seed, start_time, faults=(), meter_type="IEC62056-21", port=None, extra_args=(),
+                 expect_args=()):
         port = free_port_run(count) if port is None else port
         args = [MTS_SIM_BIN, "serve", "--type", meter_type, "--count", str(count),
                 "--port", str(port), "--seed", str(seed), "--start-time", start_time,
@@ -42,6 +62,7 @@ class SimulatedMeters:
                 raise AssertionError("mts-sim did not start: " + self.proc.stderr.read())
             self.meters.append(json.loads(line))
         self.seed, self.start_time, self.faults = seed, start_time, faults
+        self.expect_args = list(expect_args)  # e.g. --meter-types FILE, as for serve
         # stderr carries logs and counter lines; a thread drains it so the pipe never fills.
         self._counter_lines = []
         self._log_lines = []
@@ -79,6 +100,7 @@ class SimulatedMeters:
                 "--request", json.dumps(request), "--now", self.start_time]
         for f in self.faults:
             args += ["--fault", f]
+        args += self.expect_args
         out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
         return json.loads(out.stdout)
 
@@ -97,11 +119,11 @@ class SimulatedMeters:
 
 
 def request_for(meter, **changes):
-    today = datetime.datetime.now(datetime.timezone.utc).date()
+    """An immediate test of `meter` with two survey days from five days before TODAY."""
     body = {"requestReference": "engine", "immediate": True, "meterType": meter["meterType"],
             "remoteAddress": meter["remoteAddress"], "outstationAddress": meter["outstationAddress"],
             "serialNumber": meter["serialNumber"], "password": meter["password"],
-            "surveyDays": 2, "surveyDate": (today - datetime.timedelta(days=5)).isoformat()}
+            "surveyDays": 2, "surveyDate": days_before_today(5)}
     body.update(changes)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -130,7 +152,7 @@ def predicted(expected):
 
 
 class EngineTest(unittest.TestCase):
-    START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    START = START  # runs at any time: see START_TIME above
 
     def run_and_compare(self, sim, srv, meter, **changes):
         request = request_for(meter, **changes)

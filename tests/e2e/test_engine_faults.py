@@ -14,18 +14,17 @@ import socket
 import unittest
 
 from harness import HOST, Server
-from test_engine import SimulatedMeters, comparable, predicted, request_for, wait_done
+from test_engine import START, TODAY, SimulatedMeters, comparable, days_before_today, predicted, request_for, wait_done
 
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 2  # seconds (scheduler.connect_timeout_seconds)
 
 
-def utc_today():
-    return datetime.datetime.now(datetime.timezone.utc).date()
-
-
 def survey_gap_times():
-    first_day = utc_today() - datetime.timedelta(days=5)
+    """Two gaps inside request_for's survey range. Runs at any time: counted from
+    test_engine.TODAY, read once, so the meter's gaps, the request and the check agree even
+    when the run crosses midnight."""
+    first_day = TODAY - datetime.timedelta(days=5)
     return ["%sT10:00:00Z" % first_day.isoformat(),
             "%sT03:30:00Z" % (first_day + datetime.timedelta(days=1)).isoformat()]
 
@@ -45,14 +44,14 @@ CASES = {
     "events": (["power_failure_every_days=1", "error_register=0x5"], 29, {}),
     # One survey day keeps the paced session short.
     "paced": (["pace_baud=9600"], 30,
-              {"surveyDays": 1, "surveyDate": (utc_today() - datetime.timedelta(days=3)).isoformat()}),
+              {"surveyDays": 1, "surveyDate": days_before_today(3)}),
 }
 
 
 class EngineFaultTest(unittest.TestCase):
     """All cases run at once on one server (each against its own simulator); each test
     method waits for its case and checks it."""
-    START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    START = START  # runs at any time and date: see test_engine.START_TIME
 
     @classmethod
     def setUpClass(cls):

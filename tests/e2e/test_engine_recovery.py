@@ -3,15 +3,13 @@ database: every test completes exactly once, with the result `mts-sim expect` pr
 tests that were running are run again (the simulator sees a second session for their meters),
 the others are not."""
 
-import datetime
 import sqlite3
 import time
 import unittest
 
 from harness import Server, fmt_utc
-from test_engine import POLL_LIMIT, SimulatedMeters, comparable, predicted, request_for, wait_done
+from test_engine import POLL_LIMIT, START, SimulatedMeters, comparable, predicted, days_before_today, request_for, wait_done
 
-START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 METERS = 4
 SLOTS = 2
 
@@ -41,7 +39,7 @@ class RecoveryTest(unittest.TestCase):
         self.addCleanup(sim.stop)
         srv = Server(overrides=["--scheduler.max_concurrent_tests=%d" % SLOTS])
         self.addCleanup(srv.close)
-        first_day = (datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=3)).isoformat()
+        first_day = days_before_today(3)  # any time and date: see test_engine.START_TIME
         from_time = fmt_utc(time.time() - 60)
         tests = []  # (meter, request, testId)
         for i, meter in enumerate(sim.meters):

@@ -3,22 +3,12 @@ overtakes queued overnight ones (and a running test is not cancelled), and the c
 sessions open at once, overall and per meter), with every test completing as `mts-sim expect`
 says."""
 
-import datetime
 import time
 import unittest
 
-from harness import Server
-from test_engine import POLL_LIMIT, SimulatedMeters, comparable, predicted, request_for, wait_done
+from harness import Server, overnight_window
+from test_engine import POLL_LIMIT, START, SimulatedMeters, comparable, predicted, request_for, wait_done
 
-START = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def window(from_hours, to_hours):
-    """scheduler.overnight_window from now + from_hours to now + to_hours (UTC, may wrap)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    a = now + datetime.timedelta(hours=from_hours)
-    b = now + datetime.timedelta(hours=to_hours)
-    return "%02d:%02d-%02d:%02d" % (a.hour, a.minute, b.hour, b.minute)
 
 
 def no_survey(meter, **changes):
@@ -53,7 +43,7 @@ class SchedulingTest(unittest.TestCase):
         sim = SimulatedMeters(2, seed=41, start_time=START)
         self.addCleanup(sim.stop)
         # The window opens in two hours: overnight tests wait.
-        with Server(overrides=["--scheduler.overnight_window=" + window(2, 3)]) as srv:
+        with Server(overrides=["--scheduler.overnight_window=" + overnight_window(120, 180)]) as srv:
             waiting, other = sim.meters
             queued = srv.test_request(no_survey(waiting, immediate=False))
             # The engine is at work meanwhile: an immediate test runs to its end.
@@ -78,7 +68,7 @@ class SchedulingTest(unittest.TestCase):
     def test_an_immediate_test_starts_before_queued_overnight_tests(self):
         sim = SimulatedMeters(4, seed=42, start_time=START, faults=["pace_baud=9600"])
         self.addCleanup(sim.stop)
-        overrides = ["--scheduler.overnight_window=" + window(-1, 1),  # open now
+        overrides = ["--scheduler.overnight_window=" + overnight_window(-60, 60),  # open now
                      "--scheduler.max_concurrent_tests=1"]
         with Server(overrides=overrides) as srv:
             # The first overnight test reads a day of load profile too: its session is the

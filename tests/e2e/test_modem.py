@@ -4,7 +4,6 @@ HTTPS, and test-status reports what `mts-sim expect` predicts; dial failures, wr
 comsSettings, a modem that stops answering, more tests than modems and cancellation. The
 simulated modem counts calls, so every test also checks that every call was hung up."""
 
-import datetime
 import json
 import socket
 import threading
@@ -18,8 +17,8 @@ from test_engine import SimulatedMeters, comparable, predicted, wait_done
 GUARD_MS = 100        # escape guard time, both sides
 CONNECT_DELAY_MS = 200
 # A whole day before the simulated meters' (frozen) now: 48 half hours.
-SURVEY_DATE = (datetime.datetime.strptime(test_engine.EngineTest.START[:10], "%Y-%m-%d").date()
-               - datetime.timedelta(days=2)).isoformat()
+# Runs at any time and date: counted from test_engine.TODAY, read once.
+SURVEY_DATE = test_engine.days_before_today(2)
 
 
 class SimulatedModem(SimulatedMeters):

@@ -71,7 +71,8 @@ bool same(const settings& a, const settings& b) {
          a.scheduler.overnight_window == b.scheduler.overnight_window &&
          a.scheduler.max_concurrent_tests == b.scheduler.max_concurrent_tests &&
          a.scheduler.test_deadline_seconds == b.scheduler.test_deadline_seconds &&
-         a.api.mask_passwords == b.api.mask_passwords && a.log.level == b.log.level;
+         a.api.mask_passwords == b.api.mask_passwords && a.log.level == b.log.level &&
+         a.meter_types == b.meter_types;
 }
 
 // The message of the config_error that loading throws ("" when it loads).
@@ -127,9 +128,35 @@ TEST_CASE("config: the example file and the docs mention every key", "[config]")
   }
 }
 
+TEST_CASE("config: the example file and the docs describe every meter type key, once per driver", "[config][meter_type]") {
+  std::string example = read_text(example_file);
+  std::string docs = read_text(docs_file);
+  // The built-in types are the example's [[meter_type]] tables, every key at its default.
+  CHECK(load_settings(example_file, {}).meter_types == mts::builtin_meter_types());
+  for (const auto& d : mts::builtin_meter_types())
+    CHECK(has(example, "\nname = \"" + d.name + "\"\ndriver = \"" + d.driver + "\"\n"));
+  for (const char* common : {"name", "driver"})
+    CHECK(has(docs, "| `" + std::string(common) + "` |"));
+  for (const auto& k : mts::line_keys()) {
+    INFO(k.key);
+    CHECK(has(docs, "| `" + k.key + "` |"));
+    CHECK(has(example, "\n" + k.key + " = "));
+  }
+  for (const auto& driver : mts::driver_names()) {
+    INFO(driver);
+    CHECK(has(docs, "`" + driver + "`"));
+    for (const auto& k : *mts::driver_keys(driver)) {
+      INFO(k.key);
+      CHECK(has(docs, "| `" + k.key + "` |"));
+      CHECK((has(example, "\n" + k.key + " = " + mts::driver_value_text(k.default_value)) ||
+             has(example, "\n" + k.key + " = \"" + mts::driver_value_text(k.default_value) + "\"")));
+    }
+  }
+}
+
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 77);
+  CHECK(keys.size() == 51);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -405,4 +432,121 @@ TEST_CASE("config: the edge and trusted proxies", "[config]") {
   CHECK(has(override_error("edge.max_header_bytes=4096"),
             "edge.max_header_bytes: 4096 is smaller than edge.max_header_line_bytes (8192)"));
   CHECK(has(override_error("edge.header_timeout_seconds=0"), "edge.header_timeout_seconds"));
+}
+
+TEST_CASE("config: [[meter_type]] tables add types and change built-in ones", "[config][meter_type]") {
+  temp_config f("[log]\nlevel = \"warn\"\n"
+                "[[meter_type]]\nname = \"A1700-BST\"\ndriver = \"elster-a1700\"\nclock_utc_offset_minutes = 60\n"
+                "[[meter_type]]\nname = \"IEC62056-21\"\ndriver = \"iec62056-21\"\nresponse_timeout_ms = 800\n"
+                "[[meter_type]]\nname = \"IEC-GSM\"\ndriver = \"iec62056-21\"\nchar_format = \"8N1\"\ninitial_baud = 9600\n");
+  settings s = load_settings(f.path, {});
+  std::vector<std::string> names;
+  for (const auto& t : s.meter_types)
+    names.push_back(t.name);
+  // The built-in ones first (one of them changed), then the added ones in file order.
+  CHECK(names == std::vector<std::string>{"ELSTERA1700", "ELSTERA1140", "IEC62056-21", "A1700-BST", "IEC-GSM"});
+  const mts::meter_type_registry types(s.meter_types);
+  CHECK(types.find("A1700-BST")->integer("clock_utc_offset_minutes") == 60);
+  CHECK(types.find("A1700-BST")->integer("reaction_delay_ms") == 200); // the driver's default
+  CHECK(types.find("IEC62056-21")->integer("response_timeout_ms") == 800);
+  CHECK(types.find("IEC62056-21")->integer("max_baud") == 9600);
+  CHECK(types.find("IEC-GSM")->initial_line == mts::drivers::line_settings{9600, 8, 'N', 1});
+  CHECK(types.find("ELSTERA1700")->integer("clock_utc_offset_minutes") == 0);
+  CHECK(mts::setting_value(s, "meter_type.A1700-BST.clock_utc_offset_minutes") == "60");
+  CHECK(mts::setting_value(s, "meter_type.IEC-GSM.char_format") == "8N1");
+  CHECK_THROWS_AS(mts::setting_value(s, "meter_type.NOPE.max_baud"), config_error);
+
+  // Overrides: meter_type.<name>.<key>, the last '.' splits name and key.
+  s = load_settings(f.path, {"meter_type.A1700-BST.clock_utc_offset_minutes=-30", "meter_type.ELSTERA1140.option_mode=1"});
+  CHECK(mts::setting_value(s, "meter_type.A1700-BST.clock_utc_offset_minutes") == "-30");
+  CHECK(mts::setting_value(s, "meter_type.ELSTERA1140.option_mode") == "1");
+  CHECK(has(override_error("meter_type.ELSTERA1700.clock_utc_offset_minutes=901"),
+            "meter_type.ELSTERA1700.clock_utc_offset_minutes: 901 is out of range -900..900 (command-line override)"));
+  CHECK(has(override_error("meter_type.ELSTERA1700.security_level=high"), "is not a decimal integer"));
+  CHECK(has(override_error("meter_type.ELSTERA1700.max_baud=1200"), "not a key of driver elster-a1700"));
+  CHECK(has(override_error("meter_type.A1700-BST.max_repeats=1"), "unknown configuration key \"meter_type.A1700-BST.max_repeats\""));
+  CHECK(has(override_error("meter_type.max_repeats=1"), "unknown configuration key"));
+}
+
+TEST_CASE("config: bad [[meter_type]] tables name the table, the key and the line", "[config][meter_type]") {
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"dlms\"\n"),
+            ":3: meter_type[0].driver: unknown driver \"dlms\" (known: iec62056-21, elster-a1700, elster-a1140)"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\n\nfast_reaction_delay_ms = 5\n"),
+            ":5: meter_type[0].fast_reaction_delay_ms: not a key of driver elster-a1700 (its keys: initial_baud, char_format, option_mode"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\n[[meter_type]]\nname = \"Y\"\n"
+                       "driver = \"elster-a1140\"\nclock_utc_offset_minutes = 1000\n"),
+            ":7: meter_type[1].clock_utc_offset_minutes: 1000 is out of range -900..900"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"iec62056-21\"\nmax_baud = \"fast\"\n"),
+            ":4: meter_type[0].max_baud: expected an integer, got a string"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\noption_mode = 6\n"),
+            ":4: meter_type[0].option_mode: expected a string, got an integer"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"iec62056-21\"\nchar_format = \"7E3\"\n"),
+            ":4: meter_type[0].char_format: must be"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"iec62056-21\"\n[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\n"),
+            ":5: meter_type[1].name: \"X\" is defined by another [[meter_type]] table"));
+  CHECK(has(file_error("[[meter_type]]\ndriver = \"iec62056-21\"\n"), "meter_type[0].name: required"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\n"), "meter_type[0].driver: required"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"\"\ndriver = \"iec62056-21\"\n"), "meter_type[0].name: must not be empty"));
+  CHECK(has(file_error("[meter_type]\nname = \"X\"\n"), "meter_type: must be [[meter_type]] tables"));
+}
+
+TEST_CASE("config: the replaced per-type sections name what replaces them", "[config][meter_type]") {
+  CHECK(has(file_error("[log]\nlevel = \"info\"\n[elster_a1700]\nreaction_delay_ms = 20\n"),
+            ":3: elster_a1700: this section was replaced by [[meter_type]] tables; set its keys in the "
+            "[[meter_type]] table with name = \"ELSTERA1700\""));
+  CHECK(has(file_error("[elster_a1140]\n"), "name = \"ELSTERA1140\""));
+  CHECK(has(file_error("[iec62056_21]\nmax_baud = 4800\n"), "name = \"IEC62056-21\""));
+  CHECK(has(override_error("elster_a1700.reaction_delay_ms=20"),
+            "configuration key \"elster_a1700.reaction_delay_ms\" was replaced: write "
+            "meter_type.ELSTERA1700.reaction_delay_ms=VALUE"));
+  CHECK(has(override_error("iec62056_21.max_baud=4800"), "meter_type.IEC62056-21.max_baud=VALUE"));
+}
+
+TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload]") {
+  const settings running = load_settings(std::nullopt, {});
+  temp_config f("[scheduler]\nmax_concurrent_tests = 4\n[edge]\nport = 9443\n[modems]\ncooldown_seconds = 5\n"
+                "guard_time_ms = 500\n[log]\nlevel = \"debug\"\n"
+                "[[modem]]\nname = \"m1\"\ngateway = \"127.0.0.1:4001\"\n"
+                "[[meter_type]]\nname = \"A1700-BST\"\ndriver = \"elster-a1700\"\nclock_utc_offset_minutes = 60\n"
+                "[[meter_type]]\nname = \"ELSTERA1140\"\ndriver = \"elster-a1140\"\noption_mode = \"1\"\n");
+  const settings next = load_settings(f.path, {});
+  std::vector<std::string> lines;
+  for (const auto& c : mts::compare_settings(running, next))
+    lines.push_back(c.key + ": " + c.old_value + " -> " + c.new_value + (c.live ? "" : " (restart)"));
+  CHECK(lines == std::vector<std::string>{
+                     "edge.port: 8443 -> 9443 (restart)",
+                     "scheduler.max_concurrent_tests: 16 -> 4",
+                     "modems.cooldown_seconds: 300 -> 5",
+                     "modems.guard_time_ms: 1000 -> 500",
+                     "log.level: info -> debug",
+                     "meter_type.ELSTERA1140.option_mode: 6 -> 1",
+                     "meter_type.A1700-BST: (none) -> driver elster-a1700",
+                     "modem: (none) -> m1 gateway 127.0.0.1:4001 baud 9600 prefix ",
+                 });
+  const settings in_force = mts::reloaded_settings(running, next);
+  CHECK(in_force.scheduler.max_concurrent_tests == 4);
+  CHECK(in_force.modems.guard_time_ms == 500);
+  CHECK(in_force.log.level == "debug");
+  CHECK(in_force.meter_types == next.meter_types);
+  CHECK(in_force.edge.port == 8443);             // needs a restart
+  CHECK(in_force.modems.cooldown_seconds == 5);
+  CHECK(in_force.modem == next.modem);
+  // What was ignored is still reported by the next reload; what was applied is not.
+  std::vector<std::string> again;
+  for (const auto& c : mts::compare_settings(in_force, next))
+    again.push_back(c.key);
+  CHECK(again == std::vector<std::string>{"edge.port"});
+  CHECK(mts::compare_settings(running, running).empty());
+  // A removed type is reported as such.
+  auto fewer = next;
+  fewer.meter_types.pop_back();
+  auto removed = mts::compare_settings(next, fewer);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0].key == "meter_type.A1700-BST");
+  CHECK(removed[0].new_value == "(none)");
+  for (const char* live : {"rate_limit.requests", "limits.max_batch_size", "scheduler.overnight_window", "api.mask_passwords",
+                           "log.level", "modems.command_timeout_seconds", "modems.cooldown_seconds"})
+    CHECK(mts::is_reloadable(live));
+  for (const char* fixed : {"http.port", "http.threads", "tls.cert_file", "storage.path", "edge.enabled"})
+    CHECK_FALSE(mts::is_reloadable(fixed));
 }

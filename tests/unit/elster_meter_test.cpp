@@ -45,6 +45,7 @@ constexpr unix_seconds day0 = 1709856000;
 meter_identity identity(const char* type = elster_a1700_type) {
   meter_identity id;
   id.type = type;
+  id.driver = type == std::string(elster_a1140_type) ? "elster-a1140" : "elster-a1700";
   id.serial = "12345678";
   id.outstation_address = "1";
   id.password = "ABCD1234";
@@ -396,6 +397,34 @@ TEST_CASE("elster driver vs simulated meter: full session equals the expected re
     CHECK(want.registers->back().name == "kVAh");
     CHECK(want.status_events == std::vector<std::string>{"Phase A failure", "Time synchronisation"});
     require_equal(o.readings, want, o.end);
+  }
+}
+
+TEST_CASE("elster driver vs simulated meter: a type whose meters keep UTC+offset", "[sim][elster][e2e]") {
+  // Offsets that move the meter's day (and the survey range in meter time) either way; the
+  // range ends inside the meter's day so that the 551 day count and the 554 range differ
+  // from those of a UTC meter.
+  for (const std::int64_t minutes : {60, -300, 840}) {
+    for (const char* type : both_types) {
+      INFO(type << " at UTC" << (minutes < 0 ? "" : "+") << minutes << " min");
+      auto id = identity(type);
+      id.utc_offset_minutes = minutes;
+      id.clock_offset_seconds = -40;
+      auto config = id.type == std::string(elster_a1140_type) ? elster_a1140_config() : elster_a1700_config();
+      config.clock_utc_offset_minutes = static_cast<int>(minutes);
+      auto rq = full_request();
+      rq.survey_from = day0 + 3 * 3600;
+      rq.survey_to = now_s;
+      const auto o = run_session(id, {}, rq, config);
+      CHECK(o.failure == failure_kind::none);
+      const auto want = expected_readings(id, {}, rq, now_s);
+      // The clock is reported in UTC: the meter's drift alone.
+      REQUIRE(want.meter_time);
+      CHECK(*want.meter_time == now_s - 40);
+      REQUIRE(want.survey);
+      CHECK((*want.survey)[0].readings.front().timestamp == day0 + 3 * 3600);
+      require_equal(o.readings, want, o.end);
+    }
   }
 }
 

@@ -149,3 +149,28 @@ TEST_CASE("the scheduler queue: one address, both classes", "[scheduler][queue]"
   CHECK(q.remove(4));
   CHECK(q.empty());
 }
+
+TEST_CASE("the scheduler queue: parked tests are asked again on a reload", "[scheduler][queue]") {
+  scheduler_queue q;
+  q.add(1, true, "01234", false, "ELSTERA1700");      // a modem number, no modems yet
+  q.add(2, false, "10.0.0.1:1", false, "NEW-TYPE");   // a type not configured yet
+  q.add(3, true, "10.0.0.2:1", true, "IEC62056-21");
+  auto first = q.next(true, true, true);
+  REQUIRE(first);
+  CHECK(first->id == 3);
+  CHECK_FALSE(q.next(true, true, true));
+  // A reload adds the new type (modems still none): only test 2 is queued again, with its keys.
+  std::vector<std::string> asked;
+  auto n = q.unpark([&](test_id id, bool immediate, const std::string& type, const std::string& address) {
+    asked.push_back(std::to_string(id) + (immediate ? " immediate " : " overnight ") + type + " " + address);
+    return type == "NEW-TYPE";
+  });
+  CHECK(n == 1);
+  CHECK(asked == std::vector<std::string>{"1 immediate ELSTERA1700 01234", "2 overnight NEW-TYPE 10.0.0.1:1"});
+  CHECK_FALSE(q.next(true, true, false)); // overnight: not while the window is closed
+  auto second = q.next(true, true, true);
+  REQUIRE(second);
+  CHECK(second->id == 2);
+  CHECK(q.queued_immediate() == 1); // test 1 stays parked, still counted
+  CHECK(q.remove(1));
+}

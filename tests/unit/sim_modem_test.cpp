@@ -184,7 +184,7 @@ struct chain {
   chain(drivers::line_settings call_format, drivers::line_settings port_format, std::string number,
         const std::string& meter_type = "IEC62056-21")
       : modem(fast(), sim::make_number_plan(1)), port(port_format) {
-    identity = sim::generated_identity(meter_type, 42, 0);
+    identity = sim::generated_identity(*meter_type_registry{}.find(meter_type), 42, 0);
     drivers::session_request req;
     req.outstation_address = identity.outstation_address;
     req.password = identity.password;

@@ -22,6 +22,12 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// A built-in meter type (the registry the simulated meters of these tests are typed from).
+const meter_type& builtin(const std::string& name) {
+  static const meter_type_registry types;
+  return *types.find(name);
+}
+
 constexpr unix_seconds start = 1709258400; // 2024-03-01T02:00:00Z
 
 // Runs one driver session over a reactor connection; the driver's timers are reactor timers.
@@ -172,8 +178,8 @@ sim::server_options frozen() {
 TEST_CASE("sim server: the IEC driver reads exactly the expected readings over TCP", "[sim_server]") {
   io::tcp_reactor meters_reactor, client_reactor;
   std::vector<sim::sim_meter> meters(2);
-  meters[0].identity = sim::generated_identity(sim::simulated_type, 7, 0);
-  meters[1].identity = sim::generated_identity(sim::simulated_type, 7, 1);
+  meters[0].identity = sim::generated_identity(builtin(sim::simulated_type), 7, 0);
+  meters[1].identity = sim::generated_identity(builtin(sim::simulated_type), 7, 1);
   meters[1].faults.power_failure_every_days = 1;
   meters[1].faults.error_register = 0x5;
   meters[1].faults.corrupt_bcc_every = 3;
@@ -208,12 +214,12 @@ TEST_CASE("sim server: the IEC driver reads exactly the expected readings over T
 TEST_CASE("sim server: Elster meters over TCP: both types, pacing, refusal", "[sim_server][elster]") {
   io::tcp_reactor meters_reactor, client_reactor;
   std::vector<sim::sim_meter> meters(3);
-  meters[0].identity = sim::generated_identity(sim::elster_a1700_type, 9, 0);
+  meters[0].identity = sim::generated_identity(builtin(sim::elster_a1700_type), 9, 0);
   meters[0].faults.power_failure_every_days = 1;
-  meters[1].identity = sim::generated_identity(sim::elster_a1140_type, 9, 1);
+  meters[1].identity = sim::generated_identity(builtin(sim::elster_a1140_type), 9, 1);
   meters[1].faults.pace_baud = 9600;
   meters[1].faults.password_timeout_after_reads = 8; // ~25 reads: 3 re-authentications
-  meters[2].identity = sim::generated_identity(sim::elster_a1700_type, 9, 2);
+  meters[2].identity = sim::generated_identity(builtin(sim::elster_a1700_type), 9, 2);
   meters[2].faults.refuse_connection = true;
   sim::sim_server server(meters_reactor, meters, frozen());
   for (std::size_t i = 0; i < 2; ++i) {
@@ -242,16 +248,16 @@ TEST_CASE("sim server: Elster meters over TCP: both types, pacing, refusal", "[s
 }
 
 TEST_CASE("sim config: Elster types, passwords and the timeout fault", "[sim_server][elster]") {
-  const auto a = sim::generated_identity(sim::elster_a1140_type, 7, 0);
+  const auto a = sim::generated_identity(builtin(sim::elster_a1140_type), 7, 0);
   CHECK(a.type == "ELSTERA1140");
   CHECK(a.password.size() == 8);
   sim::meter_faults f;
   sim::apply_fault(f, "password_timeout_after_reads=4");
   CHECK(f.password_timeout_after_reads == 4);
   CHECK_THROWS_WITH(sim::apply_fault(f, "password_timeout_after_reads=-1"), Catch::Contains("password_timeout_after_reads"));
-  CHECK_THROWS_WITH(sim::check_password("ELSTERA1700", "secret"), Catch::Contains("8 characters"));
-  CHECK_NOTHROW(sim::check_password("ELSTERA1700", ""));
-  CHECK_NOTHROW(sim::check_password("IEC62056-21", "secret"));
+  CHECK_THROWS_WITH(sim::check_password(sim::generated_identity(builtin("ELSTERA1700"), 0, 0), "secret"), Catch::Contains("8 characters"));
+  CHECK_NOTHROW(sim::check_password(sim::generated_identity(builtin("ELSTERA1700"), 0, 0), ""));
+  CHECK_NOTHROW(sim::check_password(sim::generated_identity(builtin("IEC62056-21"), 0, 0), "secret"));
 
   // 2024-02-29: the whole day before `start`'s, no faults.
   const std::string request = R"({"serialNumber":")" + a.serial + R"(","password":")" + a.password +
@@ -283,9 +289,9 @@ TEST_CASE("sim config: Elster types, passwords and the timeout fault", "[sim_ser
 TEST_CASE("sim server: refused and silent meters", "[sim_server]") {
   io::tcp_reactor meters_reactor, client_reactor;
   std::vector<sim::sim_meter> meters(2);
-  meters[0].identity = sim::generated_identity(sim::simulated_type, 1, 0);
+  meters[0].identity = sim::generated_identity(builtin(sim::simulated_type), 1, 0);
   meters[0].faults.refuse_connection = true;
-  meters[1].identity = sim::generated_identity(sim::simulated_type, 1, 1);
+  meters[1].identity = sim::generated_identity(builtin(sim::simulated_type), 1, 1);
   meters[1].faults.silent = true;
   sim::sim_server server(meters_reactor, meters, frozen());
   REQUIRE(server.port(0) != 0);
@@ -313,7 +319,7 @@ TEST_CASE("sim server: refused and silent meters", "[sim_server]") {
 TEST_CASE("sim server: paced meters still give the full result, at the line's speed", "[sim_server]") {
   io::tcp_reactor meters_reactor, client_reactor;
   std::vector<sim::sim_meter> meters(1);
-  meters[0].identity = sim::generated_identity(sim::simulated_type, 3, 0);
+  meters[0].identity = sim::generated_identity(builtin(sim::simulated_type), 3, 0);
   meters[0].faults.pace_baud = 9600;
   sim::sim_server server(meters_reactor, meters, frozen());
   drivers::session_request rq;
@@ -363,12 +369,14 @@ TEST_CASE("sim config: faults from text, identities, expected JSON", "[sim_serve
   CHECK_THROWS_WITH(sim::apply_fault(f, "pace_baud"), Catch::Contains("pace_baud"));
   CHECK_THROWS_WITH(sim::apply_fault(f, "nonsense=1"), Catch::Contains("nonsense: unknown"));
   // Every product type is simulated now (the Elster types since issue 4).
-  CHECK_NOTHROW(sim::check_simulated_type("ELSTERA1700"));
-  CHECK_NOTHROW(sim::check_simulated_type("ELSTERA1140"));
-  CHECK_THROWS_WITH(sim::check_simulated_type("ELSTERA1800"), "unknown meter type \"ELSTERA1800\"");
+  const meter_type_registry types;
+  CHECK(sim::simulated_type_of(types, "ELSTERA1700").driver == "elster-a1700");
+  CHECK(sim::simulated_type_of(types, "ELSTERA1140").driver == "elster-a1140");
+  CHECK(sim::simulated_type_of(types, "IEC62056-21").driver == "iec62056-21");
+  CHECK_THROWS_WITH(sim::simulated_type_of(types, "ELSTERA1800"), "unknown meter type \"ELSTERA1800\"");
 
-  const auto a = sim::generated_identity(sim::simulated_type, 7, 0);
-  const auto b = sim::generated_identity(sim::simulated_type, 7, 1);
+  const auto a = sim::generated_identity(builtin(sim::simulated_type), 7, 0);
+  const auto b = sim::generated_identity(builtin(sim::simulated_type), 7, 1);
   CHECK(a.serial.size() == 8);
   CHECK(a.serial != b.serial);
   CHECK(a.password.size() == 8);

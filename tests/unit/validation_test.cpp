@@ -336,6 +336,47 @@ TEST_CASE("test-request: surveyDate resolution", "[validation]") {
         details_t{"surveyDate: lies in the future"});
 }
 
+// Runs at pinned request times: the last second of a day and the first of the next, at the
+// end of a year, of a leap February and of a common one.
+TEST_CASE("test-request: surveyDate default and 'in the future' at the edges of days, months and years",
+          "[validation]") {
+  auto survey_date_at = [](const char* received, const std::string& extra) -> std::optional<std::string> {
+    const validation_context at{limits, meter_types, *mts::parse_utc(received)};
+    details_t details;
+    auto r = mts::validate_test_request(parse(request(extra)), at, details);
+    INFO(received << " " << extra);
+    for (const auto& d : details)
+      INFO(d);
+    REQUIRE(r.has_value());
+    return r->survey_date;
+  };
+  auto future_at = [](const char* received, const std::string& extra) {
+    const validation_context at{limits, meter_types, *mts::parse_utc(received)};
+    details_t details;
+    CHECK_FALSE(mts::validate_test_request(parse(request(extra)), at, details).has_value());
+    return details;
+  };
+  using date = std::optional<std::string>;
+  // The request's UTC date minus surveyDays, to the second.
+  CHECK(survey_date_at("2026-12-31T23:59:59Z", R"("surveyDays": 1)") == date("2026-12-30"));
+  CHECK(survey_date_at("2027-01-01T00:00:00Z", R"("surveyDays": 1)") == date("2026-12-31"));
+  CHECK(survey_date_at("2027-01-01T00:00:00Z", R"("surveyDays": 31)") == date("2026-12-01"));
+  CHECK(survey_date_at("2028-02-29T23:59:59Z", R"("surveyDays": 1)") == date("2028-02-28"));
+  CHECK(survey_date_at("2028-03-01T00:00:00Z", R"("surveyDays": 1)") == date("2028-02-29"));
+  CHECK(survey_date_at("2027-03-01T00:00:00Z", R"("surveyDays": 1)") == date("2027-02-28"));
+  CHECK(survey_date_at("2028-03-01T00:30:00Z", R"("surveyDays": 90)") ==
+        date("2027-12-02"));
+  // Today is never in the future, even in its last second; tomorrow is, even one second before it.
+  CHECK(survey_date_at("2026-12-31T23:59:59Z", R"("surveyDays": 1, "surveyDate": "2026-12-31")") ==
+        date("2026-12-31"));
+  CHECK(survey_date_at("2028-02-29T00:00:00Z", R"("surveyDays": 1, "surveyDate": "2028-02-29")") ==
+        date("2028-02-29"));
+  CHECK(future_at("2026-12-31T23:59:59Z", R"("surveyDays": 1, "surveyDate": "2027-01-01")") ==
+        details_t{"surveyDate: lies in the future"});
+  CHECK(future_at("2028-02-28T23:59:59Z", R"("surveyDays": 1, "surveyDate": "2028-02-29")") ==
+        details_t{"surveyDate: lies in the future"});
+}
+
 TEST_CASE("test-request: surveyDate format", "[validation]") {
   const details_t format{"surveyDate: must be a date in the form yyyy-MM-dd"};
   for (const char* bad : {"2024-02-30", "2023-02-29", "2024-3-01", "2024-03-1", "01-03-2024",
