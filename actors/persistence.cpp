@@ -42,15 +42,17 @@ using persistence_ptr = persistence_actor::stateful_pointer<persistence_state>;
 template <class F>
 auto recorded_write(writer_health& health, const char* what, F&& f) -> decltype(f()) {
   health.write_started(writer_health::clock::now());
+  auto committed = [&] {
+    if (health.write_ended(writer_health::clock::now(), true, ""))
+      spdlog::info("storage: the database takes writes again ({} succeeded)", what);
+  };
   try {
     if constexpr (std::is_void_v<decltype(f())>) {
       f();
-      if (health.write_ended(writer_health::clock::now(), true, ""))
-        spdlog::info("storage: the database takes writes again ({} succeeded)", what);
+      committed();
     } else {
       auto result = f();
-      if (health.write_ended(writer_health::clock::now(), true, ""))
-        spdlog::info("storage: the database takes writes again ({} succeeded)", what);
+      committed();
       return result;
     }
   } catch (const std::exception& e) {
