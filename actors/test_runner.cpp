@@ -193,6 +193,7 @@ void start_attempt(self_ptr self, std::int64_t attempt) {
   st.connection_end.reset();
   st.last_readings = {};
   st.request = make_session_request(st.record.request, now_s(self));
+  st.request.over_modem = st.dial_up;
   st.driver = st.type->make_driver(st.request);
   if (st.config.transcript_max_bytes > 0) {
     std::vector<std::string> secrets;

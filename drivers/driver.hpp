@@ -79,6 +79,9 @@ struct meter_readings {
   std::optional<std::vector<std::string>> status_events;
   std::optional<std::vector<register_value>> registers;
   std::optional<std::vector<survey_channel>> survey;
+  // Items the session could not read although it went on (e.g. a DLMS object the meter does
+  // not have: "register 1.0.7.8.0.255: object undefined"). Not empty: PARTIAL SUCCESS at best.
+  std::vector<std::string> item_failures;
 };
 
 // What a test asks of a meter.
@@ -89,6 +92,8 @@ struct session_request {
   // Survey range [from, to) in UTC; no survey when absent.
   std::optional<unix_seconds> survey_from;
   std::optional<unix_seconds> survey_to;
+  // The link is a modem call (a DLMS session then always carries HDLC).
+  bool over_modem = false;
 };
 
 class meter_driver {

@@ -83,6 +83,9 @@ test_outcome make_outcome(test_id id, const session_request& request, const mete
     bj::array events;
     for (const auto& e : *r.status_events)
       events.emplace_back(e);
+    // Items read only in part: named where a client looks for what the meter reported.
+    for (const auto& f : r.item_failures)
+      events.emplace_back("Not read: " + f);
     readings["statusEvents"] = std::move(events);
     ++got;
   }
@@ -99,7 +102,7 @@ test_outcome make_outcome(test_id id, const session_request& request, const mete
 
   if (mismatch)
     out.result = "ERROR: Serial number mismatch";
-  else if (got == wanted && end.failure == failure_kind::none)
+  else if (got == wanted && end.failure == failure_kind::none && r.item_failures.empty())
     out.result = "SUCCESS";
   else if (got > 0)
     out.result = "PARTIAL SUCCESS";
