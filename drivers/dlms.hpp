@@ -56,6 +56,7 @@ struct dlms_config {
   // A profile row's clock is the END of its interval (capture at the period's end, the usual
   // COSEM practice); false: its start.
   bool profile_clock_is_end = true;
+  std::string client_system_title = std::string("MTS\0\0\0\0\1", 8); // calling-AP-title (HLS-SHA256)
   std::chrono::milliseconds response_timeout{5000};
   int max_repeats = 3;
 };
@@ -74,7 +75,10 @@ struct dlms_quantity {
 };
 dlms_quantity dlms_quantity_of(const dlms::obis& code, int unit);
 
-std::unique_ptr<meter_driver> make_dlms_driver(const session_request& request, const dlms_config& config);
+// client_challenge: the HLS challenge CtoS (8..64 bytes) this session sends; the registry
+// passes fresh random bytes per session (the driver itself stays pure), tests fixed ones.
+std::unique_ptr<meter_driver> make_dlms_driver(const session_request& request, const dlms_config& config,
+                                               std::string client_challenge);
 
 // The line a session starts on (TCP ignores it): 9600 8N1.
 line_settings dlms_initial_line();

@@ -15,6 +15,7 @@
 // - Keys a definition leaves out take the driver's defaults (not another type's values).
 // - Every type has the line keys initial_baud (300 by default) and char_format ("7E1").
 #include "drivers/driver.hpp"
+#include "drivers/dlms.hpp"
 #include "drivers/elster.hpp"
 #include "drivers/iec62056_21.hpp"
 
@@ -87,6 +88,7 @@ struct meter_type {
 // The driver configurations a type's settings make (also what the simulator predicts with).
 drivers::elster_config elster_config_of(const meter_type& type);
 drivers::iec62056_21_config iec62056_21_config_of(const meter_type& type);
+drivers::dlms_config dlms_config_of(const meter_type& type);
 
 // A definition the registry refuses; what() names the type and the key.
 struct meter_type_error : std::invalid_argument {
