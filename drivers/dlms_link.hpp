@@ -90,12 +90,18 @@ public:
   std::optional<hdlc_frame> next();
   std::size_t dropped_bytes() const { return dropped_; } // garbage and bad-check frames
   std::size_t bad_frames() const { return bad_frames_; }
-  void clear() { buffer_.clear(); }
+  void clear() {
+    buffer_.clear();
+    kept_flag_ = false;
+  }
 
 private:
   std::string buffer_;
   std::size_t dropped_ = 0;
   std::size_t bad_frames_ = 0;
+  // buffer_ starts with the closing flag of the last frame, kept because it may also open
+  // the next one (a shared flag); it is not garbage when it does not.
+  bool kept_flag_ = false;
 };
 
 // SNRM / UA information field: 81 80 <len> 05 <tx> 06 <rx> 07 <window tx> 08 <window rx>,
