@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
 
   serve_args s;
   auto* serve_cmd = app.add_subcommand("serve", "serve simulated meters on TCP ports");
-  auto* type_opt = serve_cmd->add_option("--type", s.type, "meter type (IEC62056-21, ELSTERA1700, ELSTERA1140)");
+  auto* type_opt = serve_cmd->add_option("--type", s.type, "meter type (IEC62056-21, ELSTERA1700, ELSTERA1140, DLMS, DLMS-SN)");
   auto* count_opt = serve_cmd->add_option("--count", s.count, "number of meters")->check(CLI::Range(1, 65535));
   serve_cmd->add_option("--port", s.port, "first meter's port (0: free ports)")->check(CLI::Range(0, 65535));
   serve_cmd->add_option("--seed", s.seed, "seed of the generated identities and data");
@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> faults;
   std::string expect_types_file;
   auto* expect_cmd = app.add_subcommand("expect", "print the result test-status must report");
-  expect_cmd->add_option("--type", type, "meter type (IEC62056-21, ELSTERA1700, ELSTERA1140)");
+  expect_cmd->add_option("--type", type, "meter type (IEC62056-21, ELSTERA1700, ELSTERA1140, DLMS, DLMS-SN)");
   expect_cmd->add_option("--seed", seed, "the meter's seed")->required();
   expect_cmd->add_option("--serial", serial, "the meter's serial number")->required();
   expect_cmd->add_option("--clock-offset", clock_offset, "the meter's clock offset in seconds");

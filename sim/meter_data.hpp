@@ -30,6 +30,7 @@
 //   Wh, which grows whenever its inputs grow.
 // - Gaps (fault setting survey_gaps): listed half-hour starts (meter time) have no profile
 //   entry. The registers are unaffected.
+#include "drivers/dlms.hpp"
 #include "drivers/driver.hpp"
 
 #include <array>
@@ -52,6 +53,12 @@ struct meter_identity {
   std::string password; // empty: any password is accepted
   std::uint64_t seed = 0;
   std::int64_t clock_offset_seconds = 0; // meter clock = true time + type's UTC offset + this drift
+  // The line the type's sessions start on (the DLMS meter's line; the character format of the
+  // meter on a modem call). Absent: 7E1 (IEC 62056-21 and Elster).
+  std::optional<drivers::line_settings> line;
+  // DLMS meters (driver "dlms"): the type's settings (transport, referencing, authentication,
+  // addresses, OBIS codes, clock conventions: sim/dlms_meter.hpp). Absent: the built-in "DLMS".
+  std::optional<drivers::dlms_config> dlms;
 };
 
 // Faults injected per meter. Pacing and refusing the connection are the I/O layer's job; the
@@ -72,6 +79,14 @@ struct meter_faults {
   // Elster only: after this many successful R1 replies every R1 answers (ERR5) until the
   // right P2 hash comes again; the count then restarts (0: off).
   int password_timeout_after_reads = 0;
+  // DLMS only (sim/dlms_meter.hpp):
+  bool reject_association = false;   // AARE rejected-permanent, diagnostic 1, whatever the password
+  std::string access_error_obis;     // that object (OBIS text) answers data-access-result 4
+  int block_stop_after = 0;          // a block transfer answers no request after its N-th block (0: off)
+  bool frame_reject = false;         // HDLC: FRMR in answer to the first I-frame
+  bool refuse_range = false;         // the load profile's selective access 1 answers result 3
+  int max_pdu = 0;                   // the meter's own max PDU size (0: its default, 1024)
+  int max_info = 0;                  // the meter's own HDLC max information field (0: 512)
 };
 
 inline constexpr int channel_count = 6;

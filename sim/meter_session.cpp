@@ -1,12 +1,21 @@
 #include "sim/meter_session.hpp"
 
+#include "sim/dlms_meter.hpp"
 #include "sim/elster_meter.hpp"
 #include "sim/iec_meter.hpp"
 
 namespace mts::sim {
 
 std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity, const meter_faults& faults,
-                                                  const iec_meter_config& config, std::uint64_t session_number) {
+                                                  const iec_meter_config& config, std::uint64_t session_number,
+                                                  bool over_modem) {
+  if (is_dlms_driver(identity.driver)) {
+    dlms_meter_config c;
+    static_cast<framed_meter_timing&>(c) = config; // the common timing
+    c.session_number = session_number;
+    c.over_modem = over_modem;
+    return std::make_unique<dlms_meter>(identity, faults, c);
+  }
   if (is_elster_driver(identity.driver)) {
     elster_meter_config c;
     static_cast<framed_meter_timing&>(c) = config; // the common timing
@@ -20,6 +29,8 @@ drivers::meter_readings expected_readings(const meter_identity& identity, const 
                                           const drivers::session_request& request, unix_seconds now) {
   if (is_elster_driver(identity.driver))
     return expected_elster(identity, faults, request, now).readings;
+  if (is_dlms_driver(identity.driver))
+    return expected_dlms(identity, faults, request, now).readings;
   return expected_iec_readings(identity, faults, request, now);
 }
 

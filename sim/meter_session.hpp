@@ -1,6 +1,7 @@
 #pragma once
 // One simulated meter's side of one connection, whatever its protocol: the interface the
-// serving side (sim/server.*) drives, implemented by sim::iec_meter and sim::elster_meter.
+// serving side (sim/server.*) drives, implemented by sim::iec_meter, sim::elster_meter and
+// sim::dlms_meter.
 //
 // Decisions:
 // - Same events and actions as a client driver (drivers/driver.hpp): the link coming up,
@@ -9,7 +10,8 @@
 // - The state machine is picked by the identity's type (make_meter_session); the timing
 //   settings (reaction delay, inactivity timeout, pinned clock) are common to all types.
 // - session_number (counted per meter by the server, from 1) makes what differs between
-//   sessions deterministic: the Elster P0 seed. The IEC meter does not use it.
+//   sessions deterministic: the Elster P0 seed, the DLMS HLS challenge. The IEC meter does not
+//   use it.
 #include "drivers/driver.hpp"
 #include "sim/meter_data.hpp"
 
@@ -34,8 +36,10 @@ public:
 
 // The session of a meter speaking identity.driver (a simulated driver: sim/sim_config.hpp
 // check_simulated_driver). `config` carries the common timing; the IEC meter also its own
-// settings (identification, block size, maximum baud).
+// settings (identification, block size, maximum baud). over_modem: the session is a modem call
+// (a DLMS meter then speaks HDLC whatever its type's transport).
 std::unique_ptr<meter_session> make_meter_session(const meter_identity& identity, const meter_faults& faults,
-                                                  const iec_meter_config& config, std::uint64_t session_number);
+                                                  const iec_meter_config& config, std::uint64_t session_number,
+                                                  bool over_modem = false);
 
 } // namespace mts::sim

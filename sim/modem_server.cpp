@@ -51,10 +51,24 @@ number_plan make_number_plan(std::size_t meter_count) {
   };
 }
 
+number_plan make_number_plan(const std::vector<sim_meter>& meters) {
+  std::vector<drivers::line_settings> formats;
+  for (const auto& m : meters)
+    formats.push_back(m.identity.line.value_or(drivers::line_settings{9600, 7, 'E', 1}));
+  return [plan = make_number_plan(meters.size()), formats](const std::string& number) {
+    dial_target t = plan(number);
+    if (t.what == dial_target::kind::meter) {
+      t.format = formats.at(t.meter);
+      t.format.baud = 9600; // the call's speed is the modem's
+    }
+    return t;
+  };
+}
+
 struct modem_server::shared {
   shared(io::tcp_reactor& r, std::vector<sim_meter> m, server_options mo, modem_server_options o)
       : reactor(r), meters(std::move(m)), meter_options(std::move(mo)), options(std::move(o)),
-        plan(make_number_plan(meters.size())) {
+        plan(make_number_plan(meters)) {
     meter_options.meter_config.pinned_now.reset();
   }
   io::tcp_reactor& reactor;
@@ -165,7 +179,7 @@ private:
             } else if constexpr (std::is_same_v<T, start_call>) {
               const auto& m = s_->meters.at(act.meter);
               meter_ = make_meter_session(m.identity, m.faults, s_->meter_options.meter_config,
-                                          s_->call_started(act.meter));
+                                          s_->call_started(act.meter), true);
               spdlog::debug("modem line {}: call to {} connected", id_, line_.dialled());
               run_meter(meter_->on_link_up(s_->now_ms()));
             } else if constexpr (std::is_same_v<T, to_meter>) {

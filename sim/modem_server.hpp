@@ -10,7 +10,8 @@
 //   meter i (0-based) "0100" + 7 digits of i+1 (01000000001, ...); the same meter with the
 //   call dropped after modem_config::drop_after_bytes meter characters: "0800" + the same 7
 //   digits; BUSY 07000000007, NO ANSWER 07000000008, NO CARRIER 07000000003; anything else
-//   NO CARRIER. Every simulated meter type uses 7E1 on its line.
+//   NO CARRIER. A meter's line has its type's character format (7E1 for IEC 62056-21 and
+//   Elster, 8N1 for DLMS); a DLMS meter speaks HDLC on a call whatever its type's transport.
 //
 // The pseudo-terminal: the server holds the slave side open itself (so the line survives the
 // client opening and closing the device between calls, as a real serial port does). Linux
@@ -51,8 +52,10 @@ inline const char* busy_number = "07000000007";
 inline const char* no_answer_number = "07000000008";
 inline const char* no_carrier_number = "07000000003";
 
-// The number plan above for `meter_count` meters.
+// The number plan above for `meter_count` meters (every meter 7E1).
 number_plan make_number_plan(std::size_t meter_count);
+// The same for these meters, each with its character format (identity.line: DLMS meters 8N1).
+number_plan make_number_plan(const std::vector<sim_meter>& meters);
 
 class modem_server {
 public:

@@ -1,7 +1,9 @@
 #include "sim/sim_config.hpp"
 
 #include "common/json.hpp"
+#include "common/tcp_address.hpp"
 #include "drivers/outcome.hpp"
+#include "sim/dlms_meter.hpp"
 #include "sim/elster_meter.hpp"
 
 #include "common/toml.hpp"
@@ -19,7 +21,7 @@ namespace mts::sim {
 namespace bj = boost::json;
 
 void check_simulated_driver(const std::string& driver, const std::string& type) {
-  if (driver != "iec62056-21" && !is_elster_driver(driver))
+  if (driver != "iec62056-21" && !is_elster_driver(driver) && !is_dlms_driver(driver))
     throw sim_error("meter type " + type + " (driver " + driver + ") is not simulated yet");
 }
 
@@ -59,6 +61,9 @@ meter_identity generated_identity(const meter_type& type, std::uint64_t seed, st
   id.driver = type.driver;
   if (auto it = type.settings.find("clock_utc_offset_minutes"); it != type.settings.end())
     id.utc_offset_minutes = std::get<std::int64_t>(it->second);
+  id.line = type.initial_line;
+  if (is_dlms_driver(type.driver))
+    id.dlms = dlms_config_of(type);
   id.seed = seed;
   constexpr std::uint64_t span = 90000000;
   id.serial = std::to_string(10000000 + (splitmix64(seed) % span + index) % span);
@@ -101,7 +106,11 @@ constexpr fault_key fault_keys[] = {
     {"garbage_before_reply", fault_kind::text}, {"reject_password", fault_kind::flag},
     {"reported_serial", fault_kind::text},     {"survey_gaps", fault_kind::times},
     {"power_failure_every_days", fault_kind::integer}, {"error_register", fault_kind::integer},
-    {"password_timeout_after_reads", fault_kind::integer}};
+    {"password_timeout_after_reads", fault_kind::integer},
+    {"reject_association", fault_kind::flag},  {"access_error_obis", fault_kind::text},
+    {"block_stop_after", fault_kind::integer}, {"frame_reject", fault_kind::flag},
+    {"refuse_range", fault_kind::flag},        {"max_pdu", fault_kind::integer},
+    {"max_info", fault_kind::integer}};
 
 const fault_key* find_fault(std::string_view name) {
   for (const auto& k : fault_keys)
@@ -134,6 +143,27 @@ std::string set_fault(meter_faults& f, std::string_view name, bool flag, std::in
     f.drop_mid_profile = flag;
   else if (name == "reject_password")
     f.reject_password = flag;
+  else if (name == "reject_association")
+    f.reject_association = flag;
+  else if (name == "frame_reject")
+    f.frame_reject = flag;
+  else if (name == "refuse_range")
+    f.refuse_range = flag;
+  else if (name == "block_stop_after")
+    return non_negative_int(f.block_stop_after);
+  else if (name == "max_pdu") {
+    if (number != 0 && (number < 128 || number > 65535))
+      return "must be 0 (the meter's default) or from 128 to 65535";
+    f.max_pdu = static_cast<int>(number);
+  } else if (name == "max_info") {
+    if (number != 0 && (number < 16 || number > 2030))
+      return "must be 0 (the meter's default) or from 16 to 2030";
+    f.max_info = static_cast<int>(number);
+  } else if (name == "access_error_obis") {
+    if (!text.empty() && !drivers::dlms::parse_obis(text))
+      return "must be an OBIS code such as 1.0.1.8.0.255";
+    f.access_error_obis = text.empty() ? text : drivers::dlms::obis_text(*drivers::dlms::parse_obis(text));
+  }
   else if (name == "pace_baud")
     return non_negative_int(f.pace_baud);
   else if (name == "corrupt_bcc_every")
@@ -430,6 +460,9 @@ drivers::session_request session_request_from_json(std::string_view request_json
   rq.outstation_address = text("outstationAddress");
   rq.password = text("password");
   rq.expected_serial = text("serialNumber");
+  // A remoteAddress that is not host:port is a telephone number: a modem call.
+  if (auto remote = text("remoteAddress"); remote && !remote->empty())
+    rq.over_modem = !parse_tcp_address(*remote);
   std::int64_t days = 0;
   if (auto it = o.find("surveyDays"); it != o.end() && !it->value().is_null()) {
     if (!it->value().is_int64() || it->value().as_int64() < 0)
@@ -492,6 +525,10 @@ std::string expected_result_json(const meter_identity& identity, const meter_fau
   drivers::finish end;
   if (is_elster_driver(identity.driver)) {
     auto x = expected_elster(identity, faults, rq, now);
+    readings = std::move(x.readings);
+    end = std::move(x.end);
+  } else if (is_dlms_driver(identity.driver)) {
+    auto x = expected_dlms(identity, faults, rq, now);
     readings = std::move(x.readings);
     end = std::move(x.end);
   } else {
