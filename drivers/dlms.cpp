@@ -557,6 +557,9 @@ actions dlms_driver::on_timer(std::uint64_t id, unix_ms now) {
       ++repeats_;
       emit(out, link_->repeat_last(), now);
     } else {
+      // HDLC, window 1: the unanswered I-frame leaves no room for an RLRQ; DISC only.
+      if (hdlc_)
+        associated_ = false;
       fail(out, failure_kind::transient, "no answer to " + stage_name());
     }
     break;
@@ -620,14 +623,15 @@ void dlms_driver::on_aare(actions& out, const std::string& apdu, unix_ms now) {
       return;
     }
     const auto a = dlms::decode_aare(apdu);
-    if (a.result != 0) {
-      fail(out, a.result == 1 ? failure_kind::permanent : failure_kind::transient,
-           "association rejected: " + dlms::association_diagnostic_text(a.diagnostic_source, a.diagnostic));
-      return;
-    }
+    // An InitiateError says more than the ACSE diagnostic that comes with it.
     if (a.initiate_error) {
       fail(out, failure_kind::permanent,
            "association rejected: " + dlms::initiate_error_text(a.initiate_error->first, a.initiate_error->second));
+      return;
+    }
+    if (a.result != 0) {
+      fail(out, a.result == 1 ? failure_kind::permanent : failure_kind::transient,
+           "association rejected: " + dlms::association_diagnostic_text(a.diagnostic_source, a.diagnostic));
       return;
     }
     if (!a.has_initiate_response) {
