@@ -551,7 +551,7 @@ std::string replaced_message(std::string_view section, const char* type) {
 
 // The key of a meter type's driver (or a line key); nullptr when it has none of that name.
 const driver_key* meter_type_key(const std::string& driver, std::string_view key) {
-  for (const auto* keys : {&line_keys(), driver_keys(driver)}) {
+  for (const auto* keys : {&line_keys(driver), driver_keys(driver)}) {
     if (!keys)
       continue;
     for (const auto& k : *keys)
@@ -563,7 +563,7 @@ const driver_key* meter_type_key(const std::string& driver, std::string_view key
 
 std::string key_names(const std::string& driver) {
   std::string out;
-  for (const auto* keys : {&line_keys(), driver_keys(driver)})
+  for (const auto* keys : {&line_keys(driver), driver_keys(driver)})
     for (const auto& k : *keys)
       out += (out.empty() ? "" : ", ") + k.key;
   return out;
@@ -571,7 +571,7 @@ std::string key_names(const std::string& driver) {
 
 // Every key of the definition's driver that it does not set, at its default.
 void fill_defaults(meter_type_definition& t) {
-  for (const auto* keys : {&line_keys(), driver_keys(t.driver)})
+  for (const auto* keys : {&line_keys(t.driver), driver_keys(t.driver)})
     for (const auto& k : *keys)
       t.settings.emplace(k.key, k.default_value);
 }

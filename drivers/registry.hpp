@@ -1,8 +1,8 @@
 #pragma once
 // The meter types a server supports, as data. A meter type is a name (the API's meterType,
 // exact spelling), a driver (the protocol state machine it runs), the line a session starts
-// on, and the settings of its driver. The built-in types IEC62056-21, ELSTERA1700 and
-// ELSTERA1140 are definitions like any other (builtin_meter_types()); the configuration's
+// on, and the settings of its driver. The built-in types IEC62056-21, ELSTERA1700,
+// ELSTERA1140, DLMS and DLMS-SN are definitions like any other (builtin_meter_types()); the configuration's
 // [[meter_type]] tables change them and add more (config/settings.hpp).
 //
 // meter_type_registry is a value: built once from the definitions and handed to whoever needs
@@ -13,7 +13,8 @@
 // - Each driver declares its keys once (driver_keys): name, default, allowed values, one line
 //   of documentation. Loading, validation, docs tests and the simulator all walk that table.
 // - Keys a definition leaves out take the driver's defaults (not another type's values).
-// - Every type has the line keys initial_baud (300 by default) and char_format ("7E1").
+// - Every type has the line keys initial_baud and char_format, with its driver's defaults
+//   (300 "7E1" for the IEC 62056-21 drivers, 9600 "8N1" for dlms).
 #include "drivers/driver.hpp"
 #include "drivers/dlms.hpp"
 #include "drivers/elster.hpp"
@@ -46,12 +47,14 @@ struct driver_key {
   std::string (*check)(const driver_value&) = nullptr; // a further rule: "" or the problem
 };
 
-// The drivers, by their configuration names ("iec62056-21", "elster-a1700", "elster-a1140").
+// The drivers, by their configuration names ("iec62056-21", "elster-a1700", "elster-a1140", "dlms").
 const std::vector<std::string>& driver_names();
 // The keys of a driver (without the line keys); nullptr for an unknown driver.
 const std::vector<driver_key>* driver_keys(std::string_view driver);
-// The line keys every meter type has: initial_baud and char_format.
+// The line keys every meter type has: initial_baud and char_format (defaults 300, "7E1").
 const std::vector<driver_key>& line_keys();
+// The same keys with a driver's own defaults (dlms: 9600, "8N1").
+const std::vector<driver_key>& line_keys(std::string_view driver);
 // "" when `value` is allowed for `key`, else the problem ("1000 is out of range -900..900").
 std::string check_driver_value(const driver_key& key, const driver_value& value);
 // The allowed values as text: "-900..900", "\"6\" or \"1\"".
@@ -71,7 +74,8 @@ struct meter_type_definition {
   bool operator!=(const meter_type_definition& o) const { return !(*this == o); }
 };
 
-// The built-in types, each with every key at its default: ELSTERA1700, ELSTERA1140, IEC62056-21.
+// The built-in types, each with every key of its driver: ELSTERA1700, ELSTERA1140, IEC62056-21,
+// DLMS at the defaults, DLMS-SN with transport "hdlc", referencing "sn", authentication "low".
 std::vector<meter_type_definition> builtin_meter_types();
 
 // A meter type ready to run.

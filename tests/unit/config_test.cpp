@@ -444,7 +444,7 @@ TEST_CASE("config: [[meter_type]] tables add types and change built-in ones", "[
   for (const auto& t : s.meter_types)
     names.push_back(t.name);
   // The built-in ones first (one of them changed), then the added ones in file order.
-  CHECK(names == std::vector<std::string>{"ELSTERA1700", "ELSTERA1140", "IEC62056-21", "A1700-BST", "IEC-GSM"});
+  CHECK(names == std::vector<std::string>{"ELSTERA1700", "ELSTERA1140", "IEC62056-21", "DLMS", "DLMS-SN", "A1700-BST", "IEC-GSM"});
   const mts::meter_type_registry types(s.meter_types);
   CHECK(types.find("A1700-BST")->integer("clock_utc_offset_minutes") == 60);
   CHECK(types.find("A1700-BST")->integer("reaction_delay_ms") == 200); // the driver's default
