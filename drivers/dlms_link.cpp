@@ -147,7 +147,9 @@ public:
     link_output out;
     if (state_ != state::connected)
       return fail(out, "link not open");
-    if (unacked_ || !segments_.empty())
+    // An APDU whose answer never came may be followed by another (the driver's release after
+    // a timeout); one still being segmented may not.
+    if (!segments_.empty())
       return fail(out, "an APDU is still being sent");
     if (apdu.size() > settings_.max_apdu)
       return fail(out, too_long(apdu.size(), settings_.max_apdu));

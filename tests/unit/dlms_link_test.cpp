@@ -520,6 +520,21 @@ TEST_CASE("DLMS HDLC client: the PB1 exchange and its segmented response", "[dlm
   CHECK(link->dropped_bytes() == 0);
 }
 
+TEST_CASE("DLMS HDLC client: I-frames before the poll are taken and acknowledged once", "[dlms][link]") {
+  auto link = make_hdlc_client(hdlc_settings{});
+  link->open();
+  REQUIRE(link->on_bytes(make_frame("21", "03", 0x73)).opened);
+  REQUIRE(link->send_apdu("q").error.empty());
+  const auto burst = link->on_bytes(make_frame("21", "03", control::i_frame(0, 1, false), llc_s + "ab", true) +
+                                    make_frame("21", "03", control::i_frame(1, 1, true), "cd", true));
+  CHECK(hex(burst.send) == hex(make_frame("03", "21", control::rr(2)))); // one RR, after the polled frame
+  CHECK(burst.apdus.empty());
+  const auto last = link->on_bytes(make_frame("21", "03", control::i_frame(2, 1), "ef"));
+  CHECK(last.apdus == std::vector<std::string>{"abcdef"});
+  // The next request carries N(S)=1 and acknowledges all three with N(R)=3.
+  CHECK(parse_all(link->send_apdu("n").send).at(0).control == control::i_frame(1, 3));
+}
+
 TEST_CASE("DLMS HDLC server: answers the PB2 SNRM with the PB2 UA", "[dlms][link]") {
   hdlc_settings s;
   s.server_physical = 8821;
