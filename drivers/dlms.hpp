@@ -17,6 +17,12 @@
 // - An object the meter does not have (a data-access-result) is an item failure: the rest is
 //   still read and the test ends PARTIAL SUCCESS, the failure named in the result.
 // - A rejected association is a permanent failure naming the diagnostic.
+// - No answer: HDLC sends its last frame again (max_repeats), then DISC only (window 1: the
+//   unacknowledged I-frame leaves no room for an RLRQ); the wrapper repeats nothing (TCP).
+// - SN pass 4 answered by a WriteResponse (which cannot carry f(CtoS)) is accepted; a
+//   ReadResponse's f(CtoS) is checked. An object list the meter refuses: permanent failure.
+// - The event log falls back from range to every entry (it has no capture period to size the
+//   entries by); rows are filtered by time as for the profile.
 #include "drivers/dlms_apdu.hpp"
 #include "drivers/dlms_axdr.hpp"
 #include "drivers/dlms_link.hpp"

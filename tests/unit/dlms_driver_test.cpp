@@ -1084,3 +1084,75 @@ TEST_CASE("dlms driver: quantities by OBIS code", "[dlms][driver]") {
   CHECK(q("1.0.1.8.1.255", 30).name == "1.0.1.8.1.255"); // a tariff register is not the total
   CHECK(dlms_initial_line() == line_settings{9600, 8, 'N', 1});
 }
+
+TEST_CASE("dlms driver: SN survey: parameterized access on the buffer's short name", "[dlms][driver]") {
+  auto c = dlms_sn_config();
+  c.transport = dlms_transport::wrapper;
+  c.authentication = d::authentication::none;
+  c.register_obis.clear();
+  session_request r = survey_request();
+  r.expected_serial.reset();
+  session s(c, r);
+  s.open(hex("60 1D A1 09 06 07 60 85 74 05 08 01 02 BE 10 04 0E 01 00 00 00 06 5F 1F 04 00 1C 03 20 FF FF"));
+  s.exchange(aare_sn, hex("05 01 02 FA 08"));
+  const auto object = [](std::uint16_t base, std::uint16_t cls, const std::string& ln) {
+    return d::data::structure({d::data::long16(static_cast<std::int16_t>(base)), d::data::long_unsigned16(cls),
+                               d::data::unsigned8(0), d::data::octet_string(hex(ln))});
+  };
+  const auto read_ok = [](const d::data& v) {
+    d::read_result x;
+    x.value = v;
+    return d::encode_read_response({x});
+  };
+  // serial 0x1000, clock 0x2BC0, profile 0x3000, 1.0.1.29.0.255 0x0200 (class 3)
+  s.exchange(read_ok(d::data::array({object(0x1000, 1, "00 00 60 01 00 FF"), object(0x2BC0, 8, "00 00 01 00 00 FF"),
+                                     object(0x3000, 7, "01 00 63 01 00 FF"), object(0x0200, 3, "01 00 01 1D 00 FF")})),
+             hex("05 01 02 10 08"));
+  s.exchange(read_ok(d::data::octet_string("S1")), hex("05 01 02 2B C8"));
+  s.exchange(read_ok(datetime(2024, 3, 1, 5, 12, 0, 5)), hex("05 01 02 30 10")); // capture objects: attr 3
+  s.exchange(read_ok(d::data::array({capture(8, "00 00 01 00 00 FF", 2), capture(3, "01 00 01 1D 00 FF", 2)})),
+             hex("05 01 02 30 18")); // capture period: attr 4
+  s.exchange(read_ok(u32(1800)), hex("05 01 02 02 10")); // the column's scaler_unit
+  // dlms-more.md §1.6: 05 01 04 <B+8> 01 <the LN range descriptor>
+  s.exchange(read_ok(scaler_unit(-1, 30)),
+             hex("05 01 04 30 08 01 02 04 02 04 12 00 08 09 06 00 00 01 00 00 FF 0F 02 12 00 00 " + range_0000_0200 +
+                 " 01 00"));
+  s.last(read_ok(d::data::array({row({datetime(2024, 3, 1, 5, 0, 30, 0), u32(12345)}),
+                                 row({d::data::null(), u32(5)})})));
+  const auto& got = s.driver->readings();
+  REQUIRE(got.survey);
+  REQUIRE(got.survey->size() == 1);
+  REQUIRE((*got.survey)[0].readings.size() == 2);
+  CHECK((*got.survey)[0].readings[0].timestamp == day);
+  CHECK((*got.survey)[0].readings[0].value == 1.2345); // 12345 x 10^-1 Wh in kWh
+  CHECK((*got.survey)[0].readings[1].timestamp == day + 1800);
+  CHECK((*got.survey)[0].readings[1].value == 0.0005);
+  CHECK(got.item_failures.empty());
+}
+
+TEST_CASE("dlms driver: no answer to the SN object list; a malformed reply", "[dlms][driver]") {
+  SECTION("object list read") {
+    auto c = dlms_sn_config();
+    c.transport = dlms_transport::wrapper;
+    c.authentication = d::authentication::none;
+    session s(c, session_request{});
+    s.open(hex("60 1D A1 09 06 07 60 85 74 05 08 01 02 BE 10 04 0E 01 00 00 00 06 5F 1F 04 00 1C 03 20 FF FF"));
+    s.exchange(aare_sn, hex("05 01 02 FA 08"));
+    s.expect_send(s.expire(), s.request(rlrq));
+    session::expect_finish(s.expire(), failure_kind::transient, "no answer to object list read");
+  }
+  SECTION("a clock reply that cannot be decoded: transient, released") {
+    session s(test_config(false), session_request{});
+    s.open(aarq_ln);
+    s.exchange(aare_ok, get_serial);
+    s.exchange(get_ok(d::data::octet_string("1")), get_clock);
+    const auto a = s.feed(s.response(hex("C4 01 C1 00 09 0C 07 E8"))); // a date-time cut short
+    REQUIRE(a.size() == 2);
+    CHECK(to_hex(std::get<send_bytes>(a[0]).data) == to_hex(s.request(rlrq)));
+    s.timer = std::get<arm_timer>(a[1]).id;
+    const auto end = s.feed(s.response(rlre));
+    REQUIRE(end.size() == 1);
+    CHECK(std::get<finish>(end[0]).failure == failure_kind::transient);
+    CHECK(std::get<finish>(end[0]).reason.rfind("malformed reply to clock read: ", 0) == 0);
+  }
+}
