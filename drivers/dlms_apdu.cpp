@@ -176,10 +176,13 @@ std::string_view inner(std::string_view content, std::uint32_t tag, const char* 
 int ber_integer(std::string_view content, const char* pdu, const char* what) {
   if (content.empty() || content.size() > 4)
     throw apdu_error(std::string(pdu) + ": bad integer in " + what);
-  std::int64_t v = (byte_at(content, 0) & 0x80) ? -1 : 0;
+  std::uint32_t v = 0;
   for (char c : content)
     v = (v << 8) | static_cast<std::uint8_t>(c);
-  return static_cast<int>(v);
+  const auto bits = 8 * static_cast<unsigned>(content.size());
+  if (bits < 32 && (v >> (bits - 1)) != 0) // negative: sign-extend
+    return static_cast<int>(static_cast<std::int64_t>(v) - (std::int64_t{1} << bits));
+  return static_cast<int>(static_cast<std::int32_t>(v));
 }
 
 constexpr std::string_view context_prefix{"\x60\x85\x74\x05\x08\x01", 6};

@@ -44,14 +44,16 @@ enum class authentication { none = 0, low = 1, high = 2, high_md5 = 3, high_sha1
 std::string authentication_name(authentication a);
 std::optional<authentication> parse_authentication(std::string_view name);
 
-// Conformance bits as a 24-bit value (bit 23 = the MSB of the first byte = conformance bit 0).
+// Conformance bits as a 24-bit value (bit 23 = the MSB of the first byte = conformance bit 0;
+// Green Book bit n is 1 << (23 - n): parameterized-access is bit 18 = 0x20, as in SN 1C 03 20).
 namespace conformance {
 inline constexpr std::uint32_t read = 0x100000, write = 0x080000, unconfirmed_write = 0x040000,
                                attribute0_set = 0x008000, priority_mgmt = 0x004000,
                                attribute0_get = 0x002000, block_transfer_get_or_read = 0x001000,
                                block_transfer_set_or_write = 0x000800, block_transfer_action = 0x000400,
                                multiple_references = 0x000200, information_report = 0x000100,
-                               parameterized_access = 0x000040, get = 0x000010, set = 0x000008,
+                               data_notification = 0x000080, access = 0x000040,
+                               parameterized_access = 0x000020, get = 0x000010, set = 0x000008,
                                selective_access = 0x000004, event_notification = 0x000002, action = 0x000001;
 // What the client proposes: LN 00 7E 1F (notes' vector), SN 1C 03 20.
 inline constexpr std::uint32_t ln_client = 0x007E1F, sn_client = 0x1C0320;
