@@ -995,8 +995,17 @@ dlms_expectation expected_dlms(const meter_identity& identity, const meter_fault
   if (faults.refuse_connection)
     return fail(failure_kind::transient, "connection refused");
 
-  // What the driver refuses before sending anything.
-  const std::uint32_t max_address = hdlc ? 16383 : 65535;
+  // What the driver refuses before sending anything: no password for a mechanism that needs
+  // one, then an outstation address out of range.
+  const std::string password = request.password.value_or("");
+  auto mechanism = cfg.authentication.value_or(dl::authentication::none);
+  if (mechanism == dl::authentication::none && !password.empty())
+    mechanism = dl::authentication::low;
+  if (mechanism != dl::authentication::none && password.empty())
+    return fail(failure_kind::permanent,
+                "the meter type needs a password (" + dl::authentication_name(mechanism) + " authentication)");
+  const int size = cfg.server_address_size;
+  const std::uint32_t max_address = !hdlc ? 65535 : size == 1 ? 0 : size == 2 ? 127 : 16383;
   const std::string asked = request.outstation_address.value_or("");
   std::optional<std::uint32_t> asked_number;
   if (!asked.empty()) {
@@ -1005,17 +1014,10 @@ dlms_expectation expected_dlms(const meter_identity& identity, const meter_fault
       return fail(failure_kind::permanent, "outstationAddress must be a number from 0 to " +
                                                std::to_string(max_address) + " for this meter type");
   }
-  const std::string password = request.password.value_or("");
-  auto mechanism = cfg.authentication.value_or(dl::authentication::none);
-  if (mechanism == dl::authentication::none && !password.empty())
-    mechanism = dl::authentication::low;
-  if (mechanism != dl::authentication::none && password.empty())
-    return fail(failure_kind::permanent,
-                "the meter type needs a password (" + dl::authentication_name(mechanism) + " authentication)");
 
   // Whether the meter answers the address the client uses.
   const std::string first_stage = hdlc ? "link setup" : "association";
-  const auto own = address_number(identity.outstation_address, max_address);
+  const auto own = address_number(identity.outstation_address, hdlc ? 16383 : 65535);
   bool answers = true;
   if (!identity.outstation_address.empty()) {
     if (hdlc) {
