@@ -776,6 +776,23 @@ TEST_CASE("dlms driver vs simulated meter: faults and their results", "[dlms][si
     s.faults.survey_gaps = {day0 + 3 * 1800};
     full_success(run(s));
   }
+  SECTION("garbage over the wrapper breaks its stream") {
+    s.faults.garbage_before_reply = "noise"; // 'n' 'o' read as the version: 0x6E6F
+    ends(s, failure_kind::transient, "link error: wrapper version 28271");
+  }
+  SECTION("a register the meter does not have: LN object undefined, SN not in the object list") {
+    s.id.dlms->register_obis.push_back(dl::obis{1, 0, 3, 8, 0, 255});
+    const auto r = ends(s, failure_kind::none, "");
+    CHECK(r.got.readings.item_failures == std::vector<std::string>{"register 1.0.3.8.0.255: object undefined"});
+    auto sn = scenario{};
+    sn.id = identity("DLMS-SN");
+    sn.id.dlms->register_obis.push_back(dl::obis{1, 0, 3, 8, 0, 255});
+    sn.rq = survey_request(sn.id);
+    const auto q = ends(sn, failure_kind::none, "");
+    CHECK(q.got.readings.item_failures ==
+          std::vector<std::string>{"register 1.0.3.8.0.255: not in the meter's object list"});
+    CHECK(q.got.readings.registers->size() == 6);
+  }
   SECTION("corrupt frames and garbage over HDLC are repeated / skipped") {
     // The driver sends again at most 3 times per reply (its count is not reset by segments): one
     // corrupt frame in 13 leaves it enough with 64-byte frames of 1024-byte replies.
