@@ -5,15 +5,20 @@
 // fault: the readings must equal expected_readings() and the results the texts of docs/dlms.md.
 #include "drivers/dlms.hpp"
 #include "drivers/registry.hpp"
+#include "io/tcp_reactor.hpp"
 #include "sim/dlms_meter.hpp"
 #include "sim/iec_meter.hpp"
 #include "sim/meter_session.hpp"
+#include "sim/modem_server.hpp"
+#include "sim/server.hpp"
 #include "sim/sim_config.hpp"
 
 #include "tests/unit/driver_harness.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
+#include <mutex>
 #include <string>
 
 namespace {
@@ -860,4 +865,117 @@ TEST_CASE("dlms meter through make_meter_session: chosen by the driver, HDLC on 
   call->on_link_up(now_ms);
   CHECK(sent(call->on_bytes(wrapped(16, 1, aarq_ln), now_ms)).empty()); // the wrapper is not spoken on a call
   CHECK(sent(call->on_bytes(hex("7E A0 07 03 21 93 0F 01 7E"), now_ms)).substr(0, 6) == hex("7E A0 1E 21 03 73")); // UA
+}
+
+TEST_CASE("dlms meter: a modem call's number plan gives the DLMS meter its 8N1 line", "[dlms][sim]") {
+  std::vector<sim_meter> meters(2);
+  meters[0].identity = generated_identity(*registry().find("IEC62056-21"), 1, 0);
+  meters[1].identity = generated_identity(*registry().find("DLMS"), 1, 1);
+  const auto plan = make_number_plan(meters);
+  CHECK(plan(modem_number(0)).format == line_settings{9600, 7, 'E', 1});
+  const auto dlms = plan(drop_number(1));
+  CHECK(dlms.what == dial_target::kind::meter);
+  CHECK(dlms.drop_mid_call);
+  CHECK(dlms.format == line_settings{9600, 8, 'N', 1});
+}
+
+namespace {
+
+// The DLMS driver on a reactor connection to a sim_server meter (loopback TCP).
+struct tcp_client : mts::io::link_handler, std::enable_shared_from_this<tcp_client> {
+  tcp_client(mts::io::tcp_reactor& r, std::unique_ptr<meter_driver> d) : reactor(r), driver(std::move(d)) {}
+  mts::io::tcp_reactor& reactor;
+  std::unique_ptr<meter_driver> driver;
+  mts::io::connection_id id = 0;
+  mts::io::timer_id timer = 0;
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<finish> end;
+  bool closed = false;
+
+  void on_connected(mts::io::connection_id) override { run(driver->on_link_up(now_ms)); }
+  void on_connect_failed(mts::io::connection_id, const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(m);
+    end = finish{failure_kind::transient, reason};
+    closed = true;
+    cv.notify_all();
+  }
+  void on_data(mts::io::connection_id, std::string_view bytes) override { run(driver->on_bytes(bytes, now_ms)); }
+  void on_closed(mts::io::connection_id, const std::string&) override {
+    run(driver->on_link_down(now_ms));
+    std::lock_guard<std::mutex> lock(m);
+    closed = true;
+    cv.notify_all();
+  }
+  void run(const actions& acts) {
+    for (const auto& a : acts) {
+      if (const auto* s = std::get_if<send_bytes>(&a)) {
+        reactor.send(id, s->data);
+      } else if (const auto* t = std::get_if<arm_timer>(&a)) {
+        reactor.cancel_timer(timer);
+        std::weak_ptr<tcp_client> self = weak_from_this();
+        timer = reactor.schedule(t->after, [self, tid = t->id] {
+          if (auto c = self.lock())
+            c->run(c->driver->on_timer(tid, now_ms));
+        });
+      } else if (std::holds_alternative<cancel_timer>(a)) {
+        reactor.cancel_timer(timer);
+      } else if (const auto* f = std::get_if<finish>(&a)) {
+        reactor.cancel_timer(timer);
+        reactor.close(id);
+        std::lock_guard<std::mutex> lock(m);
+        end = *f;
+        cv.notify_all();
+        return;
+      }
+    }
+  }
+};
+
+} // namespace
+
+TEST_CASE("dlms meter served by sim_server: the driver over loopback TCP reads the expected readings",
+          "[dlms][sim][sim_server]") {
+  mts::io::tcp_reactor meters_reactor, client_reactor;
+  std::vector<sim_meter> meters(2);
+  meters[0].identity = generated_identity(*registry().find("DLMS"), 5, 0);
+  meters[1].identity = generated_identity(*registry().find("DLMS-SN"), 5, 1);
+  meters[1].faults.max_pdu = 256;
+  meters[1].faults.max_info = 64;
+  server_options options;
+  options.start_time = now_s;
+  options.freeze_clock = true;
+  options.meter_config.reaction_delay = 1ms;
+  sim_server server(meters_reactor, meters, options);
+  for (std::size_t i = 0; i < meters.size(); ++i) {
+    CAPTURE(i);
+    const auto& id = server.meter(i).identity;
+    session_request rq;
+    rq.outstation_address = id.outstation_address;
+    rq.password = id.password;
+    rq.expected_serial = id.serial;
+    rq.survey_from = day0;
+    rq.survey_to = now_s;
+    auto cfg = dlms_settings_of(id);
+    cfg.response_timeout = 2000ms;
+    auto c = std::make_shared<tcp_client>(client_reactor, make_dlms_driver(rq, cfg, std::string(16, '\x5A')));
+    client_reactor.post([&, c] { c->id = client_reactor.connect("127.0.0.1", server.port(i), 2000ms, c); });
+    {
+      std::unique_lock<std::mutex> lock(c->m);
+      REQUIRE(c->cv.wait_for(lock, 20s, [&] { return c->end && c->closed; }));
+    }
+    CHECK(c->end->failure == failure_kind::none);
+    CHECK(c->end->reason.empty());
+    const auto want = expected_readings(id, server.meter(i).faults, rq, now_s);
+    const auto& got = c->driver->readings();
+    CHECK(got.serial_number == want.serial_number);
+    CHECK(got.meter_time == want.meter_time);
+    CHECK(got.status_events == want.status_events);
+    REQUIRE(got.registers);
+    REQUIRE(want.registers);
+    REQUIRE(got.registers->size() == want.registers->size());
+    for (std::size_t r = 0; r < want.registers->size(); ++r)
+      CHECK((*got.registers)[r].value == (*want.registers)[r].value);
+    require_equal_survey(got, want);
+  }
 }
