@@ -153,7 +153,8 @@ private:
 // What a correct client (the driver of identity.driver, configured as the meter's type) must
 // report for `request` at true time `now`, the meter's clock reading `now + UTC offset + drift`.
 // Defined with the sessions (sim/meter_session.cpp): it picks expected_iec_readings below, or
-// for the Elster types sim/elster_meter.hpp expected_elster.
+// for the Elster types sim/elster_meter.hpp expected_elster, for DLMS sim/dlms_meter.hpp
+// expected_dlms.
 // Register timestamps and meter_time_taken are `now` (a real session reads them a little
 // later: compare those with a tolerance). Faults: silent, refused or rejected password ->
 // nothing; serial mismatch -> the serial only; drop_mid_profile -> no survey. drop_after_bytes

@@ -1,7 +1,8 @@
 #pragma once
 // The simulator's serving side: meters listening on TCP ports of one io::tcp_reactor, each
-// accepted connection a fresh meter session (sim/meter_session.hpp: sim::iec_meter or
-// sim::elster_meter by the meter's type) whose actions the I/O thread executes.
+// accepted connection a fresh meter session (sim/meter_session.hpp: sim::iec_meter,
+// sim::elster_meter or sim::dlms_meter by the meter's type) whose actions the I/O thread
+// executes.
 //
 // Decisions:
 // - Everything of a session (its state machine, its timer) runs on the reactor's I/O thread:

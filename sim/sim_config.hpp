@@ -7,7 +7,8 @@
 // - Meter types come from a registry (drivers/registry.hpp): the built-in ones, or those of an
 //   mts configuration file's [[meter_type]] tables (`--meter-types FILE`). A meter is
 //   simulated by its type's driver: iec62056-21 (sim/iec_meter.hpp), elster-a1700 and
-//   elster-a1140 (sim/elster_meter.hpp). A type of another driver is refused with "meter type
+//   elster-a1140 (sim/elster_meter.hpp), dlms (sim/dlms_meter.hpp: the identity carries the
+//   type's DLMS settings and line). A type of another driver is refused with "meter type
 //   X (driver D) is not simulated yet", an unknown name with "unknown meter type X".
 // - A meter of a type with clock_utc_offset_minutes M keeps its clock at UTC + M (plus its
 //   drift clock_offset_seconds), as a real meter of that type does: a server configured with
@@ -25,7 +26,9 @@
 //   value on the command line (or =true / =false); survey_gaps takes a comma-separated list of
 //   YYYY-MM-DDTHH:mm:ssZ half-hour starts; error_register a number (0x... for hex; the Elster
 //   meters answer it as system status 724); password_timeout_after_reads N (Elster only: ERR5
-//   after N good reads until the next right P2).
+//   after N good reads until the next right P2); DLMS only: reject_association,
+//   access_error_obis (an OBIS code, stored as "a.b.c.d.e.f"), block_stop_after N,
+//   frame_reject, refuse_range, max_pdu (0 or 128..65535), max_info (0 or 16..2030).
 // - TOML file: top-level keys address, start_time, seed (the default for the meters); one
 //   [[meter]] table per meter (or per `count` meters on consecutive ports) with type, port,
 //   count, seed, serial, outstation_address, password, clock_offset_seconds and the fault
@@ -42,7 +45,9 @@
 //   "00000000"; the reported serial is 798's normalised text; password_timeout_after_reads N
 //   -> transient "password session keeps timing out" when the session's R1 reads exceed 4N
 //   (the driver re-authenticates at most 3 times), keeping what was read before; otherwise
-//   the timeouts change nothing. These are the driver's
+//   the timeouts change nothing. DLMS meters (sim/dlms_meter.hpp expected_dlms): the results of
+//   docs/dlms.md; a remoteAddress that is not host:port is a modem call (HDLC). These are the
+//   driver's
 //   own reasons (the server may add retry wording). drop_after_bytes cannot be predicted and
 //   is refused by expect. The printed object has result, serialNumber, statusEvents,
 //   registerValues (without timestamps) and surveyData, each only when make_outcome gives it;
