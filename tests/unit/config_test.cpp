@@ -468,9 +468,21 @@ TEST_CASE("config: [[meter_type]] tables add types and change built-in ones", "[
   CHECK(has(override_error("meter_type.max_repeats=1"), "unknown configuration key"));
 }
 
+TEST_CASE("config: a dlms [[meter_type]] takes the dlms line defaults (9600 8N1)", "[config][meter_type]") {
+  temp_config f("[[meter_type]]\nname = \"D2\"\ndriver = \"dlms\"\nreferencing = \"sn\"\n"
+                "[[meter_type]]\nname = \"D3\"\ndriver = \"dlms\"\nchar_format = \"7E1\"\n");
+  const mts::meter_type_registry types(load_settings(f.path, {}).meter_types);
+  CHECK(types.find("D2")->initial_line == mts::drivers::line_settings{9600, 8, 'N', 1});
+  CHECK(types.find("D3")->initial_line == mts::drivers::line_settings{9600, 7, 'E', 1});
+  CHECK(types.find("DLMS")->initial_line == mts::drivers::line_settings{9600, 8, 'N', 1});
+  CHECK(mts::dlms_config_of(*types.find("D2")).referencing == mts::drivers::dlms_referencing::sn);
+}
+
 TEST_CASE("config: bad [[meter_type]] tables name the table, the key and the line", "[config][meter_type]") {
-  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"dlms\"\n"),
-            ":3: meter_type[0].driver: unknown driver \"dlms\" (known: iec62056-21, elster-a1700, elster-a1140)"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"modbus\"\n"),
+            ":3: meter_type[0].driver: unknown driver \"modbus\" (known: iec62056-21, elster-a1700, elster-a1140, dlms)"));
+  CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"dlms\"\nregister_obis = \"1.0.1.8.0\"\n"),
+            ":4: meter_type[0].register_obis: must be OBIS codes separated by commas"));
   CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\n\nfast_reaction_delay_ms = 5\n"),
             ":5: meter_type[0].fast_reaction_delay_ms: not a key of driver elster-a1700 (its keys: initial_baud, char_format, option_mode"));
   CHECK(has(file_error("[[meter_type]]\nname = \"X\"\ndriver = \"elster-a1700\"\n[[meter_type]]\nname = \"Y\"\n"
