@@ -28,7 +28,8 @@ NEW_TYPES = [
      "reaction_delay_ms": 20, "baud_switch_delay_ms": 20},
     {"name": "IEC-PATIENT", "driver": "iec62056-21", "response_timeout_ms": 1500},
 ]
-BUILT_IN = [("ELSTERA1700", "elster-a1700"), ("ELSTERA1140", "elster-a1140"), ("IEC62056-21", "iec62056-21")]
+BUILT_IN = [("ELSTERA1700", "elster-a1700"), ("ELSTERA1140", "elster-a1140"), ("IEC62056-21", "iec62056-21"),
+            ("DLMS", "dlms"), ("DLMS-SN", "dlms")]
 
 
 def config(meter_types=NEW_TYPES, **sections):
@@ -177,7 +178,7 @@ class ReloadTest(unittest.TestCase):
     def test_sighup_with_a_broken_file_changes_nothing(self):
         with Server(config=config()) as srv:
             before = listed(srv)
-            for broken in (config(NEW_TYPES + [{"name": "X", "driver": "dlms"}], limits={"max_batch_size": 2}),
+            for broken in (config(NEW_TYPES + [{"name": "X", "driver": "modbus"}], limits={"max_batch_size": 2}),
                            config(NEW_TYPES + [NEW_TYPES[0]]),
                            config([{"name": "Y", "driver": "elster-a1700", "clock_utc_offset_minutes": 901}])):
                 self.rewrite(srv, broken)
@@ -185,7 +186,7 @@ class ReloadTest(unittest.TestCase):
                 self.assertTrue(srv.running())
                 self.assertEqual(listed(srv), before)
             log = srv.log()
-            self.assertIn("meter_type[2].driver: unknown driver \"dlms\"", log)
+            self.assertIn("meter_type[2].driver: unknown driver \"modbus\"", log)
             self.assertIn("meter_type[2].name: \"A1700-BST\" is defined by another [[meter_type]] table", log)
             self.assertIn("meter_type[0].clock_utc_offset_minutes: 901 is out of range -900..900", log)
             self.assertNotIn("SIGHUP: limits.max_batch_size", log)
