@@ -1149,12 +1149,13 @@ dlms_expectation expected_dlms(const meter_identity& identity, const meter_fault
     r.registers->push_back(drivers::register_value{q.name, scaled(raw, scaler, unit_code), q.units, now});
   }
 
-  if (!request.survey_from || !request.survey_to || *request.survey_from >= *request.survey_to ||
-      !cfg.load_profile_obis)
+  if (!request.survey_from || !request.survey_to || *request.survey_from >= *request.survey_to)
     return x;
   const unix_seconds from = *request.survey_from, to = *request.survey_to;
-  const dl::obis profile = *cfg.load_profile_obis;
-  if (auto why = missing(profile)) {
+  const dl::obis profile = cfg.load_profile_obis.value_or(cosem::default_profile_obis);
+  if (!cfg.load_profile_obis) {
+    r.survey.emplace(); // the type reads no profile: an empty survey
+  } else if (auto why = missing(profile)) {
     r.item_failures.push_back("load profile: " + *why);
   } else {
     for (int attribute : {3, 4})

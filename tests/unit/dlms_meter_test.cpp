@@ -699,6 +699,19 @@ TEST_CASE("dlms driver vs simulated meter: the type's clock conventions and the 
     s.rq = survey_request(s.id);
     full_success(run(s));
   }
+  SECTION("a type without a load profile: an empty survey, the event log still read") {
+    scenario s;
+    s.id.dlms->load_profile_obis.reset();
+    s.id.dlms->event_log_obis = dl::obis{0, 0, 99, 98, 0, 255};
+    s.faults.power_failure_every_days = 1;
+    s.rq = survey_request(s.id);
+    const auto r = run(s);
+    CHECK(r.got.failure == failure_kind::none);
+    REQUIRE(r.got.readings.survey);
+    CHECK(r.got.readings.survey->empty());
+    REQUIRE(r.got.readings.status_events);
+    CHECK(r.got.readings.status_events->size() >= 4); // two days of power downs and ups
+  }
   SECTION("deviation ignored, rows stamped at the start") {
     scenario s;
     s.id.utc_offset_minutes = 30;
@@ -766,6 +779,12 @@ TEST_CASE("dlms driver vs simulated meter: faults and their results", "[dlms][si
     s.faults.block_stop_after = 3;
     const auto r = ends(s, failure_kind::transient, "no answer to load profile read");
     CHECK(r.got.readings.registers->size() == 6);
+    hdlc.faults.max_pdu = 128;
+    hdlc.faults.block_stop_after = 3; // over HDLC the driver's repeats go unanswered too
+    ends(hdlc, failure_kind::transient, "no answer to load profile read");
+    hdlc.faults.block_stop_after = 0;
+    hdlc.faults.drop_mid_profile = true; // the line drops in the middle of the first block's frames
+    ends(hdlc, failure_kind::transient, "line dropped");
     s.faults.block_stop_after = 0;
     s.faults.drop_mid_profile = true;
     const auto d = ends(s, failure_kind::transient, "line dropped");
