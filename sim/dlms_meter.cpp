@@ -1084,8 +1084,13 @@ dlms_expectation expected_dlms(const meter_identity& identity, const meter_fault
     return std::nullopt;
   };
 
-  if (!ln && ask(dl::attribute_ref{12, cosem::association_ln, 2}, std::nullopt).stalls)
-    return fail(failure_kind::transient, "no answer to object list read");
+  if (!ln) {
+    const auto list = ask(dl::attribute_ref{12, cosem::association_ln, 2}, std::nullopt);
+    if (list.stalls)
+      return fail(failure_kind::transient, "no answer to object list read");
+    if (auto why = item_error(list.result))
+      return fail(failure_kind::permanent, "object list not read: " + *why);
+  }
 
   // Serial number.
   if (auto why = missing(cfg.serial_number_obis)) {

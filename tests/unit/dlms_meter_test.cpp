@@ -769,6 +769,19 @@ TEST_CASE("dlms driver vs simulated meter: faults and their results", "[dlms][si
     REQUIRE(r.got.readings.item_failures.size() == 1);
     CHECK(r.got.readings.item_failures[0] == "register 1.0.7.8.0.255: object undefined");
     CHECK(r.got.readings.registers->size() == 5);
+    for (const auto& [code, item] : {std::pair<const char*, const char*>{"0.0.96.1.0.255", "serial number"},
+                                     {"0.0.1.0.0.255", "clock"}, {"0.0.99.98.0.255", "event log"}}) {
+      auto other = s;
+      other.id.dlms->event_log_obis = dl::obis{0, 0, 99, 98, 0, 255};
+      other.faults.access_error_obis = code;
+      const auto o = ends(other, failure_kind::none, "");
+      CHECK(o.got.readings.item_failures == std::vector<std::string>{std::string(item) + ": object undefined"});
+    }
+    auto sn = scenario{};
+    sn.id = identity("DLMS-SN");
+    sn.rq = survey_request(sn.id);
+    sn.faults.access_error_obis = "0.0.40.0.0.255"; // the SN object list cannot be read
+    ends(sn, failure_kind::permanent, "object list not read: object undefined");
     s.faults.access_error_obis = "1.0.99.1.0.255";
     const auto p = ends(s, failure_kind::none, "");
     REQUIRE(p.got.readings.item_failures.size() == 1);
