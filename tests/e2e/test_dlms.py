@@ -150,8 +150,9 @@ class DlmsTest(unittest.TestCase):
     def test_association_and_address_failures(self):
         self.assertEqual(self.check_expected("wrong_password")["result"],
                          "ERROR: association rejected: authentication failure")
+        # HLS: the AARE accepts (authentication required); the meter refuses pass 3.
         self.assertEqual(self.check_expected("reject_password_fault")["result"],
-                         "ERROR: association rejected: authentication failure")
+                         "ERROR: authentication failure: read-write denied")
         self.assertTrue(self.check_expected("reject_association")["result"].startswith("ERROR: association rejected: "))
         # A meter stays silent to frames for another HDLC address.
         self.assertEqual(self.check_expected("wrong_hdlc_address")["result"], "ERROR: no answer to link setup")
