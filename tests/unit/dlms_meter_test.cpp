@@ -18,7 +18,10 @@
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <random>
 #include <string>
 
 namespace {
@@ -866,6 +869,30 @@ TEST_CASE("dlms sim config: types, faults and expect", "[dlms][sim]") {
   CHECK(f.max_info == 64);
   CHECK_THROWS_WITH(apply_fault(f, "access_error_obis=1.2.3"), Catch::Contains("OBIS"));
   CHECK_THROWS_WITH(apply_fault(f, "max_pdu=20"), Catch::Contains("128 to 65535"));
+
+  // The TOML file takes the same keys.
+  std::random_device rd;
+  const auto path = std::filesystem::temp_directory_path() / ("mts-dlms-sim-" + std::to_string(rd()) + ".toml");
+  {
+    std::ofstream out(path);
+    out << "seed = 3\n[[meter]]\ntype = \"DLMS-SN\"\nport = 0\nreject_association = true\n"
+           "access_error_obis = \"0.0.1.0.0.255\"\nblock_stop_after = 2\nframe_reject = true\n"
+           "refuse_range = true\nmax_pdu = 300\nmax_info = 40\n";
+  }
+  const auto file = load_config_file(path.string(), registry());
+  std::filesystem::remove(path);
+  REQUIRE(file.meters.size() == 1);
+  const auto& loaded = file.meters[0];
+  CHECK(loaded.identity.driver == "dlms");
+  REQUIRE(loaded.identity.dlms);
+  CHECK(loaded.identity.dlms->transport == dlms_transport::hdlc);
+  CHECK(loaded.faults.reject_association);
+  CHECK(loaded.faults.access_error_obis == "0.0.1.0.0.255");
+  CHECK(loaded.faults.block_stop_after == 2);
+  CHECK(loaded.faults.frame_reject);
+  CHECK(loaded.faults.refuse_range);
+  CHECK(loaded.faults.max_pdu == 300);
+  CHECK(loaded.faults.max_info == 40);
 
   // expect: an object the meter answers "object undefined" for ends PARTIAL SUCCESS, named.
   auto ln = generated_identity(*registry().find("DLMS"), 7, 0);
