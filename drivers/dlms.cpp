@@ -533,7 +533,13 @@ actions dlms_driver::on_bytes(std::string_view data, unix_ms now) {
   actions out;
   if (stage_ == stage::done || stage_ == stage::idle || !link_)
     return out;
-  emit(out, link_->on_bytes(data), now);
+  auto o = link_->on_bytes(data);
+  // A frame that asks for the next segment is progress: max_repeats bounds the repeats in a
+  // row without a frame from the meter, not per APDU (a long reply in many frames may lose
+  // several of them on a noisy line).
+  if (!o.send.empty() && o.apdus.empty())
+    repeats_ = 0;
+  emit(out, std::move(o), now);
   // The response timeout bounds the wait for every byte (re-armed while bytes arrive).
   if (stage_ != stage::done && !data.empty())
     out.push_back(arm_timer{config_.response_timeout, ++timer_id_});
