@@ -11,7 +11,8 @@
       (to show which one limits), the session durations the simulator measured and the result
       counts.
 
-  bench/engine_bench.py paced [--baud 9600] [--survey-days 10]
+  bench/engine_bench.py paced [--baud 9600] [--survey-days 10] [--type T] [--meter-types FILE]
+                              [--driver-reaction-ms MS]
       One test against one meter that answers at --baud (mts-sim --fault pace_baud=B). The
       simulator counts the bytes both ways by line speed, its reads and its replies; from them
       the physical limit of the session is worked out (10 bits a character, the reaction
@@ -174,14 +175,14 @@ class Sampler(threading.Thread):
 class Rig:
     """A fresh `mts serve` and `mts-sim serve`, stopped (by PID) on close()."""
 
-    def __init__(self, meters, sim_args, overrides, log_level, meter_type="IEC62056-21"):
+    def __init__(self, meters, sim_args, overrides, log_level, meter_type="IEC62056-21", meter_types=None):
         self.work = tempfile.mkdtemp(prefix="mts-engine-bench.")
         self.procs = []
         first = free_port_run(meters)
         self.sim_err = open(os.path.join(self.work, "sim.stderr"), "w+")
         self.sim = subprocess.Popen(
             [MTS_SIM, "serve", "--type", meter_type, "--count", str(meters), "--port", str(first),
-             "--seed", "1"] + sim_args,
+             "--seed", "1"] + sim_args + (["--meter-types", meter_types] if meter_types else []),
             stdout=subprocess.PIPE, stderr=self.sim_err, text=True)
         self.procs.append(self.sim)
         self.meters = []
@@ -199,7 +200,8 @@ class Rig:
         self.token = subprocess.run([MTS, "token", "create", "--name", "bench", "--days", "1"] + common,
                                     check=True, capture_output=True, text=True, timeout=30).stdout.strip()
         self.server_log = open(os.path.join(self.work, "mts.log"), "w")
-        self.server = subprocess.Popen([MTS, "serve"] + self.overrides, stdout=self.server_log,
+        config = ["--config", meter_types] if meter_types else []  # [[meter_type]] tables only
+        self.server = subprocess.Popen([MTS, "serve"] + config + self.overrides, stdout=self.server_log,
                                        stderr=subprocess.STDOUT)
         self.procs.append(self.server)
         self.api = Api(self.port, self.token)
@@ -257,7 +259,7 @@ def unthrottled(args):
     n = args.meters
     overrides = ["--scheduler.max_concurrent_tests=%d" % n, "--scheduler.max_tcp_sessions=%d" % n,
                  "--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
-    rig = Rig(n, [], overrides, args.log_level, args.type)
+    rig = Rig(n, [], overrides, args.log_level, args.type, args.meter_types)
     try:
         server_pid, sim_pid = rig.server.pid, rig.sim.pid
         server_s, sim_s = Sampler(server_pid), Sampler(sim_pid)
@@ -321,7 +323,7 @@ def unthrottled(args):
 
 def paced(args):
     overrides = ["--rate_limit.requests=1000000", "--rate_limit.window_seconds=1"] + args.server_arg
-    rig = Rig(1, ["--fault", "pace_baud=%d" % args.baud], overrides, args.log_level, args.type)
+    rig = Rig(1, ["--fault", "pace_baud=%d" % args.baud], overrides, args.log_level, args.type, args.meter_types)
     try:
         meter = rig.meters[0]
         tid = rig.api.call("POST", "test-request", request_for(meter, args.survey_days, "paced"))["testId"]
@@ -347,7 +349,7 @@ def paced(args):
         wire_to_meter = wire(counters["bytesReceived"])
         wire_from_meter = wire(counters["bytesSent"])
         driver_messages, meter_messages = counters["reads"], counters["replies"]
-        delays = driver_messages * DRIVER_REACTION_S + meter_messages * METER_REACTION_S
+        delays = driver_messages * args.driver_reaction_ms / 1000.0 + meter_messages * METER_REACTION_S
         limit = wire_to_meter + wire_from_meter + delays
         # TCP hands the driver's bytes to the simulator at once: they cost no line time in this
         # rig, so the measured session can only be compared with the limit without them.
@@ -383,9 +385,13 @@ def main():
     p.add_argument("--baud", type=int, default=9600)
     p.add_argument("--survey-days", type=int, default=10)
     p.add_argument("--timeout", type=int, default=600, help="longest wait for the test, seconds")
+    p.add_argument("--driver-reaction-ms", type=float, default=DRIVER_REACTION_S * 1000,
+                   help="the driver's pause before each message it sends (IEC and Elster 200; DLMS 0)")
     for s in (u, p):
         s.add_argument("--type", default="IEC62056-21",
-                       help="meter type served and tested (IEC62056-21, ELSTERA1700, ELSTERA1140)")
+                       help="meter type served and tested (IEC62056-21, ELSTERA1700, ELSTERA1140, DLMS, ...)")
+        s.add_argument("--meter-types", help="a TOML file of [[meter_type]] tables for both server and simulator "
+                                             "(e.g. bench/dlms_types.toml)")
         s.add_argument("--log-level", default="info", help="the server's log.level")
         s.add_argument("--keep", action="store_true", help="keep the logs and the database")
         s.add_argument("--server-arg", action="append", default=[],
