@@ -257,6 +257,7 @@ private:
   void start_register(actions& out, unix_ms now);
   void on_register(actions& out, answer& a, unix_ms now);
   void start_profile(actions& out, unix_ms now);
+  std::optional<std::vector<capture_object>> columns_with_clock(const answer& a, const char* item);
   void on_profile(actions& out, answer& a, unix_ms now);
   void next_column_scaler(actions& out, unix_ms now);
   void read_range(actions& out, step s, const obis& code, unix_ms now);
@@ -1108,19 +1109,28 @@ void dlms_driver::read_range(actions& out, step s, const obis& code, unix_ms now
   read(out, s, {7, code, 2}, dlms::range_access(from, to), now);
 }
 
+// The capture objects of a profile (or log) answer, when they are a list of columns with a
+// clock column; otherwise the item fails (and nullopt).
+std::optional<std::vector<capture_object>> dlms_driver::columns_with_clock(const answer& a, const char* item) {
+  auto objects = a.value ? capture_objects_of(*a.value) : std::nullopt;
+  if (!objects) {
+    item_failed(item, a.value ? "the capture objects are not a list of columns" : a.refusal);
+    return std::nullopt;
+  }
+  if (std::none_of(objects->begin(), objects->end(), is_clock_column)) {
+    item_failed(item, "no clock column");
+    return std::nullopt;
+  }
+  return objects;
+}
+
 void dlms_driver::on_profile(actions& out, answer& a, unix_ms now) {
   const auto& code = *config_.load_profile_obis;
   switch (step_) {
   case step::profile_columns: {
-    const auto objects = a.value ? capture_objects_of(*a.value) : std::nullopt;
-    if (!objects) {
-      item_failed("load profile", a.value ? "the capture objects are not a list of columns" : a.refusal);
+    const auto objects = columns_with_clock(a, "load profile");
+    if (!objects)
       break;
-    }
-    if (std::none_of(objects->begin(), objects->end(), is_clock_column)) {
-      item_failed("load profile", "no clock column");
-      break;
-    }
     for (const auto& o : *objects)
       columns_.push_back(column{o, scaler_attribute_of(o), std::nullopt});
     read(out, step::profile_period, {7, code, 4}, std::nullopt, now);
@@ -1288,15 +1298,9 @@ void dlms_driver::on_event_log(actions& out, answer& a, unix_ms now) {
   const auto& code = *config_.event_log_obis;
   switch (step_) {
   case step::log_columns: {
-    const auto objects = a.value ? capture_objects_of(*a.value) : std::nullopt;
-    if (!objects) {
-      item_failed("event log", a.value ? "the capture objects are not a list of columns" : a.refusal);
+    const auto objects = columns_with_clock(a, "event log");
+    if (!objects)
       break;
-    }
-    if (std::none_of(objects->begin(), objects->end(), is_clock_column)) {
-      item_failed("event log", "no clock column");
-      break;
-    }
     columns_.clear();
     for (const auto& o : *objects)
       columns_.push_back(column{o, 0, std::nullopt});

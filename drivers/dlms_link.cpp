@@ -95,6 +95,37 @@ std::string too_long(std::size_t size, std::size_t limit) {
   return "APDU of " + std::to_string(size) + " bytes is longer than the limit of " + std::to_string(limit);
 }
 
+// Joins the information fields of one APDU's I-frames (the LLC header only in the first).
+class apdu_joiner {
+public:
+  // Adds a frame's information; "" or the problem (the APDU would pass `max`: it is dropped).
+  std::string add(std::string_view info, std::string_view llc, std::size_t max) {
+    if (!active_ && info.substr(0, 3) == llc)
+      info.remove_prefix(3);
+    active_ = true;
+    if (apdu_.size() + info.size() > max) {
+      auto problem = "received " + too_long(apdu_.size() + info.size(), max);
+      clear();
+      return problem;
+    }
+    apdu_ += info;
+    return "";
+  }
+  std::string take() {
+    auto out = std::move(apdu_);
+    clear();
+    return out;
+  }
+  void clear() {
+    apdu_.clear();
+    active_ = false;
+  }
+
+private:
+  std::string apdu_;
+  bool active_ = false;
+};
+
 // ---- wrapper stream ----
 struct wrapper_step {
   std::optional<wrapper_pdu> pdu; // a whole PDU
@@ -201,7 +232,6 @@ private:
     resends_ = 0;
     segments_.clear();
     rx_.clear();
-    rx_active_ = false;
     negotiated_ = {};
   }
 
@@ -318,23 +348,16 @@ private:
       segments_.clear();
     }
     vr_ = (vr_ + 1) & 7;
-    std::string_view info = f.information;
-    if (!rx_active_ && info.substr(0, 3) == llc_response)
-      info.remove_prefix(3);
-    rx_active_ = true;
-    if (rx_.size() + info.size() > settings_.max_apdu) {
-      fail(out, "received " + too_long(rx_.size() + info.size(), settings_.max_apdu));
+    if (auto problem = rx_.add(f.information, llc_response, settings_.max_apdu); !problem.empty()) {
+      fail(out, problem);
       return;
     }
-    rx_ += info;
     if (f.segmented) {
       if (control::poll(f.control))
         send(out, frame(control::rr(vr_)));
       return;
     }
-    out.apdus.push_back(std::move(rx_));
-    rx_.clear();
-    rx_active_ = false;
+    out.apdus.push_back(rx_.take());
   }
 
   hdlc_settings settings_;
@@ -346,8 +369,7 @@ private:
   bool unacked_ = false;         // an I-frame of ours not yet acknowledged by an N(R)
   int resends_ = 0;
   std::deque<std::string> segments_; // the rest of the APDU being sent
-  std::string rx_;                   // the APDU being received
-  bool rx_active_ = false;
+  apdu_joiner rx_; // the APDU being received
   std::string last_; // the last frame sent, for repeat_last and repeats
   std::size_t other_ = 0;
 };
@@ -458,7 +480,6 @@ private:
     vs_ = vr_ = 0;
     segments_.clear();
     rx_.clear();
-    rx_active_ = false;
     connected_ = true;
     just_opened_ = true;
     send(out, frame(control::ua, encode_hdlc_parameters(negotiated_)));
@@ -479,25 +500,16 @@ private:
     vr_ = (vr_ + 1) & 7;
     answered_ = false;
     segments_.clear(); // a new request: whatever we were still sending is abandoned
-    std::string_view info = f.information;
-    if (!rx_active_ && info.substr(0, 3) == llc_request)
-      info.remove_prefix(3);
-    rx_active_ = true;
-    if (rx_.size() + info.size() > settings_.max_apdu) {
-      out.error = "received " + too_long(rx_.size() + info.size(), settings_.max_apdu);
-      rx_.clear();
-      rx_active_ = false;
+    if (auto problem = rx_.add(f.information, llc_request, settings_.max_apdu); !problem.empty()) {
+      out.error = problem;
       return;
     }
-    rx_ += info;
     if (f.segmented) {
       if (control::poll(f.control))
         send(out, frame(control::rr(vr_)));
       return;
     }
-    out.apdus.push_back(std::move(rx_));
-    rx_.clear();
-    rx_active_ = false;
+    out.apdus.push_back(rx_.take());
   }
 
   void on_rr(int nr, link_output& out) {
@@ -522,8 +534,7 @@ private:
   hdlc_parameters negotiated_;
   int vs_ = 0, vr_ = 0;
   std::deque<std::string> segments_;
-  std::string rx_;
-  bool rx_active_ = false;
+  apdu_joiner rx_; // the APDU being received
   std::string last_;
   bool answered_ = false; // something sent since the last I-frame taken
 };

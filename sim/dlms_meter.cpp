@@ -469,17 +469,8 @@ void dlms_meter::close(actions& out) {
 }
 
 void dlms_meter::emit(actions& out, std::string bytes) {
-  const auto& drop = model_.faults().drop_after_bytes;
-  if (drop && sent_ + bytes.size() >= *drop) {
-    bytes.resize(*drop > sent_ ? *drop - sent_ : 0);
-    sent_ += bytes.size();
-    if (!bytes.empty())
-      out.push_back(drivers::send_bytes{std::move(bytes)});
+  if (send_until_drop(out, std::move(bytes), sent_, model_.faults().drop_after_bytes))
     close(out);
-    return;
-  }
-  sent_ += bytes.size();
-  out.push_back(drivers::send_bytes{std::move(bytes)});
 }
 
 void dlms_meter::queue(actions& out, std::string bytes) {

@@ -33,17 +33,8 @@ void framed_meter::switch_baud(actions& out, int baud) {
 }
 
 void framed_meter::emit(actions& out, std::string bytes) {
-  const auto& drop = model_.faults().drop_after_bytes;
-  if (drop && sent_ + bytes.size() >= *drop) {
-    bytes.resize(*drop > sent_ ? *drop - sent_ : 0);
-    sent_ += bytes.size();
-    if (!bytes.empty())
-      out.push_back(drivers::send_bytes{std::move(bytes)});
+  if (send_until_drop(out, std::move(bytes), sent_, model_.faults().drop_after_bytes))
     close(out);
-    return;
-  }
-  sent_ += bytes.size();
-  out.push_back(drivers::send_bytes{std::move(bytes)});
 }
 
 void framed_meter::reply(actions& out, std::string message, bool block) {

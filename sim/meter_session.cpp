@@ -34,4 +34,15 @@ drivers::meter_readings expected_readings(const meter_identity& identity, const 
   return expected_iec_readings(identity, faults, request, now);
 }
 
+bool send_until_drop(drivers::actions& out, std::string bytes, std::size_t& sent,
+                     const std::optional<std::size_t>& drop_after) {
+  const bool drop = drop_after && sent + bytes.size() >= *drop_after;
+  if (drop)
+    bytes.resize(*drop_after > sent ? *drop_after - sent : 0);
+  sent += bytes.size();
+  if (!bytes.empty() || !drop)
+    out.push_back(drivers::send_bytes{std::move(bytes)});
+  return drop;
+}
+
 } // namespace mts::sim

@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace mts::sim {
 
@@ -33,6 +35,12 @@ public:
   virtual const drivers::line_settings& line() const = 0;
   virtual bool closed() const = 0;
 };
+
+// Queues `bytes` to send, honouring the drop_after_bytes fault: `sent` counts the bytes sent
+// this session; when they reach `drop_after`, only the bytes up to it go out and the result
+// is true (the caller then closes the link).
+bool send_until_drop(drivers::actions& out, std::string bytes, std::size_t& sent,
+                     const std::optional<std::size_t>& drop_after);
 
 // The session of a meter speaking identity.driver (a simulated driver: sim/sim_config.hpp
 // check_simulated_driver). `config` carries the common timing; the IEC meter also its own

@@ -9,11 +9,11 @@ The server and the simulators read one configuration file, so both know the conf
 types. Every test request is submitted at once in setUpClass (one server, one `mts-sim` per
 meter) so the sessions overlap; the longest is the 10-day survey through small PDUs."""
 
-import time
 import unittest
 
 from harness import Server
-from test_engine import START, SimulatedMeters, comparable, days_before_today, predicted, request_for
+from test_engine import (START, SimulatedMeters, comparable, days_before_today, predicted, request_for,
+                         wait_all_done)
 from test_modem import SimulatedModem, modem_server, phone_request
 
 POLL_LIMIT = 300.0  # seconds for every test to leave PENDING (the longest takes well under a minute)
@@ -81,16 +81,8 @@ class DlmsTest(unittest.TestCase):
             cls.add("survey_gaps", "DLMS-HDLC", ("survey_gaps=%s03:00:00Z,%s03:30:00Z,%s23:30:00Z" %
                                                  (gap_day, gap_day, gap_day),), seed=24)
             cls.add("reject_password_fault", "DLMS-MD5", ("reject_password",), seed=25)
-            cls.statuses = {}
-            deadline = time.monotonic() + POLL_LIMIT
-            pending = dict(cls.cases)
-            while pending and time.monotonic() < deadline:
-                for name, (_, _, _, test_id) in list(pending.items()):
-                    st = cls.server.request("GET", "test-status?testId=%d" % test_id).json
-                    if st["resultSummary"] != "PENDING":
-                        cls.statuses[name] = st
-                        del pending[name]
-                time.sleep(0.5)
+            cls.statuses = wait_all_done(cls.server, {name: case[3] for name, case in cls.cases.items()},
+                                         POLL_LIMIT)
         except BaseException:
             cls.tearDownClass()
             raise

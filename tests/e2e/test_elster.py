@@ -10,11 +10,11 @@ so the sessions overlap and the wall time is about that of the longest one: the 
 survey, ~900 R1 packets (about 3.5 minutes at the driver's default 200 ms reaction delay, so
 the server runs with 20 ms)."""
 
-import time
 import unittest
 
 from harness import Server
-from test_engine import START, SimulatedMeters, comparable, days_before_today, predicted, request_for
+from test_engine import (START, SimulatedMeters, comparable, days_before_today, predicted, request_for,
+                         wait_all_done)
 
 POLL_LIMIT = 600.0  # seconds for every test to leave PENDING (generous: the longest takes ~1 min)
 
@@ -70,16 +70,8 @@ class ElsterTest(unittest.TestCase):
             cls.add("error_register", a1140, ("error_register=0x80000101",), seed=17)
             cls.add("pace_baud", a1700, ("pace_baud=9600",), seed=18)
             cls.add("err5_too_often", a1140, ("password_timeout_after_reads=2",), seed=19)
-            cls.statuses = {}
-            deadline = time.monotonic() + POLL_LIMIT
-            pending = dict(cls.cases)
-            while pending and time.monotonic() < deadline:
-                for name, (_, _, _, test_id) in list(pending.items()):
-                    st = cls.server.request("GET", "test-status?testId=%d" % test_id).json
-                    if st["resultSummary"] != "PENDING":
-                        cls.statuses[name] = st
-                        del pending[name]
-                time.sleep(0.5)
+            cls.statuses = wait_all_done(cls.server, {name: case[3] for name, case in cls.cases.items()},
+                                         POLL_LIMIT)
         except BaseException:
             cls.tearDownClass()
             raise

@@ -138,6 +138,22 @@ def wait_done(srv, test_id):
     raise AssertionError("test %d still PENDING after %.0f s" % (test_id, POLL_LIMIT))
 
 
+def wait_all_done(srv, test_ids, limit):
+    """Polls test-status until every test of {name: test id} left PENDING or `limit` seconds
+    passed; returns {name: status} of those that finished (the others are left out)."""
+    statuses = {}
+    deadline = time.monotonic() + limit
+    pending = dict(test_ids)
+    while pending and time.monotonic() < deadline:
+        for name, test_id in list(pending.items()):
+            st = srv.request("GET", "test-status?testId=%d" % test_id).json
+            if st["resultSummary"] != "PENDING":
+                statuses[name] = st
+                del pending[name]
+        time.sleep(0.5)
+    return statuses
+
+
 def comparable(status):
     """The parts of a test-status that `mts-sim expect` predicts."""
     regs = [{k: v for k, v in r.items() if k != "timestamp"} for r in status.get("registerValues", [])]
