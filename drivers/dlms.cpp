@@ -17,8 +17,11 @@ using dlms_data = dlms::data;
 // and method 8, reply_to_HLS_authentication (first method at +0x20, then 8 per method).
 constexpr std::uint16_t sn_object_list = 0xFA08;
 constexpr std::uint16_t sn_reply_to_hls = 0xFA58;
-// A block transfer that joins more than this is refused (a hostile meter cannot exhaust memory).
-constexpr std::size_t max_joined = std::size_t{16} << 20;
+// A block transfer that joins more than this is refused, so a hostile meter cannot exhaust
+// memory: decoded, a byte of A-XDR can become one value node (about 100 bytes), so 4 MiB bound
+// a session's decoded reply to about 400 MB in the worst case. A 90-day half-hourly profile of
+// six channels is about 0.2 MiB; a 30-day one-minute profile about 2 MiB.
+constexpr std::size_t max_joined = std::size_t{4} << 20;
 
 std::uint8_t first_byte(std::string_view apdu) { return apdu.empty() ? 0 : static_cast<std::uint8_t>(apdu[0]); }
 

@@ -373,7 +373,9 @@ data decode_at(std::string_view in, std::size_t& pos, int depth) {
       throw axdr_error(std::string("A-XDR: truncated ") + tag_name(t));
     data d;
     d.type = t;
-    d.items.reserve(n);
+    // Reserved up to a small count only: nested arrays that each claim the rest of the input
+    // must not reserve many times the input's size before their elements are read.
+    d.items.reserve(std::min<std::size_t>(n, 1024));
     for (std::size_t i = 0; i < n; ++i)
       d.items.push_back(decode_at(in, pos, depth + 1));
     return d;

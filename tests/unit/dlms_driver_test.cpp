@@ -497,6 +497,32 @@ TEST_CASE("dlms driver: block transfer joins GET-Response-With-Datablock parts",
   CHECK(s.driver->readings().status_events == survey_events);
 }
 
+TEST_CASE("dlms driver: a block transfer that never ends is refused at 4 MiB", "[dlms][driver]") {
+  session s(test_config(false), survey_request());
+  s.open(aarq_ln);
+  s.exchange(aare_ok, get_serial);
+  read_serial_and_clock(s);
+  read_registers(s, get_columns);
+  s.exchange(get_ok(profile_columns), get_period);
+  s.exchange(get_ok(u32(1800)), get_su_1_29);
+  s.exchange(get_ok(scaler_unit(0, 30)), get_su_2_29);
+  s.exchange(get_ok(scaler_unit(1, 30)), get_buffer);
+  // Blocks of 60,000 bytes, never the last: 69 of them (4,140,000 bytes) are taken and the
+  // next asked for; the 70th would pass 4 MiB (4,194,304 bytes): the driver gives up.
+  const std::string part(60000, '\x00');
+  for (std::uint32_t n = 1; n <= 69; ++n) {
+    std::string next = hex("C0 02 C1");
+    next += static_cast<char>(n >> 24);
+    next += static_cast<char>(n >> 16 & 0xFF);
+    next += static_cast<char>(n >> 8 & 0xFF);
+    next += static_cast<char>(n & 0xFF);
+    s.exchange(get_block(n, false, part), next);
+  }
+  s.exchange(get_block(70, false, part), rlrq);
+  s.released(failure_kind::transient, "malformed reply to load profile read: block transfer longer than 4194304 bytes");
+  CHECK(s.driver->readings().registers); // what was read before is kept
+}
+
 TEST_CASE("dlms driver: a refused range read falls back to reading by entry", "[dlms][driver]") {
   session s(test_config(false), survey_request());
   s.open(aarq_ln);
