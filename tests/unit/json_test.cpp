@@ -212,6 +212,22 @@ TEST_CASE("serialize writes compact arrays and objects in insertion order", "[js
   CHECK(serialize(o) == R"({"z":1,"a":[true,null,"s",2.5],"m":{},"e":[]})");
 }
 
+// Fuzzing finding (fuzz/json.cpp, docs/testing.md): a double that is a whole number beyond the
+// integers the parser accepts (1e308, or a meter's register of 1e21) was written as a plain
+// integer, which the strict parser then refused ("number out of range"), so the server's own
+// output (e.g. a result's readings read back by mts-sim expect) did not parse.
+TEST_CASE("serialize writes huge whole doubles so that they parse back as the same double", "[json]") {
+  using boost::json::value;
+  for (double d : {1e21, -1e21, 1e308, -1e308, 18446744073709551616.0, std::numeric_limits<double>::max()}) {
+    INFO(d);
+    auto text = serialize(value(d));
+    auto v = accepted(text);
+    REQUIRE(v.is_double());
+    CHECK(v.get_double() == d);
+    CHECK(serialize(v) == text);
+  }
+}
+
 TEST_CASE("serialize output parses back to the same value", "[json]") {
   const std::string text =
       R"({"testId":12,"value":758.5,"neg":-3,"s":"x\"y","list":[1,2.25,false,null],"o":{"k":"v"}})";
