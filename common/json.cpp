@@ -3,6 +3,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -393,6 +394,12 @@ void write_double(std::string& out, double d) {
     return;
   }
   out.append(buf, r.ptr);
+  // A whole number beyond the integers the parser accepts (int64 and uint64) gets a fraction,
+  // so that it reads back as the same double instead of being refused as out of range.
+  constexpr double integers_end = 18446744073709551616.0;   // 2^64
+  constexpr double integers_begin = -9223372036854775808.0; // -2^63
+  if ((d >= integers_end || d < integers_begin) && std::find(buf, r.ptr, '.') == r.ptr)
+    out += ".0";
 }
 
 std::string serialize(const boost::json::value& v) {
