@@ -228,6 +228,17 @@ TEST_CASE("serialize writes huge whole doubles so that they parse back as the sa
   }
 }
 
+// Fuzzing finding (fuzz/json.cpp, docs/testing.md): negative zero (e.g. -1E-722, which
+// underflows) was written as "-0", which reads back as the integer 0 and is then written as
+// "0": what was written did not survive a second pass.
+TEST_CASE("serialize writes negative zero as 0", "[json]") {
+  using boost::json::value;
+  CHECK(serialize(value(-0.0)) == "0");
+  auto v = accepted("-1E-722");
+  CHECK(serialize(v) == "0");
+  CHECK(serialize(accepted(serialize(v))) == "0");
+}
+
 TEST_CASE("serialize output parses back to the same value", "[json]") {
   const std::string text =
       R"({"testId":12,"value":758.5,"neg":-3,"s":"x\"y","list":[1,2.25,false,null],"o":{"k":"v"}})";
