@@ -385,6 +385,9 @@ void write_double(std::string& out, double d) {
     out += "null";
     return;
   }
+  // Negative zero as "0": "-0" would read back as the integer 0, which writes as "0".
+  if (d == 0)
+    d = 0;
   // Fixed notation needs up to ~330 characters (DBL_MAX has 309 digits, the smallest
   // subnormal 324 decimals).
   char buf[400];
