@@ -3,6 +3,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -384,6 +385,9 @@ void write_double(std::string& out, double d) {
     out += "null";
     return;
   }
+  // Negative zero as "0": "-0" would read back as the integer 0, which writes as "0".
+  if (d == 0)
+    d = 0;
   // Fixed notation needs up to ~330 characters (DBL_MAX has 309 digits, the smallest
   // subnormal 324 decimals).
   char buf[400];
@@ -393,6 +397,12 @@ void write_double(std::string& out, double d) {
     return;
   }
   out.append(buf, r.ptr);
+  // A whole number beyond the integers the parser accepts (int64 and uint64) gets a fraction,
+  // so that it reads back as the same double instead of being refused as out of range.
+  constexpr double integers_end = 18446744073709551616.0;   // 2^64
+  constexpr double integers_begin = -9223372036854775808.0; // -2^63
+  if ((d >= integers_end || d < integers_begin) && std::find(buf, r.ptr, '.') == r.ptr)
+    out += ".0";
 }
 
 std::string serialize(const boost::json::value& v) {

@@ -23,7 +23,9 @@ constexpr std::size_t max_depth = 16;
 std::optional<boost::json::value> parse_strict(std::string_view text, std::string& error);
 
 // Compact JSON. Doubles use the shortest decimal that round-trips, never an exponent
-// (1.5 -> 1.5, 2.0 -> 2, 1e-7 -> 0.0000001); non-finite doubles become null.
+// (1.5 -> 1.5, 2.0 -> 2, 1e-7 -> 0.0000001); non-finite doubles become null, -0 becomes 0. A whole double
+// beyond the int64/uint64 range gets ".0" (1e21 -> 1000000000000000000000.0), so that what is
+// written always parses back, as the same double.
 std::string serialize(const boost::json::value& v);
 
 // The serializer's pieces, for writers that stream a large array straight to text instead of

@@ -467,7 +467,10 @@ void apply_modems(const toml::key& key, const toml::node& node, settings& s, std
       problems.push_back(problem_at(at, where + "." + problem));
     };
     bool ok = true;
-    for (auto&& [k, v] : table) {
+    for (auto&& [key, value] : table) {
+      // Named references: a lambda may not capture structured bindings before C++20 (clang).
+      const auto& k = key;
+      auto& v = value;
       const std::string name(k.str());
       auto text = [&](std::string& out) {
         if (auto str = v.as_string())

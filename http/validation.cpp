@@ -586,7 +586,10 @@ std::optional<search_query> validate_search(const query_params& params,
   std::optional<unix_seconds> from, to;
   bool from_bad = false, to_bad = false;
 
-  for (const auto& [param, value] : params) {
+  for (const auto& entry : params) {
+    // Named references: a lambda may not capture structured bindings before C++20 (clang).
+    const std::string& param = entry.first;
+    const std::string& value = entry.second;
     const auto* k = std::find_if(std::begin(known), std::end(known),
                                  [&](const auto& e) { return param == e.first; });
     if (k == std::end(known)) {

@@ -182,7 +182,7 @@ TEST_CASE("serialize writes numbers plainly", "[json]") {
   CHECK(serialize(value(-0.25)) == "-0.25");
   CHECK(serialize(value(0.1)) == "0.1");
   CHECK(serialize(value(1e-7)) == "0.0000001");
-  CHECK(serialize(value(1e21)) == "1000000000000000000000");
+  CHECK(serialize(value(1e21)) == "1000000000000000000000.0");
   CHECK(serialize(value(758.123)) == "758.123");
   CHECK(serialize(value(std::numeric_limits<double>::infinity())) == "null");
   CHECK(serialize(value(-std::numeric_limits<double>::infinity())) == "null");
@@ -210,6 +210,33 @@ TEST_CASE("serialize writes compact arrays and objects in insertion order", "[js
   o["m"] = boost::json::object{};
   o["e"] = boost::json::array{};
   CHECK(serialize(o) == R"({"z":1,"a":[true,null,"s",2.5],"m":{},"e":[]})");
+}
+
+// Fuzzing finding (fuzz/json.cpp, docs/testing.md): a double that is a whole number beyond the
+// integers the parser accepts (1e308, or a meter's register of 1e21) was written as a plain
+// integer, which the strict parser then refused ("number out of range"), so the server's own
+// output (e.g. a result's readings read back by mts-sim expect) did not parse.
+TEST_CASE("serialize writes huge whole doubles so that they parse back as the same double", "[json]") {
+  using boost::json::value;
+  for (double d : {1e21, -1e21, 1e308, -1e308, 18446744073709551616.0, std::numeric_limits<double>::max()}) {
+    INFO(d);
+    auto text = serialize(value(d));
+    auto v = accepted(text);
+    REQUIRE(v.is_double());
+    CHECK(v.get_double() == d);
+    CHECK(serialize(v) == text);
+  }
+}
+
+// Fuzzing finding (fuzz/json.cpp, docs/testing.md): negative zero (e.g. -1E-722, which
+// underflows) was written as "-0", which reads back as the integer 0 and is then written as
+// "0": what was written did not survive a second pass.
+TEST_CASE("serialize writes negative zero as 0", "[json]") {
+  using boost::json::value;
+  CHECK(serialize(value(-0.0)) == "0");
+  auto v = accepted("-1E-722");
+  CHECK(serialize(v) == "0");
+  CHECK(serialize(accepted(serialize(v))) == "0");
 }
 
 TEST_CASE("serialize output parses back to the same value", "[json]") {
