@@ -477,8 +477,8 @@ TEST_CASE("dlms driver: LLS sends the password in the AARQ (the notes' vector)",
                          "the meter type needs a password (high-sha1 authentication)");
 }
 
-TEST_CASE("dlms driver: block transfer joins GET-Response-With-Datablock parts", "[dlms][driver]") {
-  session s(test_config(false), survey_request());
+// A wrapper session up to its GET of the profile buffer (everything before answered).
+void read_up_to_buffer(session& s) {
   s.open(aarq_ln);
   s.exchange(aare_ok, get_serial);
   read_serial_and_clock(s);
@@ -487,6 +487,11 @@ TEST_CASE("dlms driver: block transfer joins GET-Response-With-Datablock parts",
   s.exchange(get_ok(u32(1800)), get_su_1_29);
   s.exchange(get_ok(scaler_unit(0, 30)), get_su_2_29);
   s.exchange(get_ok(scaler_unit(1, 30)), get_buffer);
+}
+
+TEST_CASE("dlms driver: block transfer joins GET-Response-With-Datablock parts", "[dlms][driver]") {
+  session s(test_config(false), survey_request());
+  read_up_to_buffer(s);
   // The buffer in three blocks cut anywhere; GET-Request-Next names the block just received.
   const auto raw = d::encode(profile_rows);
   const std::size_t a = 7, b = raw.size() / 2;
@@ -499,14 +504,7 @@ TEST_CASE("dlms driver: block transfer joins GET-Response-With-Datablock parts",
 
 TEST_CASE("dlms driver: a block transfer that never ends is refused at 4 MiB", "[dlms][driver]") {
   session s(test_config(false), survey_request());
-  s.open(aarq_ln);
-  s.exchange(aare_ok, get_serial);
-  read_serial_and_clock(s);
-  read_registers(s, get_columns);
-  s.exchange(get_ok(profile_columns), get_period);
-  s.exchange(get_ok(u32(1800)), get_su_1_29);
-  s.exchange(get_ok(scaler_unit(0, 30)), get_su_2_29);
-  s.exchange(get_ok(scaler_unit(1, 30)), get_buffer);
+  read_up_to_buffer(s);
   // Blocks of 60,000 bytes, never the last: 69 of them (4,140,000 bytes) are taken and the
   // next asked for; the 70th would pass 4 MiB (4,194,304 bytes): the driver gives up.
   const std::string part(60000, '\x00');
@@ -525,14 +523,7 @@ TEST_CASE("dlms driver: a block transfer that never ends is refused at 4 MiB", "
 
 TEST_CASE("dlms driver: a refused range read falls back to reading by entry", "[dlms][driver]") {
   session s(test_config(false), survey_request());
-  s.open(aarq_ln);
-  s.exchange(aare_ok, get_serial);
-  read_serial_and_clock(s);
-  read_registers(s, get_columns);
-  s.exchange(get_ok(profile_columns), get_period);
-  s.exchange(get_ok(u32(1800)), get_su_1_29);
-  s.exchange(get_ok(scaler_unit(0, 30)), get_su_2_29);
-  s.exchange(get_ok(scaler_unit(1, 30)), get_buffer);
+  read_up_to_buffer(s);
   SECTION("a data-access-result") { s.exchange(get_error(250), get_entries); }
   SECTION("an ExceptionResponse") { s.exchange(hex("D8 01 02"), get_entries); }
   // 100 entries; the meter's clock said 12:00:05: n = ceil(43205 / 1800) + 2 = 27 -> entries 74..100.
