@@ -61,4 +61,11 @@ std::string unpack(std::string_view packed) {
   return out;
 }
 
+void pack_outcome(test_outcome& outcome) {
+  if (outcome.packed_readings.empty())
+    outcome.packed_readings = pack(outcome.readings_json);
+  if (outcome.packed_transcript.empty())
+    outcome.packed_transcript = pack(outcome.transcript_json);
+}
+
 } // namespace mts::packed_json

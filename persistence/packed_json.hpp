@@ -18,6 +18,8 @@
 //   bytes 5-    the zlib stream (deflate with the Adler-32 of the text)
 // The empty text packs to the empty value. A future format takes another first byte; readers
 // refuse a format they do not know instead of guessing.
+#include "common/model.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -38,5 +40,9 @@ std::string pack(std::string_view json);
 
 // The text `packed` was made from ("" for ""); throws corrupt when it cannot be decoded.
 std::string unpack(std::string_view packed);
+
+// Packs an outcome's readings and transcript into packed_readings / packed_transcript, unless
+// they are packed already. The test actor calls it on its own thread when the test ends.
+void pack_outcome(test_outcome& outcome);
 
 } // namespace mts::packed_json
