@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <type_traits>
 
 namespace mts {
@@ -38,6 +39,10 @@ auto guarded_find(const char* what, app_errc missing, F&& f)
 }
 
 using persistence_ptr = persistence_actor::stateful_pointer<persistence_state>;
+
+std::int64_t microseconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t).count();
+}
 
 // Runs one write through the store, recording its start and result in the writer's health;
 // a change of verdict is logged once (failing, and writable again).
@@ -207,6 +212,29 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
       } catch (const std::exception& e) {
         spdlog::warn("storage: recording token use failed: {}", e.what());
       }
+    },
+    [st, wh](convert_atom, const std::vector<packed_row>& rows, test_id converted_to)
+        -> caf::result<conversion_progress> {
+      return guarded_write(*wh, "store converted rows", [&] { return st->store_packed(rows, converted_to); });
+    },
+    [st, wh](purge_atom, const purge_step& step) -> caf::result<purge_step_result> {
+      return guarded_write(*wh, "purge", [&] {
+        const auto started = std::chrono::steady_clock::now();
+        auto result = st->purge(step);
+        result.duration_us = microseconds_since(started);
+        return result;
+      });
+    },
+    [st, wh](vacuum_atom, std::int64_t pages) -> caf::result<vacuum_step_result> {
+      return guarded_write(*wh, "release free pages", [&] {
+        const auto started = std::chrono::steady_clock::now();
+        vacuum_step_result result{st->release_free_pages(pages), 0};
+        result.duration_us = microseconds_since(started);
+        return result;
+      });
+    },
+    [st](space_atom) -> caf::result<storage_space> {
+      return guarded("read the database size", [&] { return st->space(); });
     },
     [st, wh](health_atom) {
       try {

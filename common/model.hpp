@@ -128,6 +128,7 @@ struct purge_step_result {
   std::int64_t deleted = 0;
   std::int64_t next_after = 0; // where the next step of the pass starts
   bool done = false;           // the pass has looked at every row received before the cutoff
+  std::int64_t duration_us = 0; // how long the step held the writer (its transaction)
 };
 
 // The database's size.
@@ -139,6 +140,12 @@ struct storage_space {
   bool incremental_vacuum = false; // free pages can be given back to the file system
   std::int64_t bytes() const { return pages * page_size; }
   std::int64_t free_bytes() const { return free_pages * page_size; }
+};
+
+// What one step giving free pages back did: the size after it, and how long it held the writer.
+struct vacuum_step_result {
+  storage_space space;
+  std::int64_t duration_us = 0;
 };
 
 // How far the conversion of rows from before the compact encoding has come (schema version 5).
