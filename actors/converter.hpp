@@ -25,7 +25,7 @@
 namespace mts {
 
 struct converter_config {
-  std::int64_t step_rows = 200;          // tests per step
+  std::int64_t step_rows = 100;          // tests per step
   std::chrono::seconds retry_delay{60};  // after a failed step
   std::chrono::seconds log_every{60};    // progress lines while it runs
 };

@@ -21,6 +21,15 @@ std::int64_t& deleted(retention_state& st, purge_kind kind) {
   return st.deleted[static_cast<std::size_t>(kind)];
 }
 
+const char* kind_name(purge_kind kind) {
+  switch (kind) {
+    case purge_kind::completed_tests: return "completed tests";
+    case purge_kind::transcripts: return "transcripts";
+    case purge_kind::empty_batches: return "empty batches";
+  }
+  return "rows";
+}
+
 void next_step(self_ptr self);
 
 // The pass is over (completely, or cut short by a failure): record, log, and arm the next one.
@@ -86,6 +95,8 @@ void release(self_ptr self, const storage_space& space) {
         st.released_pages += before - r.space.free_pages;
         ++st.steps;
         st.longest_step_us = std::max(st.longest_step_us, r.duration_us);
+        spdlog::debug("storage: gave {} free pages back in {:.1f} ms", before - r.space.free_pages,
+                      static_cast<double>(r.duration_us) / 1000.0);
         if (r.space.free_pages >= before) // nothing moved: stop rather than loop
           end_pass(self, r.space, "");
         else
@@ -114,6 +125,8 @@ void next_step(self_ptr self) {
         deleted(st, step.kind) += r.deleted;
         ++st.steps;
         st.longest_step_us = std::max(st.longest_step_us, r.duration_us);
+        spdlog::debug("storage: purge step: {} {} deleted after id {} in {:.1f} ms", r.deleted, kind_name(step.kind),
+                      step.after, static_cast<double>(r.duration_us) / 1000.0);
         if (r.done)
           ++st.phase;
         else

@@ -33,8 +33,8 @@ struct retention_config {
   std::int64_t retain_completed_days = 400; // 0: keep completed tests forever
   std::int64_t retain_transcripts_days = 30; // 0: keep transcripts as long as their tests
   std::chrono::seconds interval{3600};
-  std::int64_t step_rows = 200;
-  std::int64_t vacuum_step_pages = 2048;
+  std::int64_t step_rows = 100;
+  std::int64_t vacuum_step_pages = 512;
   // The wall clock (UTC); injected so tests can pin it.
   std::function<unix_seconds()> clock;
 };

@@ -60,7 +60,7 @@ struct storage_settings {
   std::int64_t retain_completed_days = 400; // 0: keep completed tests forever
   std::int64_t retain_transcripts_days = 30; // 0: keep transcripts as long as their tests
   std::int64_t purge_interval_seconds = 3600;
-  std::int64_t maintenance_step_rows = 200; // rows a purge or conversion step handles in one transaction
+  std::int64_t maintenance_step_rows = 100; // rows a purge or conversion step handles in one transaction
 };
 
 struct rate_limit_settings {

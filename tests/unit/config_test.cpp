@@ -281,7 +281,7 @@ TEST_CASE("config: the retention keys, and that they change on SIGHUP", "[config
   CHECK(s.storage.retain_completed_days == 400);
   CHECK(s.storage.retain_transcripts_days == 30);
   CHECK(s.storage.purge_interval_seconds == 3600);
-  CHECK(s.storage.maintenance_step_rows == 200);
+  CHECK(s.storage.maintenance_step_rows == 100);
   // 0 keeps forever; a transcript retention longer than the tests' is allowed (a transcript
   // goes with its test in any case).
   CHECK(load_error(std::nullopt, {"storage.retain_completed_days=0", "storage.retain_transcripts_days=0"}).empty());
