@@ -73,7 +73,8 @@ void step(self_ptr self) {
       self->quit();
       return;
     }
-    auto chunk = st.db->text_rows(st.progress.converted_to, st.progress.last_test_id, st.config.step_rows);
+    auto chunk = st.db->text_rows(st.progress.converted_to, st.progress.last_test_id, st.config.step_rows,
+                                  st.config.step_bytes);
     end = chunk.end;
     rows.reserve(chunk.rows.size());
     for (auto& r : chunk.rows) {
@@ -89,10 +90,14 @@ void step(self_ptr self) {
     retry_later(self, std::string("reading failed: ") + e.what());
     return;
   }
+  const auto packed = rows.size();
+  const auto sent = steady::now();
   self->request(st.persistence, storage_timeout, convert_atom::value, std::move(rows), end)
     .then(
-      [self, end](conversion_progress& progress) {
+      [self, end, packed, sent](conversion_progress& progress) {
         auto& st = self->state;
+        spdlog::debug("storage: conversion step: {} rows up to test {} stored in {:.1f} ms (round trip to the writer)",
+                      packed, end, seconds_since(sent) * 1000.0);
         st.progress = progress;
         ++st.steps;
         record(self);

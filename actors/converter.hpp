@@ -4,11 +4,12 @@
 // the background, one chunk at a time, and quits when none is left. A database created by
 // version 5 or later has nothing to convert; the actor then quits at once.
 //
-// - A step reads the next chunk of tests (storage.maintenance_step_rows of them) on the
-//   actor's own read-only connection, packs their texts on its own thread, and sends the
-//   packed rows to the PERSISTENCE actor, which stores them with the progress in one short
-//   transaction. The writer is held only for that write; requests that reached it meanwhile go
-//   first.
+// - A step reads the next chunk of tests (storage.maintenance_step_rows of them, or fewer when
+//   their text passes step_bytes: an old 10-day result frees ~35 pages of text when it is
+//   rewritten, ten times a purged row's) on the actor's own read-only connection, packs their
+//   texts on its own thread, and sends the packed rows to the PERSISTENCE actor, which stores
+//   them with the progress in one short transaction. The writer is held only for that write;
+//   requests that reached it meanwhile go first.
 // - Crash-safe: a step and its progress are one transaction, so a conversion interrupted at any
 //   point goes on after the next start from its last step; readers take either form at every
 //   moment, so API answers are the same before, during and after.
@@ -25,7 +26,8 @@
 namespace mts {
 
 struct converter_config {
-  std::int64_t step_rows = 100;          // tests per step
+  std::int64_t step_rows = 100;          // tests per step, at most
+  std::int64_t step_bytes = 4 << 20;     // text per step, at most (a 10-day result is ~142 kB)
   std::chrono::seconds retry_delay{60};  // after a failed step
   std::chrono::seconds log_every{60};    // progress lines while it runs
 };

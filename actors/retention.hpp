@@ -34,7 +34,7 @@ struct retention_config {
   std::int64_t retain_transcripts_days = 30; // 0: keep transcripts as long as their tests
   std::chrono::seconds interval{3600};
   std::int64_t step_rows = 100;
-  std::int64_t vacuum_step_pages = 512;
+  std::int64_t vacuum_step_pages = 128;
   // The wall clock (UTC); injected so tests can pin it.
   std::function<unix_seconds()> clock;
 };

@@ -314,7 +314,7 @@ def real_results(work, count):
     finally:
         sim.stop()
     db = sqlite3.connect(srv.db)
-    cols = [r[1] for r in db.execute("PRAGMA table_info(tests)") if r[1] not in ("id", "batch_id")]
+    cols = [r[1] for r in db.execute("PRAGMA table_info(tests)") if r[1] not in ("id", "batch_id", "readings_json")]
     rows = db.execute("SELECT %s FROM tests WHERE readings IS NOT NULL" % ", ".join(cols)).fetchall()
     transcripts = [r[0] for r in db.execute("SELECT transcript FROM test_transcripts ORDER BY test_id")]
     db.close()
@@ -350,6 +350,17 @@ def fill(db_path, cols, rows, transcripts, count, age_days, legacy=False):
     db.close()
 
 
+def step_durations(text):
+    """The purge and vacuum steps' durations (ms) from the server's debug lines."""
+    out = {"purge": [], "vacuum": [], "conversion": []}
+    for line in text.splitlines():
+        m = re.search(r"(purge step: .* in|free pages back in|conversion step: .* stored in) ([\d.]+) ms", line)
+        if m:
+            kind = "purge" if "purge step" in line else "vacuum" if "pages back" in line else "conversion"
+            out[kind].append(float(m.group(2)))
+    return {k: summary(v) for k, v in out.items() if v}
+
+
 def latency_while(srv, done, sample=50):
     """test-request latency in ms while done() is false, then the same number after it."""
     api = srv.api
@@ -362,7 +373,7 @@ def latency_while(srv, done, sample=50):
 
 def purge(args, work):
     cols, rows, transcripts = real_results(work, args.source_tests)
-    overrides = ["--storage.retain_completed_days=400", "--storage.purge_interval_seconds=86400"]
+    overrides = ["--storage.retain_completed_days=400", "--storage.purge_interval_seconds=86400", "--log.level=debug"]
     if args.step_rows:
         overrides.append("--storage.maintenance_step_rows=%d" % args.step_rows)
     srv = Server(work, "purge", overrides=overrides)
@@ -373,7 +384,7 @@ def purge(args, work):
     latency = latency_while(srv, lambda: "purge pass" in srv.log())
     srv.stop()
     line = pass_line(srv.log())
-    return {"rows": args.rows, "dbMBBefore": round(before / 1e6, 1), "pass": line,
+    return {"rows": args.rows, "dbMBBefore": round(before / 1e6, 1), "pass": line, "stepMs": step_durations(srv.log()),
             "rowsPerSecond": round(line["purgedTests"] / line["passSeconds"]) if line["passSeconds"] else None,
             "secondsPerMillionRows": round(line["passSeconds"] * 1e6 / args.rows, 1),
             "dbMBAfter": round(srv.db_bytes() / 1e6, 1), "testRequestMs": latency}
@@ -394,13 +405,17 @@ def convert(args, work):
     fill(srv.db, cols, rows, transcripts, args.rows, 1, legacy=True)
     before = srv.db_bytes()
     log("filled %d legacy rows: %.1f MB" % (args.rows, before / 1e6))
+    srv.overrides.append("--log.level=debug")
     startup = srv.start()
     latency = latency_while(srv, lambda: "conversion to the compact encoding complete" in srv.log())
+    srv.stop()
+    again = srv.start()  # the same database, migrated and converted: start-up without either
     srv.stop()
     m = re.search(r"conversion to the compact encoding complete \(tests \d+ to \d+, (\d+) steps, ([\d.]+) s\)",
                   srv.log())
     seconds = float(m.group(2))
     return {"rows": args.rows, "dbMBBefore": round(before / 1e6, 1), "startToServingSeconds": round(startup, 2),
+            "startToServingAfterSeconds": round(again, 2), "stepMs": step_durations(srv.log()),
             "migration": re.search(r"database ready \(schema version \d+[^)]*\)", srv.log()).group(0),
             "conversionSteps": int(m.group(1)), "conversionSeconds": seconds,
             "rowsPerSecond": round(args.rows / seconds), "hoursPerMillionRows": round(seconds * 1e6 / args.rows / 3600, 2),

@@ -816,13 +816,13 @@ conversion_progress store::conversion() {
   return guarded("read the conversion progress", [&] { return read_conversion(impl_->db); });
 }
 
-store::text_chunk store::text_rows(test_id after, test_id up_to, std::int64_t limit) {
+store::text_chunk store::text_rows(test_id after, test_id up_to, std::int64_t limit, std::int64_t max_bytes) {
   return guarded("read rows to convert", [&] {
     text_chunk out;
     out.end = up_to;
     // The chunk's tests and its transcripts from one snapshot.
     SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::DEFERRED);
-    std::int64_t seen = 0;
+    std::int64_t seen = 0, bytes = 0;
     {
       SQLite::Statement st(impl_->db, "SELECT id, CASE WHEN readings IS NULL THEN readings_json END FROM tests "
                                       "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?");
@@ -832,10 +832,14 @@ store::text_chunk store::text_rows(test_id after, test_id up_to, std::int64_t li
       while (st.executeStep()) {
         ++seen;
         const test_id id = st.getColumn(0).getInt64();
-        if (seen == limit)
-          out.end = id;
-        if (auto text = column_opt_text(st.getColumn(1)))
+        if (auto text = column_opt_text(st.getColumn(1))) {
+          bytes += static_cast<std::int64_t>(text->size());
           out.rows.push_back(text_row{id, std::move(text), std::nullopt});
+        }
+        if (seen == limit || bytes >= max_bytes) {
+          out.end = id;
+          break;
+        }
       }
     }
     SQLite::Statement st(impl_->db, "SELECT test_id, transcript_json FROM test_transcripts "

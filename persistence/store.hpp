@@ -111,9 +111,10 @@ public:
   // before are converted in small steps (actors/converter.hpp); readers accept both forms.
   // How far the conversion has come (complete() when there is nothing, or nothing left, to do).
   conversion_progress conversion();
-  // The next chunk to convert: the tests after `after`, at most `limit` of them, up to `up_to`.
-  // `rows` are those of the chunk whose readings or transcript are still stored as text, with
-  // those texts (one read transaction); the chunk covers ids (after, end].
+  // The next chunk to convert: the tests after `after`, at most `limit` of them, up to `up_to`,
+  // ending early once the readings read pass `max_bytes` of text (at least one test). `rows`
+  // are those of the chunk whose readings or transcript are still stored as text, with those
+  // texts (one read transaction); the chunk covers ids (after, end].
   struct text_row {
     test_id id = 0;
     std::optional<std::string> readings_json;
@@ -123,7 +124,7 @@ public:
     std::vector<text_row> rows;
     test_id end = 0;
   };
-  text_chunk text_rows(test_id after, test_id up_to, std::int64_t limit);
+  text_chunk text_rows(test_id after, test_id up_to, std::int64_t limit, std::int64_t max_bytes);
   // Writer: stores the packed forms of rows read by text_rows (each only if that row still
   // holds text: one deleted or converted meanwhile is left alone) and records the conversion as
   // done up to `converted_to`, in one transaction; answers the progress after it.

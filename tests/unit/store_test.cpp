@@ -1092,7 +1092,7 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
     CHECK(s.conversion().last_test_id == 5);
     served_as_before(s);
     // First step: tests 1 and 2.
-    const auto chunk = s.text_rows(0, 5, 2);
+    const auto chunk = s.text_rows(0, 5, 2, 1 << 20);
     CHECK(chunk.end == 2);
     REQUIRE(chunk.rows.size() == 2);
     CHECK(chunk.rows[0].readings_json == std::optional<std::string>(r1));
@@ -1108,7 +1108,7 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
   const auto resumed = s.conversion();
   CHECK(resumed.converted_to == 2);
   CHECK(resumed.last_test_id == 5);
-  auto chunk = s.text_rows(2, 5, 2); // tests 3 (nothing to convert) and 4 (a transcript)
+  auto chunk = s.text_rows(2, 5, 2, 1 << 20); // tests 3 (nothing to convert) and 4 (a transcript)
   CHECK(chunk.end == 4);
   REQUIRE(chunk.rows.size() == 1);
   CHECK(chunk.rows[0].id == 4);
@@ -1116,7 +1116,7 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
   CHECK(chunk.rows[0].transcript_json == std::optional<std::string>(t4));
   CHECK(s.store_packed(pack(chunk), chunk.end).converted_to == 4);
   // Test 5 is read, then deleted before its step is stored: the step does not bring it back.
-  chunk = s.text_rows(4, 5, 2);
+  chunk = s.text_rows(4, 5, 2, 1 << 20);
   CHECK(chunk.end == 5);
   REQUIRE(chunk.rows.size() == 1);
   { SQLite::Database(dir.db(), SQLite::OPEN_READWRITE).exec("DELETE FROM tests WHERE id = 5"); }
@@ -1135,6 +1135,17 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
   CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE id = 3 AND readings IS NOT NULL") == 1);
   // A database migrated this way cannot give pages back (created without auto_vacuum).
   CHECK_FALSE(s.space().incremental_vacuum);
+  // A chunk ends early once its text passes the byte budget (here at the first test).
+  {
+    store reread(dir.db(), store_mode::read_write, busy_ms);
+    SQLite::Database(dir.db(), SQLite::OPEN_READWRITE)
+        .exec("UPDATE tests SET readings_json = 'xxxxxxxxxx', readings = NULL WHERE id IN (1, 2)");
+    const auto budget = reread.text_rows(0, 4, 3, 5);
+    CHECK(budget.end == 1);
+    REQUIRE(budget.rows.size() == 1);
+    CHECK(budget.rows[0].readings_json == std::optional<std::string>("xxxxxxxxxx"));
+    CHECK(reread.text_rows(0, 4, 3, 1000).end == 3);
+  }
 }
 
 TEST_CASE("purge: completed tests older than the cutoff go, in bounded steps; pending and running ones stay",
