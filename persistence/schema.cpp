@@ -16,9 +16,10 @@ namespace {
 // its row is deleted: a cancelled test's id must stay unknown (DECISIONS "test-cancel"), and a
 // deleted token's id must not be inherited by a new token (caches and rate limits key on it).
 //
-// Batches: a batch row is never deleted by the product. batch-cancel deletes tests, not the
-// batch, so batch-status of a fully cancelled batch still finds the batch and answers
-// totalCount 0 (an unknown batch is a 400, a known empty one is not). tests.batch_id uses
+// Batches: batch-cancel deletes tests, not the batch, so batch-status of a fully cancelled batch
+// still finds the batch and answers totalCount 0 (an unknown batch is a 400, a known empty one
+// is not). (Since retention, actors/retention.hpp, a batch left without tests is deleted once
+// it is older than storage.retain_completed_days.) tests.batch_id uses
 // ON DELETE SET NULL only so that removing a batch row by hand (maintenance) cannot fail or
 // silently delete tests; the tests then simply stop belonging to a batch.
 const char* const migration_1 = R"SQL(
