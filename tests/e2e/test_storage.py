@@ -14,13 +14,13 @@ import json
 import signal
 import sqlite3
 import struct
-import time
 import unittest
 import zlib
 
 from harness import Server, fmt_utc, parse_utc, to_toml, utc_now
 import test_engine
 from test_engine import SimulatedMeters, days_before_today, request_for, wait_done
+from test_engine_scheduling import wait_until
 
 WAIT_LIMIT = 60.0  # seconds for a purge pass or a conversion to show
 DAY = 86400
@@ -36,13 +36,10 @@ def unpack(blob):
 
 
 def wait_for(what, check, srv):
-    deadline = time.monotonic() + WAIT_LIMIT
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("%s: not within %.0f s; log:\n%s" % (what, WAIT_LIMIT, srv.log()))
+    try:
+        return wait_until(what, check, WAIT_LIMIT)
+    except AssertionError as e:
+        raise AssertionError("%s; log:\n%s" % (e, srv.log())) from None
 
 
 def storage_status(srv):
