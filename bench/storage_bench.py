@@ -109,6 +109,11 @@ class Server:
             return f.read()
 
     def db_bytes(self):
+        """The database's size once checkpointed (the server stopped): a read-only connection
+        may have closed last and left the WAL beside it."""
+        db = sqlite3.connect(self.db)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
         return sum(os.path.getsize(p) for p in (self.db, self.db + "-wal") if os.path.exists(p))
 
 
