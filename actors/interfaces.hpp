@@ -20,6 +20,7 @@ namespace mts {
 
 struct scheduler_config;   // actors/scheduler.hpp
 struct test_runner_config; // actors/test_runner.hpp
+struct retention_config;   // actors/retention.hpp
 
 // ---- atoms (at most 10 characters, letters, digits and '_') ----
 using insert_atom = caf::atom_constant<caf::atom("insert")>;
@@ -51,6 +52,10 @@ using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using keys_atom = caf::atom_constant<caf::atom("keys")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
+using convert_atom = caf::atom_constant<caf::atom("convert")>;
+using purge_atom = caf::atom_constant<caf::atom("purge")>;
+using vacuum_atom = caf::atom_constant<caf::atom("vacuum")>;
+using space_atom = caf::atom_constant<caf::atom("space")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -112,6 +117,16 @@ using persistence_actor = caf::typed_actor<
   // Probe: commit one tiny write, recording the result in the writer's health
   // (service-status sends it when the last verdict is older than a second).
   caf::reacts_to<health_atom>,
+  // Compact storage: store one converted chunk, the rows packed, the conversion done up to the
+  // id; answers the progress after it (actors/converter.hpp).
+  caf::replies_to<convert_atom, std::vector<packed_row>, test_id>::with<conversion_progress>,
+  // Retention: one purge step in one transaction (actors/retention.hpp); the answer says how long
+  // it held the writer.
+  caf::replies_to<purge_atom, purge_step>::with<purge_step_result>,
+  // Give at most this many free pages back to the file system; answers the size after it.
+  caf::replies_to<vacuum_atom, std::int64_t>::with<vacuum_step_result>,
+  // The database's size.
+  caf::replies_to<space_atom>::with<storage_space>,
   // Internal (the actor sends it to itself): commit the test starts and results waiting.
   caf::reacts_to<flush_atom>>;
 
@@ -125,6 +140,20 @@ using reader_actor = caf::typed_actor<
   caf::replies_to<search_atom, search_query>::with<search_page>,
   // test-transcript: the stored transcript JSON array text, "" if none (error unknown_test).
   caf::replies_to<get_atom, transcript_atom, test_id>::with<std::string>>;
+
+// The CONVERTER converts rows stored before the compact encoding, one step at a time, in the
+// background (actors/converter.hpp).
+using converter_actor = caf::typed_actor<
+  // Internal (it sends it to itself): convert the next chunk.
+  caf::reacts_to<convert_atom>>;
+
+// The RETENTION actor purges what is older than the retention settings, in steps, and keeps
+// the storage figures service-status shows (actors/retention.hpp).
+using retention_actor = caf::typed_actor<
+  // Run a purge pass now, unless one is running (its own timer sends it every interval).
+  caf::reacts_to<tick_atom>,
+  // A configuration reload: the retention periods, interval and step size from the next pass on.
+  caf::reacts_to<reload_atom, std::shared_ptr<const retention_config>>>;
 
 // The EXECUTOR runs one test to its end (all attempts) and answers the outcome. It spawns one
 // TEST actor per run and delegates the request to it (actors/executor.hpp).
@@ -204,3 +233,10 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::scheduler_config>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::test_runner_config>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::retention_config>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::packed_row>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::conversion_progress)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::purge_step)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::purge_step_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::storage_space)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::vacuum_step_result)

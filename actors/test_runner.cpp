@@ -1,6 +1,7 @@
 #include "actors/test_runner.hpp"
 
 #include "drivers/outcome.hpp"
+#include "persistence/packed_json.hpp"
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -45,6 +46,9 @@ void complete(self_ptr self) {
   outcome.connection_end_time = st.connection_end;
   outcome.connection_attempts = st.attempt;
   outcome.transcript_json = transcripts_json(st.transcripts);
+  // Compressed here, on this actor's thread, not by the one database writer (a thousand tests
+  // ending at once would make it compress a thousand results in a row).
+  packed_json::pack_outcome(outcome);
   spdlog::info("test {}: {} after {} attempt(s)", st.record.id, outcome.result, st.attempt);
   st.promise.deliver(std::move(outcome));
   self->quit();

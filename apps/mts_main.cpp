@@ -8,7 +8,9 @@
 // free; the --section.key=value overrides are the arguments it leaves over.
 #include "actors/connection.hpp"
 #include "actors/executor.hpp"
+#include "actors/converter.hpp"
 #include "actors/persistence.hpp"
+#include "actors/retention.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/serial_connection.hpp"
 #include "config/settings.hpp"
@@ -97,6 +99,17 @@ void runner_settings(test_runner_config& c, const settings& s, std::shared_ptr<c
   c.modem_guard_time = std::chrono::milliseconds(s.modems.guard_time_ms);
 }
 
+// The retention actor's settings (all of them change on SIGHUP), from `s`.
+retention_config retention_settings(const settings& s) {
+  retention_config c;
+  c.retain_completed_days = s.storage.retain_completed_days;
+  c.retain_transcripts_days = s.storage.retain_transcripts_days;
+  c.interval = std::chrono::seconds(s.storage.purge_interval_seconds);
+  c.step_rows = s.storage.maintenance_step_rows;
+  c.clock = [] { return now_utc(); };
+  return c;
+}
+
 // The meter types of `s` as a registry, with a log line each.
 std::shared_ptr<const meter_type_registry> meter_types_of(const settings& s) {
   auto types = std::make_shared<const meter_type_registry>(s.meter_types);
@@ -153,15 +166,32 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer, writer_state);
   writer.reset();
   std::vector<reader_actor> readers;
+  auto storage = std::make_shared<storage_stats>(); // the size and what was purged, for service-status
+  converter_actor converter_hdl;
   try {
     for (std::int64_t i = 0; i < s.storage.reader_count; ++i)
       readers.push_back(sys.spawn<caf::detached>(
         reader, std::make_shared<store>(s.storage.path, store_mode::read_only, s.storage.busy_timeout_ms)));
+    // Rows stored before the compact encoding are converted in the background (it quits at
+    // once when there are none).
+    converter_config conversion;
+    conversion.step_rows = s.storage.maintenance_step_rows;
+    converter_hdl = sys.spawn<caf::detached>(
+      converter, std::make_shared<store>(s.storage.path, store_mode::read_only, s.storage.busy_timeout_ms),
+      persistence_hdl, storage, conversion);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open a read-only database connection: {}", e.what());
+    for (auto& r : readers)
+      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(persistence_hdl, caf::exit_reason::user_shutdown);
     return 1;
   }
+  spdlog::info("storage: retention: completed tests {}, transcripts {}; purge every {} s in steps of {} rows",
+               s.storage.retain_completed_days ? std::to_string(s.storage.retain_completed_days) + " days" : "forever",
+               s.storage.retain_transcripts_days ? std::to_string(s.storage.retain_transcripts_days) + " days"
+                                                 : "as long as their tests",
+               s.storage.purge_interval_seconds, s.storage.maintenance_step_rows);
+  auto retention_hdl = sys.spawn(retention, retention_settings(s), persistence_hdl, storage);
   // The meter types, built once from the configuration and handed to whoever needs them.
   auto types = meter_types_of(s);
   // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
@@ -189,6 +219,10 @@ int serve(const settings& s, const std::function<settings()>& reload) {
                         });
   auto shutdown_actors = [&] {
     caf::anon_send_exit(scheduler_hdl, caf::exit_reason::user_shutdown);
+    // A purge or conversion step in flight is finished by the persistence actor (one
+    // transaction); the next start goes on from there.
+    caf::anon_send_exit(retention_hdl, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(converter_hdl, caf::exit_reason::user_shutdown);
     // Running tests end with the executor (they are linked to it); they stay RUNNING in the
     // database and the next start-up's recovery runs them again.
     caf::anon_send_exit(executor_hdl, caf::exit_reason::user_shutdown);
@@ -212,7 +246,7 @@ int serve(const settings& s, const std::function<settings()>& reload) {
     try {
       server = std::make_unique<api_server>(
         s, cert_file, key_file,
-        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state, types}, *trusted);
+        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state, types, storage}, *trusted);
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
@@ -250,6 +284,8 @@ int serve(const settings& s, const std::function<settings()>& reload) {
       caf::anon_send(executor_hdl, reload_atom::value, std::shared_ptr<const test_runner_config>(std::move(next_runner)));
       caf::anon_send(scheduler_hdl, reload_atom::value,
                      std::make_shared<const scheduler_config>(scheduler_settings(in_force, next_types, modems)));
+      caf::anon_send(retention_hdl, reload_atom::value,
+                     std::make_shared<const retention_config>(retention_settings(in_force)));
       spdlog::info("SIGHUP: configuration reloaded; running tests finish with the settings they started with");
     };
     std::thread signal_thread([&] {

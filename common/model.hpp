@@ -50,6 +50,11 @@ struct test_outcome {
   // JSON array text of the attempts' transcripts (actors/transcript.hpp); empty when none
   // were recorded (scheduler.transcript_max_bytes = 0, or the test never ran).
   std::string transcript_json;
+  // The two texts above in the form the store keeps (persistence/packed_json.hpp), when the
+  // outcome's producer packed them (the test actor does, on its own thread, so that the one
+  // database writer does not spend its time compressing). Empty: the store packs the text.
+  std::string packed_readings;
+  std::string packed_transcript;
 };
 
 // A stored test as test-status, batch-status and test-search see it.
@@ -104,6 +109,58 @@ struct batch_cancel_result {
   bool found = false;
   std::int64_t cancelled_count = 0;
   std::vector<test_id> removed; // ids deleted, so the scheduler can drop them from its queue
+};
+
+// ---- storage maintenance (persistence/store.hpp; actors/retention.hpp, actors/converter.hpp) ----
+
+// What one purge step deletes (store::purge_step).
+enum class purge_kind { completed_tests, transcripts, empty_batches };
+
+// One purge step: the next `limit` rows after `after`, of those received before `cutoff`.
+struct purge_step {
+  purge_kind kind = purge_kind::completed_tests;
+  unix_seconds cutoff = 0;
+  std::int64_t after = 0;
+  std::int64_t limit = 1;
+};
+
+struct purge_step_result {
+  std::int64_t deleted = 0;
+  std::int64_t next_after = 0; // where the next step of the pass starts
+  bool done = false;           // the pass has looked at every row received before the cutoff
+  std::int64_t duration_us = 0; // how long the step held the writer (its transaction)
+};
+
+// The database's size.
+struct storage_space {
+  std::int64_t page_size = 0;
+  std::int64_t pages = 0;      // the database in pages (the file's size once checkpointed)
+  std::int64_t free_pages = 0; // of those, free: reused by new rows
+  std::int64_t wal_bytes = 0;  // the write-ahead log file
+  bool incremental_vacuum = false; // free pages can be given back to the file system
+  std::int64_t bytes() const { return pages * page_size; }
+  std::int64_t free_bytes() const { return free_pages * page_size; }
+};
+
+// What one step giving free pages back did: the size after it, and how long it held the writer.
+struct vacuum_step_result {
+  storage_space space;
+  std::int64_t duration_us = 0;
+};
+
+// How far the conversion of rows from before the compact encoding has come (schema version 5).
+struct conversion_progress {
+  test_id converted_to = 0; // tests with id <= this are converted
+  test_id last_test_id = 0; // the last test that may hold text; 0: there is none
+  bool complete() const { return converted_to >= last_test_id; }
+};
+
+// One converted row: its readings and transcript packed (persistence/packed_json.hpp), each
+// only when it was stored as text.
+struct packed_row {
+  test_id id = 0;
+  std::optional<std::string> readings;
+  std::optional<std::string> transcript;
 };
 
 enum class token_scope { full, read_only };

@@ -237,6 +237,14 @@ const key_descriptor keys[] = {
             "Read-only database connections serving queries."),
     integer("storage.write_stall_seconds", field<&S::storage, &storage_settings::write_stall_seconds>, 1,
             3600, "A database write running longer makes service-status report not OK."),
+    integer("storage.retain_completed_days", field<&S::storage, &storage_settings::retain_completed_days>, 0,
+            36500, "Completed tests are deleted this many days after they completed; 0 keeps them forever."),
+    integer("storage.retain_transcripts_days", field<&S::storage, &storage_settings::retain_transcripts_days>, 0,
+            36500, "Transcripts are deleted this many days after their test completed; 0 keeps them as long as the test."),
+    integer("storage.purge_interval_seconds", field<&S::storage, &storage_settings::purge_interval_seconds>, 1,
+            86400, "How often the retention purge looks for what to delete."),
+    integer("storage.maintenance_step_rows", field<&S::storage, &storage_settings::maintenance_step_rows>, 1,
+            100000, "Rows one purge or conversion step handles in one transaction."),
 
     integer("rate_limit.requests", field<&S::rate_limit, &rate_limit_settings::requests>, 1,
             1000000, "Requests allowed per token (or client IP) per window; then 429."),
@@ -859,6 +867,10 @@ bool is_reloadable(const std::string& key) {
   for (const char* live : {"rate_limit.", "limits.", "scheduler.", "modems.", "api.", "log."})
     if (key.rfind(live, 0) == 0)
       return true;
+  for (const char* live : {"storage.retain_completed_days", "storage.retain_transcripts_days",
+                           "storage.purge_interval_seconds", "storage.maintenance_step_rows"})
+    if (key == live)
+      return true;
   return false;
 }
 
@@ -919,6 +931,10 @@ settings reloaded_settings(const settings& running, const settings& next) {
   out.modems = next.modems;
   out.modem = next.modem;
   out.meter_types = next.meter_types;
+  out.storage.retain_completed_days = next.storage.retain_completed_days;
+  out.storage.retain_transcripts_days = next.storage.retain_transcripts_days;
+  out.storage.purge_interval_seconds = next.storage.purge_interval_seconds;
+  out.storage.maintenance_step_rows = next.storage.maintenance_step_rows;
   return out;
 }
 

@@ -56,6 +56,11 @@ struct storage_settings {
   std::int64_t busy_timeout_ms = 5000;
   std::int64_t reader_count = 2; // read-only connections serving queries
   std::int64_t write_stall_seconds = 15; // a write running longer makes service-status not OK
+  // Retention (actors/retention.hpp); these four change on SIGHUP.
+  std::int64_t retain_completed_days = 400; // 0: keep completed tests forever
+  std::int64_t retain_transcripts_days = 30; // 0: keep transcripts as long as their tests
+  std::int64_t purge_interval_seconds = 3600;
+  std::int64_t maintenance_step_rows = 100; // rows a purge or conversion step handles in one transaction
 };
 
 struct rate_limit_settings {
@@ -170,9 +175,11 @@ struct setting_change {
   bool live = false;     // applied while running; false: ignored until a restart
 };
 // What changes from `running` to `next`, in key order (sections, then meter types, then the
-// modems). Live: rate_limit.*, limits.*, scheduler.*, modems.*, api.*, log.*, the [[modem]]
-// tables (a modem in a call takes its change when the call ends) and the meter types.
-// Everything else (http.*, edge.*, tls.*, storage.*) needs a restart.
+// modems). Live: rate_limit.*, limits.*, scheduler.*, modems.*, api.*, log.*, the retention keys
+// storage.retain_completed_days, storage.retain_transcripts_days, storage.purge_interval_seconds
+// and storage.maintenance_step_rows, the [[modem]] tables (a modem in a call takes its change
+// when the call ends) and the meter types. Everything else (http.*, edge.*, tls.*, the other
+// storage.* keys) needs a restart.
 std::vector<setting_change> compare_settings(const settings& running, const settings& next);
 // Whether a key of describe_settings() can change while the server runs.
 bool is_reloadable(const std::string& key);

@@ -672,6 +672,24 @@ void api_server::service_status(call& c) {
     }
     body["modems"] = std::move(modems);
   }
+  // The storage figures (an addition to the specification): the database's size as the last
+  // purge pass measured it, and what the retention purge deleted since the server started.
+  if (deps_.storage) {
+    const auto stats = deps_.storage->get();
+    if (stats.space) {
+      bj::object o{{"databaseBytes", stats.space->bytes()},
+                   {"freeBytes", stats.space->free_bytes()},
+                   {"walBytes", stats.space->wal_bytes},
+                   {"purgedTests", stats.purged_tests},
+                   {"purgedTranscripts", stats.purged_transcripts},
+                   {"purgedBatches", stats.purged_batches}};
+      if (stats.last_purge)
+        o["lastPurgeTime"] = format_utc(*stats.last_purge);
+      if (!stats.conversion.complete())
+        o["testsToConvert"] = stats.conversion.last_test_id - stats.conversion.converted_to;
+      body["storage"] = std::move(o);
+    }
+  }
   send_json(c.res, 200, body);
 }
 

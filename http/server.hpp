@@ -4,6 +4,7 @@
 // a typed request to the SCHEDULER or a READER with a finite timeout.
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
+#include "actors/storage_stats.hpp"
 #include "actors/writer_health.hpp"
 #include "config/settings.hpp"
 #include "common/client_address.hpp"
@@ -35,6 +36,7 @@ struct api_dependencies {
   persistence_actor persistence;      // probed by service-status
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
   std::shared_ptr<const meter_type_registry> types; // the meter types requests may name
+  std::shared_ptr<storage_stats> storage; // the database's size and purges; may be null: no "storage" in service-status
 };
 
 // What a configuration reload changes in the HTTP layer while it runs; each call works with

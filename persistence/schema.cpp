@@ -16,9 +16,10 @@ namespace {
 // its row is deleted: a cancelled test's id must stay unknown (DECISIONS "test-cancel"), and a
 // deleted token's id must not be inherited by a new token (caches and rate limits key on it).
 //
-// Batches: a batch row is never deleted by the product. batch-cancel deletes tests, not the
-// batch, so batch-status of a fully cancelled batch still finds the batch and answers
-// totalCount 0 (an unknown batch is a 400, a known empty one is not). tests.batch_id uses
+// Batches: batch-cancel deletes tests, not the batch, so batch-status of a fully cancelled batch
+// still finds the batch and answers totalCount 0 (an unknown batch is a 400, a known empty one
+// is not). (Since retention, actors/retention.hpp, a batch left without tests is deleted once
+// it is older than storage.retain_completed_days.) tests.batch_id uses
 // ON DELETE SET NULL only so that removing a batch row by hand (maintenance) cannot fail or
 // silently delete tests; the tests then simply stop belonging to a batch.
 const char* const migration_1 = R"SQL(
@@ -98,11 +99,37 @@ CREATE TABLE service_probe (
 );
 )SQL";
 
+// Version 5: compact storage (persistence/packed_json.hpp). Readings and transcripts are
+// written packed into new BLOB columns; the text columns stay for the rows written before, and
+// are emptied as those rows are converted in the background in small steps (actors/converter.hpp),
+// so this migration itself only adds columns and one row and takes milliseconds on any
+// database. Readers accept either form at every moment:
+// - tests.readings: the packed readings; NULL with tests.readings_json NULL: none were read;
+//   NULL with readings_json set: a row from before version 5, not converted yet.
+// - test_transcripts.transcript: the packed transcript; NULL: transcript_json holds the text
+//   (before version 5). A converted or new row keeps transcript_json '' (it is NOT NULL).
+// - storage_conversion: the conversion's progress, committed with each step, so that a
+//   conversion interrupted at any point (crash, power cut, restart) goes on from its last step.
+//   One row while rows up to last_test_id may hold text: tests with id <= converted_to are
+//   converted. No row: nothing to convert (a database created at this version or later).
+const char* const migration_packed = R"SQL(
+ALTER TABLE tests ADD COLUMN readings BLOB;
+ALTER TABLE test_transcripts ADD COLUMN transcript BLOB;
+CREATE TABLE storage_conversion (
+  id           INTEGER PRIMARY KEY CHECK (id = 1),
+  converted_to INTEGER NOT NULL,
+  last_test_id INTEGER NOT NULL
+);
+INSERT INTO storage_conversion (id, converted_to, last_test_id)
+  SELECT 1, 0, m FROM (SELECT MAX(id) AS m FROM tests) WHERE m IS NOT NULL;
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
     migration_2,
     migration_transcripts,
     migration_service_probe,
+    migration_packed,
 };
 
 } // namespace

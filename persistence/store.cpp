@@ -1,5 +1,6 @@
 #include "persistence/store.hpp"
 
+#include "persistence/packed_json.hpp"
 #include "persistence/schema.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -120,14 +121,30 @@ private:
 };
 
 // ---- test rows ----
-// Columns of a test summary, in the order read_test_row() expects; the full record adds
-// readings_json as the last column.
+// Columns of a test summary, in the order read_test_row() expects; the full record adds the
+// readings in both stored forms, readings_json (text, rows from before schema version 5 not
+// converted yet) and readings (packed), as the last two columns.
 #define MTS_TEST_SUMMARY_COLUMNS                                                              \
   "id, batch_id, received_time, request_reference, immediate, meter_type, remote_address, "   \
   "coms_settings, outstation_address, serial_number, password, survey_days, survey_date, "    \
   "state, result, attempts, test_start_time, test_end_time, connection_start_time, "          \
   "connection_end_time, completed_time, connection_attempts"
 constexpr int summary_column_count = 22;
+
+// A JSON text stored either as text (a row from before schema version 5 that the background
+// conversion has not reached yet) or packed (persistence/packed_json.hpp); the packed form wins
+// when both are set. A packed value that does not decode is a storage failure naming the test,
+// never a wrong answer.
+std::string stored_text(const SQLite::Column& text, const SQLite::Column& packed, const char* what, test_id id) {
+  if (packed.isNull())
+    return column_bytes(text);
+  try {
+    return packed_json::unpack(column_bytes(packed));
+  } catch (const packed_json::corrupt& e) {
+    throw store_error(std::string("the stored ") + what + " of test " + std::to_string(id) +
+                      " cannot be decoded: " + e.what());
+  }
+}
 
 test_record read_test_row(SQLite::Statement& st, bool with_readings) {
   test_record r;
@@ -156,7 +173,9 @@ test_record read_test_row(SQLite::Statement& st, bool with_readings) {
   r.connection_end_time = column_opt_int(st.getColumn(19));
   r.completed_time = column_opt_int(st.getColumn(20));
   r.connection_attempts = column_opt_int(st.getColumn(21));
-  if (with_readings) r.readings_json = column_bytes(st.getColumn(summary_column_count));
+  if (with_readings)
+    r.readings_json = stored_text(st.getColumn(summary_column_count), st.getColumn(summary_column_count + 1),
+                                  "readings", r.id);
   return r;
 }
 
@@ -344,6 +363,10 @@ store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout
       // command) can make the switch to WAL fail with SQLITE_BUSY without SQLite's busy
       // handler ever running (its deadlock rule), so that step is retried here, within the
       // same busy timeout.
+      // Before the first table exists this makes a new database able to give freed pages
+      // back to the file system in steps (store::release_free_pages); on a database created
+      // before, it changes nothing (that takes a VACUUM: docs/operations.md, "Storage").
+      db.exec("PRAGMA auto_vacuum=INCREMENTAL");
       const std::string journal = retry_while_busy(busy_timeout_ms, [&] {
         return db.execAndGet("PRAGMA journal_mode=WAL").getString();
       });
@@ -352,6 +375,12 @@ store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout
                           journal + ")");
       }
       db.exec("PRAGMA synchronous=FULL");
+      // Debian builds SQLite with secure_delete on: every page a delete frees would be
+      // overwritten with zeros, which doubles what a retention purge writes. FAST still zeroes
+      // the deleted rows on the pages the delete changes anyway (the request's fields, a meter
+      // password among them); freed pages (the packed readings) are overwritten by new rows or
+      // given back to the file system by the incremental vacuum.
+      db.exec("PRAGMA secure_delete=FAST");
       retry_while_busy(busy_timeout_ms, [&] { impl_->migrate(); });
       impl_->check_integrity();
     } else {
@@ -488,27 +517,33 @@ bool store::complete_test(const test_outcome& outcome) {
           impl_->complete_test_st,
           "UPDATE tests SET state = 'COMPLETED', result = ?, test_end_time = ?, "
           "connection_start_time = ?, connection_end_time = ?, completed_time = ?, "
-          "readings_json = ?, connection_attempts = ? WHERE id = ? AND state = 'RUNNING'"));
+          "readings = ?, readings_json = NULL, connection_attempts = ? WHERE id = ? AND state = 'RUNNING'"));
       bind_text(*st, 1, outcome.result);
       bind_int(*st, 2, outcome.test_end_time);
       bind_opt_int(*st, 3, outcome.connection_start_time);
       bind_opt_int(*st, 4, outcome.connection_end_time);
       bind_int(*st, 5, outcome.test_end_time);
-      if (outcome.readings_json.empty()) {
+      // Packed by the test actor already (test_outcome::packed_readings), else here.
+      const std::string readings =
+          outcome.packed_readings.empty() ? packed_json::pack(outcome.readings_json) : outcome.packed_readings;
+      if (readings.empty()) {
         st->bind(6);
       } else {
-        bind_text(*st, 6, outcome.readings_json);
+        bind_blob(*st, 6, readings);
       }
       bind_opt_int(*st, 7, outcome.connection_attempts);
       bind_int(*st, 8, outcome.id);
       changed = st->exec();
     }
-    if (changed == 1 && !outcome.transcript_json.empty()) {
+    const std::string transcript = changed != 1 || !outcome.packed_transcript.empty()
+                                       ? outcome.packed_transcript
+                                       : packed_json::pack(outcome.transcript_json);
+    if (changed == 1 && !transcript.empty()) {
       statement_use st(impl_->cached(impl_->insert_transcript_st,
-                                     "INSERT OR REPLACE INTO test_transcripts (test_id, transcript_json) "
-                                     "VALUES (?, ?)"));
+                                     "INSERT OR REPLACE INTO test_transcripts (test_id, transcript_json, transcript) "
+                                     "VALUES (?, '', ?)"));
       bind_int(*st, 1, outcome.id);
-      bind_text(*st, 2, outcome.transcript_json);
+      bind_blob(*st, 2, transcript);
       st->exec();
     }
     tx.commit();
@@ -556,7 +591,7 @@ std::vector<queued_test> store::recover_queue_keys() {
 std::optional<test_record> store::find_test(test_id id) {
   return guarded("find test", [&]() -> std::optional<test_record> {
     statement_use st(impl_->cached(impl_->find_test_st, "SELECT " MTS_TEST_SUMMARY_COLUMNS
-                                                        ", readings_json FROM tests WHERE id = ?"));
+                                                        ", readings_json, readings FROM tests WHERE id = ?"));
     bind_int(*st, 1, id);
     if (!st->executeStep()) return std::nullopt;
     return read_test_row(*st, true);
@@ -580,11 +615,11 @@ void store::in_one_transaction(const std::function<void()>& fn) {
 
 std::optional<std::string> store::find_transcript(test_id id) {
   return guarded("find transcript", [&]() -> std::optional<std::string> {
-    SQLite::Statement st(impl_->db, "SELECT (SELECT transcript_json FROM test_transcripts WHERE test_id = t.id) "
-                                    "FROM tests t WHERE t.id = ?");
+    SQLite::Statement st(impl_->db, "SELECT tr.transcript_json, tr.transcript "
+                                    "FROM tests t LEFT JOIN test_transcripts tr ON tr.test_id = t.id WHERE t.id = ?");
     bind_int(st, 1, id);
     if (!st.executeStep()) return std::nullopt;
-    return column_bytes(st.getColumn(0));
+    return stored_text(st.getColumn(0), st.getColumn(1), "transcript", id);
   });
 }
 
@@ -762,6 +797,217 @@ void store::probe_write(unix_seconds now) {
     st.exec();
     tx.commit();
   });
+}
+
+// ---- compact storage: the conversion of rows from before schema version 5 ----
+
+namespace {
+
+conversion_progress read_conversion(SQLite::Database& db) {
+  SQLite::Statement st(db, "SELECT converted_to, last_test_id FROM storage_conversion WHERE id = 1");
+  if (!st.executeStep())
+    return {};
+  return conversion_progress{st.getColumn(0).getInt64(), st.getColumn(1).getInt64()};
+}
+
+} // namespace
+
+conversion_progress store::conversion() {
+  return guarded("read the conversion progress", [&] { return read_conversion(impl_->db); });
+}
+
+store::text_chunk store::text_rows(test_id after, test_id up_to, std::int64_t limit, std::int64_t max_bytes) {
+  return guarded("read rows to convert", [&] {
+    text_chunk out;
+    out.end = up_to;
+    // The chunk's tests and its transcripts from one snapshot.
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    std::int64_t seen = 0, bytes = 0;
+    {
+      SQLite::Statement st(impl_->db, "SELECT id, CASE WHEN readings IS NULL THEN readings_json END FROM tests "
+                                      "WHERE id > ? AND id <= ? ORDER BY id LIMIT ?");
+      bind_int(st, 1, after);
+      bind_int(st, 2, up_to);
+      bind_int(st, 3, limit);
+      while (st.executeStep()) {
+        ++seen;
+        const test_id id = st.getColumn(0).getInt64();
+        if (auto text = column_opt_text(st.getColumn(1))) {
+          bytes += static_cast<std::int64_t>(text->size());
+          out.rows.push_back(text_row{id, std::move(text), std::nullopt});
+        }
+        if (seen == limit || bytes >= max_bytes) {
+          out.end = id;
+          break;
+        }
+      }
+    }
+    SQLite::Statement st(impl_->db, "SELECT test_id, transcript_json FROM test_transcripts "
+                                    "WHERE test_id > ? AND test_id <= ? AND transcript IS NULL ORDER BY test_id");
+    bind_int(st, 1, after);
+    bind_int(st, 2, out.end);
+    std::vector<text_row> merged;
+    merged.reserve(out.rows.size());
+    std::size_t next = 0; // both lists are in id order
+    while (st.executeStep()) {
+      const test_id id = st.getColumn(0).getInt64();
+      while (next < out.rows.size() && out.rows[next].id < id)
+        merged.push_back(std::move(out.rows[next++]));
+      if (next < out.rows.size() && out.rows[next].id == id) {
+        merged.push_back(std::move(out.rows[next++]));
+      } else {
+        merged.push_back(text_row{id, std::nullopt, std::nullopt});
+      }
+      merged.back().transcript_json = column_bytes(st.getColumn(1));
+    }
+    while (next < out.rows.size())
+      merged.push_back(std::move(out.rows[next++]));
+    out.rows = std::move(merged);
+    tx.commit();
+    return out;
+  });
+}
+
+conversion_progress store::store_packed(const std::vector<packed_row>& rows, test_id converted_to) {
+  return guarded("store converted rows", [&] {
+    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement readings(impl_->db, "UPDATE tests SET readings = ?, readings_json = NULL "
+                                          "WHERE id = ? AND readings IS NULL AND readings_json IS NOT NULL");
+    SQLite::Statement transcript(impl_->db, "UPDATE test_transcripts SET transcript = ?, transcript_json = '' "
+                                            "WHERE test_id = ? AND transcript IS NULL");
+    for (const auto& r : rows) {
+      if (r.readings) {
+        statement_use st(readings);
+        bind_blob(*st, 1, *r.readings);
+        bind_int(*st, 2, r.id);
+        st->exec();
+      }
+      if (r.transcript) {
+        statement_use st(transcript);
+        bind_blob(*st, 1, *r.transcript);
+        bind_int(*st, 2, r.id);
+        st->exec();
+      }
+    }
+    SQLite::Statement progress(impl_->db,
+                               "UPDATE storage_conversion SET converted_to = MAX(converted_to, ?) WHERE id = 1");
+    bind_int(progress, 1, converted_to);
+    progress.exec();
+    impl_->db.exec("DELETE FROM storage_conversion WHERE id = 1 AND converted_to >= last_test_id");
+    const auto out = read_conversion(impl_->db);
+    tx.commit();
+    return out;
+  });
+}
+
+// ---- retention ----
+
+namespace {
+
+// The id of the test received last before `cutoff` (tests are received in id order, so a
+// purge looks no further); nothing when no test is that old. One walk down the received_time
+// index.
+std::optional<test_id> last_received_before(SQLite::Database& db, unix_seconds cutoff) {
+  SQLite::Statement st(db, "SELECT id FROM tests WHERE received_time < ? ORDER BY received_time DESC, id DESC LIMIT 1");
+  bind_int(st, 1, cutoff);
+  if (!st.executeStep())
+    return std::nullopt;
+  return st.getColumn(0).getInt64();
+}
+
+// The end of a chunk of at most `limit` rows of `table` (by `key`) after `after` and up to
+// `bound`: the limit-th such row, else `bound`.
+std::int64_t chunk_end(SQLite::Database& db, const char* table, const char* key, std::int64_t after,
+                       std::int64_t bound, std::int64_t limit) {
+  SQLite::Statement st(db, std::string("SELECT ") + key + " FROM " + table + " WHERE " + key + " > ? AND " + key +
+                               " <= ? ORDER BY " + key + " LIMIT 1 OFFSET ?");
+  bind_int(st, 1, after);
+  bind_int(st, 2, bound);
+  bind_int(st, 3, limit - 1);
+  return st.executeStep() ? st.getColumn(0).getInt64() : bound;
+}
+
+} // namespace
+
+purge_step_result store::purge(const purge_step& step) {
+  const purge_kind kind = step.kind;
+  const unix_seconds cutoff = step.cutoff;
+  const std::int64_t after = step.after, limit = step.limit;
+  if (limit < 1)
+    throw store_error("purge: a step must cover at least one row");
+  return guarded("purge", [&] {
+    SQLite::Database& db = impl_->db;
+    purge_step_result out;
+    out.next_after = after;
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    std::optional<SQLite::Statement> del;
+    if (kind == purge_kind::empty_batches) {
+      // Batches have no index on their time; they are received in id order too, so the walk
+      // stops at the first one received at or after the cutoff.
+      SQLite::Statement walk(db, "SELECT id, received_time FROM batches WHERE id > ? ORDER BY id LIMIT ?");
+      bind_int(walk, 1, after);
+      bind_int(walk, 2, limit);
+      std::int64_t seen = 0;
+      out.done = true;
+      while (walk.executeStep()) {
+        if (walk.getColumn(1).getInt64() >= cutoff)
+          break;
+        out.next_after = walk.getColumn(0).getInt64();
+        out.done = ++seen < limit;
+      }
+      del.emplace(db, "DELETE FROM batches WHERE id > ?1 AND id <= ?2 AND received_time < ?3 "
+                      "AND NOT EXISTS (SELECT 1 FROM tests WHERE tests.batch_id = batches.id)");
+    } else {
+      const auto bound = last_received_before(db, cutoff);
+      if (!bound || *bound <= after) {
+        out.done = true;
+        tx.commit();
+        return out;
+      }
+      if (kind == purge_kind::completed_tests) {
+        out.next_after = chunk_end(db, "tests", "id", after, *bound, limit);
+        // The state test is what keeps pending and running tests, whatever their age.
+        del.emplace(db, "DELETE FROM tests WHERE id > ?1 AND id <= ?2 AND state = 'COMPLETED' "
+                        "AND completed_time < ?3");
+      } else {
+        out.next_after = chunk_end(db, "test_transcripts", "test_id", after, *bound, limit);
+        del.emplace(db, "DELETE FROM test_transcripts WHERE test_id > ?1 AND test_id <= ?2 "
+                        "AND (SELECT completed_time FROM tests WHERE tests.id = test_transcripts.test_id) < ?3");
+      }
+      out.done = out.next_after >= *bound;
+    }
+    bind_int(*del, 1, after);
+    bind_int(*del, 2, out.next_after);
+    bind_int(*del, 3, cutoff);
+    out.deleted = del->exec();
+    tx.commit();
+    return out;
+  });
+}
+
+// ---- space ----
+
+storage_space store::space() {
+  return guarded("read the database size", [&] {
+    SQLite::Database& db = impl_->db;
+    storage_space out;
+    out.page_size = db.execAndGet("PRAGMA page_size").getInt64();
+    out.pages = db.execAndGet("PRAGMA page_count").getInt64();
+    out.free_pages = db.execAndGet("PRAGMA freelist_count").getInt64();
+    out.incremental_vacuum = db.execAndGet("PRAGMA auto_vacuum").getInt64() == 2;
+    std::error_code ec;
+    const auto wal = std::filesystem::file_size(db.getFilename() + "-wal", ec);
+    out.wal_bytes = ec ? 0 : static_cast<std::int64_t>(wal);
+    return out;
+  });
+}
+
+storage_space store::release_free_pages(std::int64_t pages) {
+  guarded("release free pages", [&] {
+    if (pages > 0 && impl_->db.execAndGet("PRAGMA auto_vacuum").getInt64() == 2)
+      impl_->db.exec("PRAGMA incremental_vacuum(" + std::to_string(pages) + ")");
+  });
+  return space();
 }
 
 } // namespace mts

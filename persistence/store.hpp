@@ -106,6 +106,48 @@ public:
   // cannot take a write (read-only, full, locked past the busy timeout, ...).
   void probe_write(unix_seconds now);
 
+  // ---- compact storage: converting rows from before schema version 5 ----
+  // Readings and transcripts are stored packed (persistence/packed_json.hpp). Rows written
+  // before are converted in small steps (actors/converter.hpp); readers accept both forms.
+  // How far the conversion has come (complete() when there is nothing, or nothing left, to do).
+  conversion_progress conversion();
+  // The next chunk to convert: the tests after `after`, at most `limit` of them, up to `up_to`,
+  // ending early once the readings read pass `max_bytes` of text (at least one test). `rows`
+  // are those of the chunk whose readings or transcript are still stored as text, with those
+  // texts (one read transaction); the chunk covers ids (after, end].
+  struct text_row {
+    test_id id = 0;
+    std::optional<std::string> readings_json;
+    std::optional<std::string> transcript_json;
+  };
+  struct text_chunk {
+    std::vector<text_row> rows;
+    test_id end = 0;
+  };
+  text_chunk text_rows(test_id after, test_id up_to, std::int64_t limit, std::int64_t max_bytes);
+  // Writer: stores the packed forms of rows read by text_rows (each only if that row still
+  // holds text: one deleted or converted meanwhile is left alone) and records the conversion as
+  // done up to `converted_to`, in one transaction; answers the progress after it.
+  conversion_progress store_packed(const std::vector<packed_row>& rows, test_id converted_to);
+
+  // ---- retention (writer) ----
+  // One step of a purge, in one transaction: looks at the next `step.limit` rows after
+  // `step.after` (in id order) among those received before `step.cutoff`, and deletes those the
+  // kind says:
+  // - completed_tests: COMPLETED tests with completed_time < cutoff (their transcripts go with
+  //   them); PENDING and RUNNING tests are never deleted, whatever their age;
+  // - transcripts: transcripts of tests with completed_time < cutoff (the tests stay);
+  // - empty_batches: batches received before cutoff that have no test left.
+  // A pass starts at after = 0 and goes on from next_after until done.
+  purge_step_result purge(const purge_step& step);
+
+  // ---- space ----
+  storage_space space();
+  // Writer: gives at most `pages` free pages back to the file system in one transaction
+  // (PRAGMA incremental_vacuum; nothing on a database without auto_vacuum INCREMENTAL).
+  // Answers the space after it.
+  storage_space release_free_pages(std::int64_t pages);
+
 private:
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake ninja-build g++ pkg-config
   libcaf-dev libcpp-httplib-dev libssl-dev libboost-json1.81-dev
-  libsqlitecpp-dev libsqlite3-dev catch2
+  libsqlitecpp-dev libsqlite3-dev zlib1g-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   openssl python3 sqlite3 curl
   nginx-light libnginx-mod-stream

@@ -1,4 +1,5 @@
 // The PERSISTENCE and READER actors in isolation on the deterministic scheduler.
+#include "persistence/packed_json.hpp"
 #include "tests/actors/actor_fixture.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -42,6 +43,31 @@ TEST_CASE_METHOD(actor_fixture, "a result is written exactly once", "[actors][pe
   CHECK(*first);
   CHECK_FALSE(*second);
   CHECK(inspect->find_test(*id)->result == "SUCCESS");
+}
+
+TEST_CASE_METHOD(actor_fixture, "a result is stored packed, whether or not its maker packed it", "[actors][persistence]") {
+  auto rd = sys.spawn(reader, std::make_shared<store>(db_path, store_mode::read_only, 1000));
+  const std::string readings = R"({"serialNumber":"123","registerValues":[]})";
+  const std::string transcript = R"([{"attempt":1,"events":[]}])";
+  for (bool packed_by_maker : {false, true}) {
+    auto id = ask<test_id>(persist, insert_atom::value, make_request(true), fake_now);
+    REQUIRE(id);
+    REQUIRE(*ask<bool>(persist, start_atom::value, *id, fake_now + 1));
+    test_outcome outcome;
+    outcome.id = *id;
+    outcome.result = "SUCCESS";
+    outcome.test_end_time = fake_now + 30;
+    outcome.readings_json = readings;
+    outcome.transcript_json = transcript;
+    if (packed_by_maker)
+      packed_json::pack_outcome(outcome);
+    REQUIRE(*ask<bool>(persist, finish_atom::value, outcome));
+    SQLite::Database raw(db_path, SQLite::OPEN_READONLY);
+    CHECK(raw.execAndGet("SELECT readings_json IS NULL AND readings IS NOT NULL FROM tests WHERE id = " +
+                         std::to_string(*id)).getInt() == 1);
+    CHECK(ask<test_record>(rd, get_atom::value, *id)->readings_json == readings);
+    CHECK(*ask<std::string>(rd, get_atom::value, transcript_atom::value, *id) == transcript);
+  }
 }
 
 TEST_CASE_METHOD(actor_fixture, "readers answer queries and report unknown ids as errors", "[actors][reader]") {

@@ -5,6 +5,7 @@
 #include "actors/executor.hpp"
 #include "actors/test_runner.hpp"
 #include "drivers/outcome.hpp"
+#include "persistence/packed_json.hpp"
 #include "sim/iec_meter.hpp"
 #include "sim/modem.hpp"
 #include "sim/modem_server.hpp"
@@ -351,6 +352,10 @@ TEST_CASE_METHOD(runner_fixture, "a test against a good meter succeeds with the 
   CHECK(out->test_end_time == fake_now);
   CHECK(out->connection_start_time == std::optional<unix_seconds>(fake_now));
   CHECK(out->connection_end_time == std::optional<unix_seconds>(fake_now));
+  // Packed for storage by the test actor, so that the database writer does not have to.
+  CHECK(packed_json::unpack(out->packed_readings) == want.readings_json);
+  CHECK(out->packed_readings.size() * 4 < out->readings_json.size());
+  CHECK(packed_json::unpack(out->packed_transcript) == out->transcript_json);
   CHECK(out->connection_attempts == std::optional<std::int64_t>(1));
   REQUIRE(tags.size() == 1);
   CHECK(targets[0].host == "127.0.0.1");

@@ -61,6 +61,10 @@ bool same(const settings& a, const settings& b) {
          a.storage.path == b.storage.path &&
          a.storage.busy_timeout_ms == b.storage.busy_timeout_ms &&
          a.storage.reader_count == b.storage.reader_count &&
+         a.storage.retain_completed_days == b.storage.retain_completed_days &&
+         a.storage.retain_transcripts_days == b.storage.retain_transcripts_days &&
+         a.storage.purge_interval_seconds == b.storage.purge_interval_seconds &&
+         a.storage.maintenance_step_rows == b.storage.maintenance_step_rows &&
          a.rate_limit.requests == b.rate_limit.requests &&
          a.rate_limit.window_seconds == b.rate_limit.window_seconds &&
          a.limits.max_batch_size == b.limits.max_batch_size &&
@@ -156,7 +160,7 @@ TEST_CASE("config: the example file and the docs describe every meter type key, 
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 51);
+  CHECK(keys.size() == 55);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -270,6 +274,38 @@ TEST_CASE("config: every integer range error names the key and the range", "[con
   CHECK(has(file_error("[storage]\n\nreader_count = 65\n"),
             ":3: storage.reader_count: 65 is out of range 1..64"));
   CHECK(has(file_error("[http]\nport = 70000\n"), ":2: http.port: 70000 is out of range 1..65535"));
+}
+
+TEST_CASE("config: the retention keys, and that they change on SIGHUP", "[config][retention]") {
+  auto s = load_settings(std::nullopt, {});
+  CHECK(s.storage.retain_completed_days == 400);
+  CHECK(s.storage.retain_transcripts_days == 30);
+  CHECK(s.storage.purge_interval_seconds == 3600);
+  CHECK(s.storage.maintenance_step_rows == 100);
+  // 0 keeps forever; a transcript retention longer than the tests' is allowed (a transcript
+  // goes with its test in any case).
+  CHECK(load_error(std::nullopt, {"storage.retain_completed_days=0", "storage.retain_transcripts_days=0"}).empty());
+  CHECK(load_error(std::nullopt, {"storage.retain_completed_days=7"}).empty());
+  CHECK(has(override_error("storage.retain_completed_days=-1"), "storage.retain_completed_days: -1 is out of range 0..36500"));
+  CHECK(has(override_error("storage.maintenance_step_rows=0"), "storage.maintenance_step_rows: 0 is out of range 1..100000"));
+  auto next = s;
+  next.storage.retain_completed_days = 30;
+  next.storage.retain_transcripts_days = 7;
+  next.storage.purge_interval_seconds = 60;
+  next.storage.maintenance_step_rows = 50;
+  next.storage.reader_count = 8; // takes a restart
+  std::vector<std::string> live, fixed;
+  for (const auto& c : mts::compare_settings(s, next))
+    (c.live ? live : fixed).push_back(c.key);
+  CHECK(live == std::vector<std::string>{"storage.retain_completed_days", "storage.retain_transcripts_days",
+                                         "storage.purge_interval_seconds", "storage.maintenance_step_rows"});
+  CHECK(fixed == std::vector<std::string>{"storage.reader_count"});
+  auto in_force = mts::reloaded_settings(s, next);
+  CHECK(in_force.storage.retain_completed_days == 30);
+  CHECK(in_force.storage.retain_transcripts_days == 7);
+  CHECK(in_force.storage.purge_interval_seconds == 60);
+  CHECK(in_force.storage.maintenance_step_rows == 50);
+  CHECK(in_force.storage.reader_count == 2);
 }
 
 TEST_CASE("config: default_search_limit is bounded by max_search_limit", "[config]") {

@@ -1,5 +1,6 @@
 // Unit tests for persistence/store: schema and migrations, every statement's semantics, and
 // the reader/writer split. Each test works in its own temporary directory.
+#include "persistence/packed_json.hpp"
 #include "persistence/schema.hpp"
 #include "persistence/store.hpp"
 
@@ -111,19 +112,22 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 4);
-    CHECK(s.schema_version() == 4);
+    CHECK(store::latest_schema_version() == 5);
+    CHECK(s.schema_version() == 5);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 4);
-  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 4);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 5);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 5);
   CHECK(raw.tableExists("test_transcripts"));
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
   CHECK(raw.tableExists("tests"));
+  CHECK(raw.execAndGet("PRAGMA auto_vacuum").getInt64() == 2); // incremental
+  // Nothing to convert: every row of a new database is written packed.
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM storage_conversion").getInt64() == 0);
 }
 
 TEST_CASE("reopening a database keeps its data and does not re-run migrations", "[store]") {
@@ -134,14 +138,14 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 4);
+    CHECK(s.schema_version() == 5);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 4);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 5);
 }
 
 TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
@@ -158,7 +162,7 @@ TEST_CASE("a version 1 database is migrated: old results keep no connection atte
              "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
   }
   store s(dir.db(), store_mode::read_write, busy_ms);
-  CHECK(s.schema_version() == 4);
+  CHECK(s.schema_version() == 5);
   auto old = s.find_test(1);
   REQUIRE(old);
   CHECK(old->result == "SUCCESS");
@@ -177,14 +181,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (5, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (6, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 5 is newer than this build supports (4)"));
+      Catch::Message("database schema version 6 is newer than this build supports (5)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 5 is newer than this build supports (4)"));
+      Catch::Message("database schema version 6 is newer than this build supports (5)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -197,7 +201,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 4) ++ok;
+        if (s.schema_version() == 5) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -206,7 +210,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 4);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 5);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -225,7 +229,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (4); start the server once to upgrade it"));
+                                        "expects (5); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -808,7 +812,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 4);
+  CHECK(r.schema_version() == 5);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
@@ -910,4 +914,332 @@ TEST_CASE("in_one_transaction: starts and results commit together, or not at all
   REQUIRE(s.mark_running(3, 50));
   store reader(dir.db(), store_mode::read_only, busy_ms);
   CHECK(reader.find_test(3)->state == test_state::running);
+}
+
+// ---- compact storage (schema version 5) ----
+
+namespace {
+
+// Readings as a driver writes them, `days` of half-hourly values that do not repeat.
+std::string readings_text(int days, int seed = 1) {
+  std::string s = R"({"serialNumber":"SN)" + std::to_string(seed) + R"(","surveyData":[{"name":"kWh","readings":[)";
+  std::uint32_t x = static_cast<std::uint32_t>(seed) * 2654435761u;
+  for (int i = 0; i < days * 48; ++i) {
+    x = x * 1103515245u + 12345u;
+    s += (i ? "," : "") + std::string(R"({"timestamp":")") + std::to_string(1700000000 + i * 1800) +
+         R"(","value":)" + std::to_string(x % 100000) + "}";
+  }
+  return s + "]}]}";
+}
+
+// Runs a stored test to completion with these texts.
+void complete_with(store& s, test_id id, unix_seconds end, const std::string& readings, const std::string& transcript) {
+  REQUIRE(s.mark_running(id, end - 1));
+  auto o = outcome_for(id, "SUCCESS", end);
+  o.readings_json = readings;
+  o.transcript_json = transcript;
+  REQUIRE(s.complete_test(o));
+}
+
+// Bytes of a column as SQLite stores them (a BLOB's bytes, a TEXT's text).
+std::string raw_bytes(const std::string& path, const std::string& sql) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY, 5000);
+  SQLite::Statement st(db, sql);
+  REQUIRE(st.executeStep());
+  return st.getColumn(0).getString();
+}
+
+// A whole purge pass of one kind: the steps' deletions, in order.
+std::vector<std::int64_t> purge_pass(store& s, purge_kind kind, unix_seconds cutoff, std::int64_t limit) {
+  std::vector<std::int64_t> deleted;
+  purge_step step{kind, cutoff, 0, limit};
+  for (;;) {
+    const auto r = s.purge(step);
+    deleted.push_back(r.deleted);
+    REQUIRE(r.deleted <= limit);
+    if (r.done)
+      return deleted;
+    REQUIRE(r.next_after > step.after);
+    step.after = r.next_after;
+  }
+}
+
+} // namespace
+
+TEST_CASE("results are stored packed and served as the same text", "[store][packed]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  const std::string readings = readings_text(10), transcript = R"([{"attempt":1,"events":[{"ms":0}]}])";
+  s.insert_test(simple_request(), 10);
+  complete_with(s, 1, 30, readings, transcript);
+
+  // On disk: the packed form only, a fraction of the text's size.
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE readings_json IS NULL AND readings IS NOT NULL") == 1);
+  const std::string packed = raw_bytes(dir.db(), "SELECT readings FROM tests WHERE id = 1");
+  CHECK(packed.size() * 2 < readings.size());
+  CHECK(packed_json::unpack(packed) == readings);
+  CHECK(packed_json::unpack(raw_bytes(dir.db(), "SELECT transcript FROM test_transcripts WHERE test_id = 1")) ==
+        transcript);
+  CHECK(raw_bytes(dir.db(), "SELECT transcript_json FROM test_transcripts WHERE test_id = 1").empty());
+
+  // Served as the text it was made from, by the writer and by a reader.
+  store reader(dir.db(), store_mode::read_only, busy_ms);
+  for (store* st : {&s, &reader}) {
+    CHECK(st->find_test(1)->readings_json == readings);
+    CHECK(st->find_transcript(1) == std::optional<std::string>(transcript));
+  }
+
+  // An outcome its producer packed (the test actor) is stored as given, its text released.
+  s.insert_test(simple_request(), 11);
+  REQUIRE(s.mark_running(2, 20));
+  auto o = outcome_for(2, "SUCCESS", 40);
+  o.packed_readings = packed_json::pack(readings_text(2, 7));
+  o.packed_transcript = packed_json::pack("[]");
+  REQUIRE(s.complete_test(o));
+  CHECK(reader.find_test(2)->readings_json == readings_text(2, 7));
+  CHECK(reader.find_transcript(2) == std::optional<std::string>("[]"));
+
+  // No readings: NULL in both columns, "" when read.
+  s.insert_test(simple_request(), 12);
+  complete_with(s, 3, 50, "", "");
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE id = 3 AND readings IS NULL AND readings_json IS NULL") == 1);
+  CHECK(reader.find_test(3)->readings_json.empty());
+  CHECK(reader.find_transcript(3) == std::optional<std::string>(""));
+}
+
+TEST_CASE("a damaged packed value is a storage failure naming the test, never a wrong answer", "[store][packed]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  s.insert_test(simple_request(), 10);
+  complete_with(s, 1, 30, readings_text(1), "[]");
+  {
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
+    raw.exec("UPDATE tests SET readings = substr(readings, 1, length(readings) - 3)");
+    raw.exec("UPDATE test_transcripts SET transcript = x'09'");
+  }
+  REQUIRE_THROWS_MATCHES(s.find_test(1), store_error,
+                         Catch::Message("the stored readings of test 1 cannot be decoded: length mismatch or truncated stream"));
+  REQUIRE_THROWS_MATCHES(s.find_transcript(1), store_error,
+                         Catch::Message("the stored transcript of test 1 cannot be decoded: unknown format 9"));
+  // Summaries do not read the readings: search and batch-status still work.
+  CHECK(s.search(all_query()).total_count == 1);
+}
+
+TEST_CASE("a version 4 database is served as before, then converted in steps that survive a restart",
+          "[store][packed]") {
+  temp_dir dir;
+  fs::create_directories(dir.path / "data");
+  const std::string r1 = readings_text(3, 1), r2 = readings_text(1, 2), r5 = readings_text(2, 5);
+  const std::string t1 = R"([{"attempt":1,"events":[]}])", t4 = R"([{"attempt":2,"events":[]}])";
+  {
+    // The database as the build before compact storage left it: text columns.
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    raw.exec(schema::bootstrap_sql);
+    for (int v = 0; v < 4; ++v) {
+      raw.exec(schema::migrations()[v]);
+      raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (" + std::to_string(v + 1) + ", 0)");
+    }
+    auto add = [&](const char* state, const std::string& readings) {
+      SQLite::Statement st(raw, "INSERT INTO tests (received_time, immediate, meter_type, remote_address, survey_days, "
+                                "state, result, attempts, completed_time, readings_json) "
+                                "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 1, ?, 'SUCCESS', 1, 20, ?)");
+      st.bind(1, state);
+      if (readings.empty())
+        st.bind(2);
+      else
+        st.bind(2, readings);
+      st.exec();
+    };
+    add("COMPLETED", r1); // 1: readings and a transcript
+    add("COMPLETED", r2); // 2: readings only
+    add("PENDING", "");   // 3: not run yet
+    add("COMPLETED", ""); // 4: a transcript only (nothing read)
+    add("COMPLETED", r5); // 5: readings, deleted while the conversion runs
+    SQLite::Statement tr(raw, "INSERT INTO test_transcripts (test_id, transcript_json) VALUES (?, ?)");
+    tr.bind(1, 1);
+    tr.bind(2, t1);
+    tr.exec();
+    tr.reset();
+    tr.bind(1, 4);
+    tr.bind(2, t4);
+    tr.exec();
+  }
+  auto served_as_before = [&](store& s) {
+    CHECK(s.find_test(1)->readings_json == r1);
+    CHECK(s.find_test(2)->readings_json == r2);
+    CHECK(s.find_test(3)->readings_json.empty());
+    CHECK(s.find_test(4)->readings_json.empty());
+    CHECK(s.find_transcript(1) == std::optional<std::string>(t1));
+    CHECK(s.find_transcript(2) == std::optional<std::string>(""));
+    CHECK(s.find_transcript(4) == std::optional<std::string>(t4));
+  };
+  auto pack = [](const store::text_chunk& chunk) {
+    std::vector<packed_row> out;
+    for (const auto& r : chunk.rows) {
+      packed_row p{r.id, std::nullopt, std::nullopt};
+      if (r.readings_json)
+        p.readings = packed_json::pack(*r.readings_json);
+      if (r.transcript_json)
+        p.transcript = packed_json::pack(*r.transcript_json);
+      out.push_back(std::move(p));
+    }
+    return out;
+  };
+  {
+    store s(dir.db(), store_mode::read_write, busy_ms);
+    CHECK(s.schema_version() == 5);
+    CHECK(s.conversion().converted_to == 0);
+    CHECK(s.conversion().last_test_id == 5);
+    served_as_before(s);
+    // First step: tests 1 and 2.
+    const auto chunk = s.text_rows(0, 5, 2, 1 << 20);
+    CHECK(chunk.end == 2);
+    REQUIRE(chunk.rows.size() == 2);
+    CHECK(chunk.rows[0].readings_json == std::optional<std::string>(r1));
+    CHECK(chunk.rows[0].transcript_json == std::optional<std::string>(t1));
+    CHECK(chunk.rows[1].readings_json == std::optional<std::string>(r2));
+    CHECK_FALSE(chunk.rows[1].transcript_json);
+    const auto after = s.store_packed(pack(chunk), chunk.end);
+    CHECK(after.converted_to == 2);
+    CHECK_FALSE(after.complete());
+    served_as_before(s);
+  } // the process stops here (a crash between two steps looks the same: each step is one transaction)
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  const auto resumed = s.conversion();
+  CHECK(resumed.converted_to == 2);
+  CHECK(resumed.last_test_id == 5);
+  auto chunk = s.text_rows(2, 5, 2, 1 << 20); // tests 3 (nothing to convert) and 4 (a transcript)
+  CHECK(chunk.end == 4);
+  REQUIRE(chunk.rows.size() == 1);
+  CHECK(chunk.rows[0].id == 4);
+  CHECK_FALSE(chunk.rows[0].readings_json);
+  CHECK(chunk.rows[0].transcript_json == std::optional<std::string>(t4));
+  CHECK(s.store_packed(pack(chunk), chunk.end).converted_to == 4);
+  // Test 5 is read, then deleted before its step is stored: the step does not bring it back.
+  chunk = s.text_rows(4, 5, 2, 1 << 20);
+  CHECK(chunk.end == 5);
+  REQUIRE(chunk.rows.size() == 1);
+  { SQLite::Database(dir.db(), SQLite::OPEN_READWRITE).exec("DELETE FROM tests WHERE id = 5"); }
+  CHECK(s.store_packed(pack(chunk), chunk.end).complete());
+  CHECK(s.conversion().complete());
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM storage_conversion") == 0);
+  CHECK_FALSE(s.find_test(5));
+
+  served_as_before(s);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE readings_json IS NOT NULL") == 0);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE readings IS NOT NULL") == 2);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM test_transcripts WHERE transcript IS NULL OR transcript_json <> ''") == 0);
+  // The pending test of the old database completes in the new form.
+  complete_with(s, 3, 40, r2, t1);
+  CHECK(s.find_test(3)->readings_json == r2);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM tests WHERE id = 3 AND readings IS NOT NULL") == 1);
+  // A database migrated this way cannot give pages back (created without auto_vacuum).
+  CHECK_FALSE(s.space().incremental_vacuum);
+  // A chunk ends early once its text passes the byte budget (here at the first test).
+  {
+    store reread(dir.db(), store_mode::read_write, busy_ms);
+    SQLite::Database(dir.db(), SQLite::OPEN_READWRITE)
+        .exec("UPDATE tests SET readings_json = 'xxxxxxxxxx', readings = NULL WHERE id IN (1, 2)");
+    const auto budget = reread.text_rows(0, 4, 3, 5);
+    CHECK(budget.end == 1);
+    REQUIRE(budget.rows.size() == 1);
+    CHECK(budget.rows[0].readings_json == std::optional<std::string>("xxxxxxxxxx"));
+    CHECK(reread.text_rows(0, 4, 3, 1000).end == 3);
+  }
+}
+
+TEST_CASE("purge: completed tests older than the cutoff go, in bounded steps; pending and running ones stay",
+          "[store][retention]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  for (int i = 0; i < 8; ++i)
+    s.insert_test(simple_request(), 100 + i); // ids 1..8
+  complete_with(s, 1, 150, readings_text(1), "");
+  complete_with(s, 2, 199, "", "");              // one second before the cutoff: goes
+  complete_with(s, 3, 200, "", "");              // at the cutoff: stays
+  REQUIRE(s.mark_running(4, 120));               // running since long ago: stays
+  complete_with(s, 6, 150, readings_text(1), "[]"); // its transcript goes with it
+  complete_with(s, 7, 300, "", "");              // received long ago, completed late: stays
+  complete_with(s, 8, 150, "", "");
+  // 5 is pending: stays.
+
+  // Steps of 3 rows: (0,3] deletes 1 and 2, (3,6] deletes 6, (6,8] deletes 8.
+  CHECK(purge_pass(s, purge_kind::completed_tests, 200, 3) == std::vector<std::int64_t>{2, 1, 1});
+  for (test_id gone : {1, 2, 6, 8})
+    CHECK_FALSE(s.find_test(gone));
+  for (test_id kept : {3, 4, 5, 7})
+    CHECK(s.find_test(kept));
+  CHECK(s.find_test(4)->state == test_state::running);
+  CHECK(s.find_test(5)->state == test_state::pending);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM test_transcripts") == 0);
+  // A purged test is unknown to every query, as a cancelled one is.
+  CHECK(s.search(all_query()).total_count == 4);
+  CHECK_FALSE(s.find_transcript(6));
+  // Nothing left to do: the kept rows are looked at again (3, 4, 5, then 7), nothing deleted.
+  CHECK(purge_pass(s, purge_kind::completed_tests, 200, 3) == std::vector<std::int64_t>{0, 0});
+  // Nothing received before the cutoff: done at once.
+  CHECK(purge_pass(s, purge_kind::completed_tests, 50, 3) == std::vector<std::int64_t>{0});
+}
+
+TEST_CASE("purge: transcripts older than their cutoff go, their tests stay", "[store][retention]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  for (int i = 0; i < 4; ++i)
+    s.insert_test(simple_request(), 100 + i);
+  complete_with(s, 1, 150, readings_text(1), "[1]");
+  complete_with(s, 2, 250, readings_text(1), "[2]");
+  complete_with(s, 3, 350, readings_text(1), "[3]");
+  complete_with(s, 4, 299, "", "");          // no transcript
+  // One transcript a step: 1, 2, then 3 (completed after the cutoff), then none up to test 4.
+  CHECK(purge_pass(s, purge_kind::transcripts, 300, 1) == std::vector<std::int64_t>{1, 1, 0, 0});
+  CHECK(s.find_transcript(1) == std::optional<std::string>(""));
+  CHECK(s.find_transcript(2) == std::optional<std::string>(""));
+  CHECK(s.find_transcript(3) == std::optional<std::string>("[3]"));
+  for (test_id id : {1, 2, 3})
+    CHECK(s.find_test(id)->readings_json == readings_text(1));
+}
+
+TEST_CASE("purge: batches older than the cutoff with no test left go", "[store][retention]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  const batch_id all_purged = s.insert_batch({simple_request(), simple_request()}, 100).first; // tests 1, 2
+  const batch_id one_pending = s.insert_batch({simple_request(), simple_request()}, 101).first; // 3, 4
+  const batch_id cancelled = s.insert_batch({simple_request()}, 102).first;                    // 5
+  const batch_id young = s.insert_batch({simple_request()}, 300).first;                        // 6
+  complete_with(s, 1, 150, "", "");
+  complete_with(s, 2, 160, "", "");
+  complete_with(s, 3, 150, "", "");
+  REQUIRE(s.cancel_batch(cancelled, false).cancelled_count == 1);
+  REQUIRE(s.cancel_batch(young, false).cancelled_count == 1);
+  CHECK(purge_pass(s, purge_kind::completed_tests, 200, 10) == std::vector<std::int64_t>{3});
+  // One batch a step; the walk ends at the first batch received after the cutoff.
+  CHECK(purge_pass(s, purge_kind::empty_batches, 200, 1) == std::vector<std::int64_t>{1, 0, 1, 0});
+  CHECK_FALSE(s.batch_tests(all_purged));
+  CHECK_FALSE(s.batch_tests(cancelled));
+  CHECK(ids_of(*s.batch_tests(one_pending)) == std::vector<test_id>{4});
+  CHECK(s.batch_tests(young)->empty()); // a cancelled batch younger than the cutoff is still known
+}
+
+TEST_CASE("space: a new database gives the pages a purge freed back to the file system", "[store][retention]") {
+  temp_dir dir;
+  store s(dir.db(), store_mode::read_write, busy_ms);
+  const auto empty = s.space();
+  CHECK(empty.incremental_vacuum);
+  CHECK(empty.page_size > 0);
+  for (int i = 1; i <= 40; ++i) {
+    s.insert_test(simple_request(), 100);
+    complete_with(s, i, 150, readings_text(20, i), "");
+  }
+  const auto full = s.space();
+  CHECK(full.pages > empty.pages + 40); // each result is several pages
+  CHECK(purge_pass(s, purge_kind::completed_tests, 200, 100) == std::vector<std::int64_t>{40});
+  const auto purged = s.space();
+  CHECK(purged.pages == full.pages);
+  CHECK(purged.free_pages > 40);
+  const auto released = s.release_free_pages(10);
+  CHECK(released.free_pages == purged.free_pages - 10);
+  CHECK(released.pages == purged.pages - 10);
+  const auto all = s.release_free_pages(purged.free_pages);
+  CHECK(all.free_pages == 0);
+  CHECK(all.pages < full.pages - 40);
 }
