@@ -540,6 +540,43 @@ private:
 };
 
 // ---- wrapper ----
+// The longest APDU one wrapper PDU carries: its length field is 16 bits.
+std::size_t wrapper_apdu_limit(const wrapper_settings& s) { return std::min<std::size_t>(s.max_apdu, 0xFFFF); }
+
+// The incoming byte stream of wrapper PDUs, split as it arrives (both sides). A framing
+// error ends it for good: the stream cannot be resynchronised.
+class wrapper_stream {
+public:
+  // Feeds bytes; each complete PDU goes to on_pdu, a framing error to out.error.
+  template <class OnPdu>
+  void feed(std::string_view bytes, std::size_t max_apdu, link_output& out, OnPdu&& on_pdu) {
+    if (failed_)
+      return;
+    buffer_ += bytes;
+    for (;;) {
+      auto step = next_wrapper(buffer_, max_apdu);
+      if (!step.error.empty()) {
+        failed_ = true;
+        out.error = std::move(step.error);
+        return;
+      }
+      if (!step.pdu)
+        return;
+      on_pdu(*step.pdu);
+    }
+  }
+  bool failed() const { return failed_; }
+  void fail() { failed_ = true; }
+  void reset() {
+    buffer_.clear();
+    failed_ = false;
+  }
+
+private:
+  std::string buffer_;
+  bool failed_ = false;
+};
+
 class wrapper_client final : public client_link {
 public:
   explicit wrapper_client(const wrapper_settings& s) : settings_(s) {}
@@ -547,41 +584,32 @@ public:
   link_output open() override {
     link_output out;
     open_ = true;
-    failed_ = false;
-    buffer_.clear();
+    stream_.reset();
     out.opened = true;
     return out;
   }
   link_output send_apdu(std::string_view apdu) override {
     link_output out;
-    if (!open_ || failed_)
+    if (!open_ || stream_.failed())
       out.error = "link not open";
-    else if (apdu.size() > std::min<std::size_t>(settings_.max_apdu, 0xFFFF))
-      out.error = too_long(apdu.size(), std::min<std::size_t>(settings_.max_apdu, 0xFFFF));
+    else if (apdu.size() > wrapper_apdu_limit(settings_))
+      out.error = too_long(apdu.size(), wrapper_apdu_limit(settings_));
     else
       out.send = encode_wrapper(settings_.client_wport, settings_.server_wport, apdu);
-    failed_ = failed_ || !out.error.empty();
+    if (!out.error.empty())
+      stream_.fail();
     return out;
   }
   link_output on_bytes(std::string_view bytes) override {
     link_output out;
-    if (!open_ || failed_)
+    if (!open_)
       return out;
-    buffer_ += bytes;
-    for (;;) {
-      auto step = next_wrapper(buffer_, settings_.max_apdu);
-      if (!step.error.empty()) {
-        failed_ = true;
-        out.error = std::move(step.error);
-        break;
-      }
-      if (!step.pdu)
-        break;
-      if (step.pdu->source == settings_.server_wport && step.pdu->destination == settings_.client_wport)
-        out.apdus.push_back(std::move(step.pdu->apdu));
+    stream_.feed(bytes, settings_.max_apdu, out, [&](wrapper_pdu& pdu) {
+      if (pdu.source == settings_.server_wport && pdu.destination == settings_.client_wport)
+        out.apdus.push_back(std::move(pdu.apdu));
       else
-        other_ += wrapper_header_size + step.pdu->apdu.size();
-    }
+        other_ += wrapper_header_size + pdu.apdu.size();
+    });
     return out;
   }
   link_output repeat_last() override { return {}; } // TCP does not lose bytes
@@ -597,8 +625,7 @@ public:
 private:
   wrapper_settings settings_;
   bool open_ = false;
-  bool failed_ = false;
-  std::string buffer_;
+  wrapper_stream stream_;
   std::size_t other_ = 0;
 };
 
@@ -608,31 +635,20 @@ public:
 
   link_output on_bytes(std::string_view bytes) override {
     link_output out;
-    if (failed_)
-      return out;
-    buffer_ += bytes;
-    for (;;) {
-      auto step = next_wrapper(buffer_, settings_.max_apdu);
-      if (!step.error.empty()) {
-        failed_ = true;
-        out.error = std::move(step.error);
-        break;
-      }
-      if (!step.pdu)
-        break;
-      if (step.pdu->destination != settings_.server_wport)
-        continue; // for another logical device
+    stream_.feed(bytes, settings_.max_apdu, out, [&](wrapper_pdu& pdu) {
+      if (pdu.destination != settings_.server_wport)
+        return; // for another logical device
       // Answers go to the wPort that asked (any client may).
-      reply_to_ = step.pdu->source;
+      reply_to_ = pdu.source;
       out.opened = !seen_;
       seen_ = true;
-      out.apdus.push_back(std::move(step.pdu->apdu));
-    }
+      out.apdus.push_back(std::move(pdu.apdu));
+    });
     return out;
   }
   link_output send_apdu(std::string_view apdu) override {
     link_output out;
-    const auto limit = std::min<std::size_t>(settings_.max_apdu, 0xFFFF);
+    const auto limit = wrapper_apdu_limit(settings_);
     if (apdu.size() > limit)
       out.error = too_long(apdu.size(), limit);
     else
@@ -645,8 +661,7 @@ private:
   wrapper_settings settings_;
   std::uint16_t reply_to_;
   bool seen_ = false;
-  bool failed_ = false;
-  std::string buffer_;
+  wrapper_stream stream_;
 };
 
 } // namespace

@@ -451,10 +451,7 @@ dlms_meter::dlms_meter(meter_identity identity, meter_faults faults, dlms_meter_
 
 dlms_meter::~dlms_meter() = default;
 
-unix_seconds dlms_meter::meter_now() const {
-  const unix_seconds t = timing_.pinned_now ? *timing_.pinned_now : floor_div(now_, 1000);
-  return t + model_.identity().utc_offset_minutes * 60 + model_.identity().clock_offset_seconds;
-}
+unix_seconds dlms_meter::meter_now() const { return timing_.meter_now(model_.identity(), now_); }
 
 void dlms_meter::arm(actions& out, std::chrono::milliseconds after) {
   out.push_back(drivers::arm_timer{after, ++timer_id_});

@@ -10,10 +10,12 @@ using drivers::actions;
 framed_meter::framed_meter(meter_identity identity, meter_faults faults, const framed_meter_timing& timing)
     : model_(std::move(identity), std::move(faults)), timing_(timing) {}
 
-unix_seconds framed_meter::meter_now() const {
-  const unix_seconds t = timing_.pinned_now ? *timing_.pinned_now : floor_div(now_, 1000);
-  return t + model_.identity().utc_offset_minutes * 60 + model_.identity().clock_offset_seconds;
+unix_seconds framed_meter_timing::meter_now(const meter_identity& identity, drivers::unix_ms now) const {
+  const unix_seconds t = pinned_now ? *pinned_now : floor_div(now, 1000);
+  return t + identity.utc_offset_minutes * 60 + identity.clock_offset_seconds;
 }
+
+unix_seconds framed_meter::meter_now() const { return timing_.meter_now(model_.identity(), now_); }
 
 void framed_meter::arm(actions& out, std::chrono::milliseconds after) {
   out.push_back(drivers::arm_timer{after, ++timer_id_});

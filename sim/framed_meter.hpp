@@ -42,6 +42,10 @@ struct framed_meter_timing {
   std::chrono::milliseconds reaction_delay{20};
   std::chrono::milliseconds inactivity_timeout{30000};
   std::optional<unix_seconds> pinned_now; // true time; absent: the time of each event
+
+  // Meter time: the true time (pinned, or `now` of the last event) plus the identity's
+  // clock offset (its type's UTC offset and its drift).
+  unix_seconds meter_now(const meter_identity& identity, drivers::unix_ms now) const;
 };
 
 class framed_meter : public meter_session {

@@ -12,8 +12,7 @@ meter) so the sessions overlap; the longest is the 10-day survey through small P
 import unittest
 
 from harness import Server
-from test_engine import (START, SimulatedMeters, comparable, days_before_today, predicted, request_for,
-                         wait_all_done)
+from test_engine import START, PredictedCasesTest, comparable, days_before_today, predicted, wait_done
 from test_modem import SimulatedModem, modem_server, phone_request
 
 POLL_LIMIT = 300.0  # seconds for every test to leave PENDING (the longest takes well under a minute)
@@ -33,26 +32,19 @@ TYPES = [
 ]
 
 
-class DlmsTest(unittest.TestCase):
-    cases = {}
+class DlmsTest(PredictedCasesTest):
+    POLL_LIMIT = POLL_LIMIT
 
     @classmethod
-    def add(cls, name, meter_type, faults=(), seed=1, **changes):
-        """One meter with `faults`, and its test request (yesterday's survey unless changed)."""
-        types = ["--meter-types", cls.server.config_path]
-        sim = SimulatedMeters(1, seed=seed, start_time=START, faults=faults, meter_type=meter_type,
-                              extra_args=types, expect_args=types)
-        cls.sims.append(sim)
-        meter = sim.meters[0]
-        request = request_for(meter, **dict({"surveyDays": 1, "surveyDate": YESTERDAY}, **changes))
-        cls.cases[name] = (sim, meter, request, cls.server.test_request(request))
+    def sim_args(cls):
+        # The simulators read the server's configuration file: both know the DLMS types above.
+        return ["--meter-types", cls.server.config_path]
 
     @classmethod
     def setUpClass(cls):
-        cls.sims = []
-        cls.server = Server(config={"scheduler": {"retry_delay_seconds": 1, "max_attempts": 2,
-                                                  "max_concurrent_tests": 32},
-                                    "meter_type": TYPES})
+        cls.begin(Server(config={"scheduler": {"retry_delay_seconds": 1, "max_attempts": 2,
+                                               "max_concurrent_tests": 32},
+                                 "meter_type": TYPES}))
         try:
             cls.add("clean_wrapper", "DLMS", seed=2)
             cls.add("clean_hdlc", "DLMS-HDLC", seed=3)
@@ -81,37 +73,16 @@ class DlmsTest(unittest.TestCase):
             cls.add("survey_gaps", "DLMS-HDLC", ("survey_gaps=%s03:00:00Z,%s03:30:00Z,%s23:30:00Z" %
                                                  (gap_day, gap_day, gap_day),), seed=24)
             cls.add("reject_password_fault", "DLMS-MD5", ("reject_password",), seed=25)
-            cls.statuses = wait_all_done(cls.server, {name: case[3] for name, case in cls.cases.items()},
-                                         POLL_LIMIT)
+            cls.wait_cases()
         except BaseException:
             cls.tearDownClass()
             raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for sim in cls.sims:
-            sim.stop()
-        cls.server.close()
-
-    def status(self, name):
-        if name not in self.statuses:
-            self.fail("test %s still PENDING after %.0f s" % (name, POLL_LIMIT))
-        return self.statuses[name]
-
-    def check_expected(self, name):
-        """The whole test-status equals `mts-sim expect` (result included)."""
-        sim, meter, request, test_id = self.cases[name]
-        status = self.status(name)
-        expected = sim.expect(meter, request)
-        self.assertEqual(comparable(status), predicted(expected),
-                         "%s: test %d against %s" % (name, test_id, meter["remoteAddress"]))
-        return status
 
     def test_clean_meters_of_every_transport_referencing_and_authentication(self):
         for name in ("clean_wrapper", "clean_hdlc", "clean_sn_lls", "hls_md5", "hls_sha1", "hls_sha256",
                      "sn_hls_sha1"):
             with self.subTest(case=name):
-                status = self.check_expected(name)
+                status, _ = self.check_expected(name)
                 self.assertEqual(status["result"], "SUCCESS")
                 self.assertEqual([r["name"] for r in status["registerValues"]],
                                  ["kWh Import", "kWh Export", "kvarh Q1", "kvarh Q2", "kvarh Q3", "kvarh Q4"])
@@ -126,13 +97,13 @@ class DlmsTest(unittest.TestCase):
                 self.assertRegex(status["meterTime"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d [+-]\d+s$")
 
     def test_a_10_day_survey_through_small_pdus_and_hdlc_frames(self):
-        status = self.check_expected("survey_10_days_small_pdu")
+        status, _ = self.check_expected("survey_10_days_small_pdu")
         self.assertEqual(status["result"], "SUCCESS")
         for channel in status["surveyData"]:
             self.assertEqual(len(channel["readings"]), 10 * 48)
 
     def test_power_failures_are_profile_status_and_event_log_events(self):
-        status = self.check_expected("power_failure_events")
+        status, _ = self.check_expected("power_failure_events")
         self.assertEqual(status["result"], "SUCCESS")
         events = status["statusEvents"]
         self.assertTrue(any(e.startswith("Power down in interval starting " + YESTERDAY) for e in events), events)
@@ -140,18 +111,18 @@ class DlmsTest(unittest.TestCase):
         self.assertTrue(any(e.startswith("Event 2 (power up) at " + YESTERDAY) for e in events), events)
 
     def test_association_and_address_failures(self):
-        self.assertEqual(self.check_expected("wrong_password")["result"],
+        self.assertEqual(self.check_expected("wrong_password")[0]["result"],
                          "ERROR: association rejected: authentication failure")
         # HLS: the AARE accepts (authentication required); the meter refuses pass 3.
-        self.assertEqual(self.check_expected("reject_password_fault")["result"],
+        self.assertEqual(self.check_expected("reject_password_fault")[0]["result"],
                          "ERROR: authentication failure: read-write denied")
-        self.assertTrue(self.check_expected("reject_association")["result"].startswith("ERROR: association rejected: "))
+        self.assertTrue(self.check_expected("reject_association")[0]["result"].startswith("ERROR: association rejected: "))
         # A meter stays silent to frames for another HDLC address.
-        self.assertEqual(self.check_expected("wrong_hdlc_address")["result"], "ERROR: no answer to link setup")
-        self.assertEqual(self.check_expected("silent")["result"], "ERROR: no answer to association")
-        status = self.check_expected("serial_mismatch")
+        self.assertEqual(self.check_expected("wrong_hdlc_address")[0]["result"], "ERROR: no answer to link setup")
+        self.assertEqual(self.check_expected("silent")[0]["result"], "ERROR: no answer to association")
+        status, _ = self.check_expected("serial_mismatch")
         self.assertEqual(status["result"], "ERROR: Serial number mismatch")
-        status = self.check_expected("reported_serial")
+        status, _ = self.check_expected("reported_serial")
         self.assertEqual(status["result"], "ERROR: Serial number mismatch")
         self.assertIn("7654321", status["serialNumber"])
 
@@ -167,14 +138,14 @@ class DlmsTest(unittest.TestCase):
         }
         for name, result in results.items():
             with self.subTest(fault=name):
-                self.assertEqual(self.check_expected(name)["result"], result)
+                self.assertEqual(self.check_expected(name)[0]["result"], result)
         self.assertIn("Not read: register 1.0.7.8.0.255: object undefined",
                       self.status("access_error")["statusEvents"])
         self.assertEqual([r["name"] for r in self.status("access_error")["registerValues"]],
                          ["kWh Import", "kWh Export", "kvarh Q1", "kvarh Q2", "kvarh Q4"])
         self.assertEqual(len(self.status("refuse_range")["surveyData"][0]["readings"]), 48)
         self.assertEqual(len(self.status("survey_gaps")["surveyData"][0]["readings"]), 48 - 3)
-        self.assertTrue(self.check_expected("frame_reject")["result"].startswith("ERROR: link error: frame rejected"))
+        self.assertTrue(self.check_expected("frame_reject")[0]["result"].startswith("ERROR: link error: frame rejected"))
 
 
 class DlmsModemTest(unittest.TestCase):
@@ -187,7 +158,6 @@ class DlmsModemTest(unittest.TestCase):
         with modem_server([sim.gateway()]) as srv:
             meter = sim.meters[0]
             request = phone_request(meter, sim.modem["numbers"][0])
-            from test_engine import wait_done
             status = wait_done(srv, srv.test_request(request))
             self.assertEqual(comparable(status), predicted(sim.expect(meter, request)))
             self.assertEqual(status["result"], "SUCCESS")

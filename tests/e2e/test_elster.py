@@ -13,8 +13,7 @@ the server runs with 20 ms)."""
 import unittest
 
 from harness import Server
-from test_engine import (START, SimulatedMeters, comparable, days_before_today, predicted, request_for,
-                         wait_all_done)
+from test_engine import PredictedCasesTest, days_before_today
 
 POLL_LIMIT = 600.0  # seconds for every test to leave PENDING (generous: the longest takes ~1 min)
 
@@ -24,28 +23,18 @@ POLL_LIMIT = 600.0  # seconds for every test to leave PENDING (generous: the lon
 YESTERDAY = days_before_today(1)
 
 
-class ElsterTest(unittest.TestCase):
-    cases = {}
-
-    @classmethod
-    def add(cls, name, meter_type, faults=(), seed=1, **changes):
-        """One meter with `faults`, and its test request (yesterday's survey unless changed)."""
-        sim = SimulatedMeters(1, seed=seed, start_time=START, faults=faults, meter_type=meter_type)
-        cls.sims.append(sim)
-        meter = sim.meters[0]
-        request = request_for(meter, **dict({"surveyDays": 1, "surveyDate": YESTERDAY}, **changes))
-        cls.cases[name] = (sim, meter, request, cls.server.test_request(request))
+class ElsterTest(PredictedCasesTest):
+    POLL_LIMIT = POLL_LIMIT
 
     @classmethod
     def setUpClass(cls):
-        cls.sims = []
         # Short per-type delays keep the 60-day survey (~900 R1 packets) under a minute; the
         # A1140s run with the other option mode and security level (zero operand first).
-        cls.server = Server(overrides=["--scheduler.retry_delay_seconds=1", "--scheduler.max_attempts=2",
+        cls.begin(Server(overrides=["--scheduler.retry_delay_seconds=1", "--scheduler.max_attempts=2",
                                        "--scheduler.max_concurrent_tests=32",
                                        "--meter_type.ELSTERA1700.reaction_delay_ms=20", "--meter_type.ELSTERA1700.baud_switch_delay_ms=20",
                                        "--meter_type.ELSTERA1140.reaction_delay_ms=20", "--meter_type.ELSTERA1140.baud_switch_delay_ms=20",
-                                       "--meter_type.ELSTERA1140.option_mode=1", "--meter_type.ELSTERA1140.security_level=3"])
+                                       "--meter_type.ELSTERA1140.option_mode=1", "--meter_type.ELSTERA1140.security_level=3"]))
         try:
             a1700, a1140 = "ELSTERA1700", "ELSTERA1140"
             cls.add("survey_60_days", a1700, seed=60, surveyDays=60,
@@ -70,31 +59,10 @@ class ElsterTest(unittest.TestCase):
             cls.add("error_register", a1140, ("error_register=0x80000101",), seed=17)
             cls.add("pace_baud", a1700, ("pace_baud=9600",), seed=18)
             cls.add("err5_too_often", a1140, ("password_timeout_after_reads=2",), seed=19)
-            cls.statuses = wait_all_done(cls.server, {name: case[3] for name, case in cls.cases.items()},
-                                         POLL_LIMIT)
+            cls.wait_cases()
         except BaseException:
             cls.tearDownClass()
             raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for sim in cls.sims:
-            sim.stop()
-        cls.server.close()
-
-    def status(self, name):
-        if name not in self.statuses:
-            self.fail("test %s still PENDING after %.0f s" % (name, POLL_LIMIT))
-        return self.statuses[name]
-
-    def check_expected(self, name):
-        """The whole test-status equals `mts-sim expect` (result included)."""
-        sim, meter, request, test_id = self.cases[name]
-        status = self.status(name)
-        expected = sim.expect(meter, request)
-        self.assertEqual(comparable(status), predicted(expected),
-                         "%s: test %d against %s" % (name, test_id, meter["remoteAddress"]))
-        return status, expected
 
     def test_clean_meters_of_both_types_report_exactly_what_they_hold(self):
         for name in ("clean_a1700", "clean_a1140"):

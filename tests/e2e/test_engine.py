@@ -167,6 +167,60 @@ def predicted(expected):
     return {k: expected.get(k, []) for k in ("result", "serialNumber", "statusEvents", "registerValues", "surveyData")}
 
 
+class PredictedCasesTest(unittest.TestCase):
+    """Many cases on one server, each a meter of its own (`mts-sim serve`) and one test of it,
+    submitted at once in setUpClass so the sessions overlap: a subclass's setUpClass calls
+    begin(server), add() per case and wait_cases(); check_expected(name) then compares the whole
+    test-status with `mts-sim expect`. A subclass may override sim_args() (e.g. --meter-types)
+    and POLL_LIMIT."""
+
+    POLL_LIMIT = 300.0  # seconds for every test to leave PENDING
+
+    @classmethod
+    def sim_args(cls):
+        """Extra arguments for both `mts-sim serve` and `mts-sim expect`."""
+        return []
+
+    @classmethod
+    def begin(cls, server):
+        cls.server, cls.sims, cls.cases, cls.statuses = server, [], {}, {}
+
+    @classmethod
+    def add(cls, name, meter_type, faults=(), seed=1, **changes):
+        """One meter with `faults`, and its test request (yesterday's survey unless changed)."""
+        sim = SimulatedMeters(1, seed=seed, start_time=START, faults=faults, meter_type=meter_type,
+                              extra_args=cls.sim_args(), expect_args=cls.sim_args())
+        cls.sims.append(sim)
+        meter = sim.meters[0]
+        request = request_for(meter, **dict({"surveyDays": 1, "surveyDate": days_before_today(1)}, **changes))
+        cls.cases[name] = (sim, meter, request, cls.server.test_request(request))
+
+    @classmethod
+    def wait_cases(cls):
+        cls.statuses = wait_all_done(cls.server, {name: case[3] for name, case in cls.cases.items()},
+                                     cls.POLL_LIMIT)
+
+    @classmethod
+    def tearDownClass(cls):
+        for sim in cls.sims:
+            sim.stop()
+        cls.server.close()
+
+    def status(self, name):
+        if name not in self.statuses:
+            self.fail("test %s still PENDING after %.0f s" % (name, self.POLL_LIMIT))
+        return self.statuses[name]
+
+    def check_expected(self, name):
+        """The whole test-status equals `mts-sim expect` (result included): (status, expected)."""
+        sim, meter, request, test_id = self.cases[name]
+        status = self.status(name)
+        expected = sim.expect(meter, request)
+        self.assertEqual(comparable(status), predicted(expected),
+                         "%s: test %d against %s" % (name, test_id, meter["remoteAddress"]))
+        return status, expected
+
+
 class EngineTest(unittest.TestCase):
     START = START  # runs at any time: see START_TIME above
 

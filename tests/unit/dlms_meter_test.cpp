@@ -103,13 +103,7 @@ meter_identity identity(const char* type = "DLMS") {
   return id;
 }
 
-dlms_meter_config instant(std::uint64_t session = 1) {
-  dlms_meter_config c;
-  c.reaction_delay = 0ms;
-  c.pinned_now = now_s;
-  c.session_number = session;
-  return c;
-}
+dlms_meter_config instant(std::uint64_t session = 1) { return instant_meter<dlms_meter_config>(now_s, session); }
 
 // Published vectors (meter-protocols.md §3.4, dlms-more.md §1.4, §6).
 const std::string aarq_ln = hex("60 1D A1 09 06 07 60 85 74 05 08 01 01 BE 10 04 0E 01 00 00 00 06 5F 1F 04 00 00 7E 1F 04 B0");

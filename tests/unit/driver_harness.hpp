@@ -27,6 +27,17 @@ using namespace std::chrono_literals;
 inline const std::string nak(1, '\x15');
 inline const std::string b0 = "\x01\x42\x30\x03\x71";
 
+// A simulated meter's configuration (any of the *_meter_config, all framed_meter_timing) that
+// answers at once, its clock pinned at `now`, as session `session` of the meter.
+template <class Config>
+Config instant_meter(unix_seconds now, std::uint64_t session = 1) {
+  Config c;
+  c.reaction_delay = std::chrono::milliseconds(0);
+  c.pinned_now = now;
+  c.session_number = session;
+  return c;
+}
+
 // ---- driver actions ----
 inline std::uint64_t only_timer(const drivers::actions& a, std::chrono::milliseconds after) {
   REQUIRE(a.size() == 1);

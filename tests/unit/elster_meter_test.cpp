@@ -53,13 +53,7 @@ meter_identity identity(const char* type = elster_a1700_type) {
   return id;
 }
 
-elster_meter_config instant(std::uint64_t session = 1) {
-  elster_meter_config c;
-  c.reaction_delay = 0ms;
-  c.pinned_now = now_s;
-  c.session_number = session;
-  return c;
-}
+elster_meter_config instant(std::uint64_t session = 1) { return instant_meter<elster_meter_config>(now_s, session); }
 
 // Signed on (9600 baud), P0 received; returns the seed.
 std::string sign_on(elster_meter& m, const std::string& ident = "/GEC5090100100400@000\r\n") {
