@@ -22,12 +22,8 @@ std::int64_t& deleted(retention_state& st, purge_kind kind) {
 }
 
 const char* kind_name(purge_kind kind) {
-  switch (kind) {
-    case purge_kind::completed_tests: return "completed tests";
-    case purge_kind::transcripts: return "transcripts";
-    case purge_kind::empty_batches: return "empty batches";
-  }
-  return "rows";
+  static const char* const names[] = {"completed tests", "transcripts", "empty batches"}; // purge_kind's order
+  return names[static_cast<std::size_t>(kind)];
 }
 
 void next_step(self_ptr self);

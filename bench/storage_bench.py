@@ -427,26 +427,29 @@ def convert(args, work):
             "dbMBAfter": round(srv.db_bytes() / 1e6, 1), "testRequestMs": latency}
 
 
+# Each mode's options: (flag, type, default, help).
+MODES = {
+    "size": (size, [("--tests", int, 100, None), ("--meters", int, 50, None),
+                    ("--reference-bin", str, None, "mts of the build before the change (e.g. main's build/bin/mts)"),
+                    ("--rounds", int, 10, None),
+                    ("--requests", int, 200, "test-status requests per server and round")]),
+    "month": (month, [("--nights", int, 31, None), ("--tests", int, 100, "tests per night (one meter each)"),
+                      ("--retain-days", int, 7, None), ("--transcript-days", int, 3, None)]),
+    "purge": (purge, [("--rows", int, 200000, None),
+                      ("--source-tests", int, 100, "real tests whose results are copied"),
+                      ("--step-rows", int, None, "storage.maintenance_step_rows (default: the server's)")]),
+    "convert": (convert, [("--rows", int, 10000, None),
+                          ("--source-tests", int, 100, "real tests whose results are copied")]),
+}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
-    s = sub.add_parser("size")
-    s.add_argument("--tests", type=int, default=100)
-    s.add_argument("--meters", type=int, default=50)
-    s.add_argument("--reference-bin", help="mts of the build before the change (e.g. main's build/bin/mts)")
-    s.add_argument("--rounds", type=int, default=10)
-    s.add_argument("--requests", type=int, default=200, help="test-status requests per server and round")
-    m = sub.add_parser("month")
-    m.add_argument("--nights", type=int, default=31)
-    m.add_argument("--tests", type=int, default=100, help="tests per night (one meter each)")
-    m.add_argument("--retain-days", type=int, default=7)
-    m.add_argument("--transcript-days", type=int, default=3)
-    for name in ("purge", "convert"):
-        p = sub.add_parser(name)
-        p.add_argument("--rows", type=int, default=200000 if name == "purge" else 10000)
-        p.add_argument("--source-tests", type=int, default=100, help="real tests whose results are copied")
-        if name == "purge":
-            p.add_argument("--step-rows", type=int, help="storage.maintenance_step_rows (default: the server's)")
+    for mode, (_, options) in MODES.items():
+        p = sub.add_parser(mode)
+        for flag, kind, default, text in options:
+            p.add_argument(flag, type=kind, default=default, help=text)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     args = ap.parse_args()
     for b in (MTS, MTS_SIM):
@@ -454,7 +457,7 @@ def main():
             sys.exit("missing %s: build first (see README.md)" % b)
     work = tempfile.mkdtemp(prefix="mts-storage-bench.")
     try:
-        report = {"size": size, "month": month, "purge": purge, "convert": convert}[args.mode](args, work)
+        report = MODES[args.mode][0](args, work)
         print(json.dumps(report, indent=1))
     finally:
         if args.keep:
