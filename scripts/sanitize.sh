@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the unit and actor tests (mts_tests) with AddressSanitizer and
 # UndefinedBehaviorSanitizer (-DMTS_SANITIZE=ON, g++) in build-asan/ and runs all of them.
-# Any report fails the run: UB aborts the test process (-fno-sanitize-recover), and so does
-# every ASan error. The end-to-end tests are not run here (./scripts/run-tests.sh runs them).
+# Any report fails the run: UB ends the test process (halt_on_error=1, scripts/ubsan.supp names
+# the one third-party report it silences), and so does every ASan error. The end-to-end tests
+# are not run here (./scripts/run-tests.sh runs them).
 #
 #   scripts/sanitize.sh              # every test
 #   scripts/sanitize.sh "[dlms]"     # Catch2 arguments go to mts_tests
