@@ -48,7 +48,6 @@ using conn_fail_atom = caf::atom_constant<caf::atom("conn_fail")>;
 using timer_atom = caf::atom_constant<caf::atom("timer")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using deadline_atom = caf::atom_constant<caf::atom("deadline")>;
-using transcript_atom = caf::atom_constant<caf::atom("transcript")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using keys_atom = caf::atom_constant<caf::atom("keys")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
@@ -131,15 +130,13 @@ using persistence_actor = caf::typed_actor<
   caf::reacts_to<flush_atom>>;
 
 // A READER actor: answers queries on its own read-only connection. The server runs a few.
+// The queries that may read many rows. (A test by id, for test-status and test-transcript, is
+// read on the HTTP thread's own connection: persistence/thread_reader.hpp.)
 using reader_actor = caf::typed_actor<
-  // test-status: the full record (error unknown_test).
-  caf::replies_to<get_atom, test_id>::with<test_record>,
   // batch-status: the batch's tests as summaries (error unknown_batch).
   caf::replies_to<get_atom, batch_atom, batch_id>::with<std::vector<test_record>>,
   // test-search.
-  caf::replies_to<search_atom, search_query>::with<search_page>,
-  // test-transcript: the stored transcript JSON array text, "" if none (error unknown_test).
-  caf::replies_to<get_atom, transcript_atom, test_id>::with<std::string>>;
+  caf::replies_to<search_atom, search_query>::with<search_page>>;
 
 // The CONVERTER converts rows stored before the compact encoding, one step at a time, in the
 // background (actors/converter.hpp).

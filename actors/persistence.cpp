@@ -250,17 +250,11 @@ reader_actor::behavior_type reader(reader_actor::stateful_pointer<reader_state> 
                                    std::shared_ptr<store> db) {
   self->state.db = std::move(db);
   return {
-    [self](get_atom, test_id id) -> caf::result<test_record> {
-      return guarded_find("test status", app_errc::unknown_test, [&] { return self->state.db->find_test(id); });
-    },
     [self](get_atom, batch_atom, batch_id id) -> caf::result<std::vector<test_record>> {
       return guarded_find("batch status", app_errc::unknown_batch, [&] { return self->state.db->batch_tests(id); });
     },
     [self](search_atom, const search_query& q) -> caf::result<search_page> {
       return guarded("search", [&] { return self->state.db->search(q); });
-    },
-    [self](get_atom, transcript_atom, test_id id) -> caf::result<std::string> {
-      return guarded_find("test transcript", app_errc::unknown_test, [&] { return self->state.db->find_transcript(id); });
     },
   };
 }

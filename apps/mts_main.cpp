@@ -213,7 +213,9 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   auto executor_hdl = sys.spawn(executor, runner_cfg);
   auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
 
-  token_verifier tokens(s.storage.path, s.storage.busy_timeout_ms,
+  // Each HTTP thread's own read-only connection: the token check and the lookups by test id.
+  auto thread_reads = std::make_shared<thread_reader>(s.storage.path, s.storage.busy_timeout_ms);
+  token_verifier tokens(thread_reads,
                         [persistence_hdl](std::int64_t id, unix_seconds when) {
                           caf::anon_send(persistence_hdl, touch_atom::value, id, when);
                         });
@@ -246,7 +248,7 @@ int serve(const settings& s, const std::function<settings()>& reload) {
     try {
       server = std::make_unique<api_server>(
         s, cert_file, key_file,
-        api_dependencies{&sys, scheduler_hdl, readers, &tokens, modems, persistence_hdl, writer_state, types, storage}, *trusted);
+        api_dependencies{&sys, scheduler_hdl, readers, &tokens, thread_reads, modems, persistence_hdl, writer_state, types, storage}, *trusted);
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());

@@ -154,9 +154,9 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     deps_(std::move(deps)),
     limiter_(config.rate_limit.requests, config.rate_limit.window_seconds),
     trusted_proxies_(std::move(trusted_proxies)) {
-  if (deps_.readers.empty() || !deps_.system || !deps_.tokens || !deps_.writer || !deps_.types)
-    throw std::logic_error("api_server needs an actor system, readers, a token verifier, the writer's health and "
-                           "the meter types");
+  if (deps_.readers.empty() || !deps_.reads || !deps_.system || !deps_.tokens || !deps_.writer || !deps_.types)
+    throw std::logic_error("api_server needs an actor system, readers, the threads' connections, a token verifier, "
+                           "the writer's health and the meter types");
   live_ = std::make_shared<const api_live_settings>(
     api_live_settings{config.limits, config.rate_limit, config.api, deps_.types});
   server_ = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
@@ -527,6 +527,25 @@ bool require_body(api_server::call& c, const char* what) {
   return false;
 }
 
+// A test looked up by id on this thread's own read-only connection: one indexed row, so it
+// needs no actor and no timeout of its own beyond SQLite's busy timeout (a reader in WAL mode
+// does not wait for the writer). nullopt with the response filled when there is no such test
+// (400, as the readers answer) or the database cannot be read (500).
+template <class Lookup>
+auto look_up_test(thread_reader& reads, httplib::Response& res, const char* what, Lookup&& lookup)
+    -> decltype(lookup(std::declval<store&>())) {
+  try {
+    auto found = lookup(reads.local());
+    if (!found)
+      send_error(res, 400, {"testId: no such test"});
+    return found;
+  } catch (const std::exception& e) {
+    spdlog::error("storage: {} failed: {}", what, e.what());
+    send_error(res, 500, {"internal server error: storage failed"});
+    return std::nullopt;
+  }
+}
+
 } // namespace
 
 void api_server::test_request(call& c) {
@@ -583,7 +602,7 @@ void api_server::test_status(call& c) {
   auto id = validate_id_query(c.params, "testId", details);
   if (!id)
     return send_error(c.res, 400, details);
-  if (auto record = ask<test_record>(*deps_.system, config_, c.res, next_reader(), get_atom::value, *id))
+  if (auto record = look_up_test(*deps_.reads, c.res, "test status", [&](store& db) { return db.find_test(*id); }))
     send_json(c.res, 200, encode_test_status(*record, c.live->api.mask_passwords));
 }
 
@@ -592,8 +611,7 @@ void api_server::test_transcript(call& c) {
   auto id = validate_id_query(c.params, "testId", details);
   if (!id)
     return send_error(c.res, 400, details);
-  if (auto text = ask<std::string>(*deps_.system, config_, c.res, next_reader(), get_atom::value,
-                                   transcript_atom::value, *id))
+  if (auto text = look_up_test(*deps_.reads, c.res, "test transcript", [&](store& db) { return db.find_transcript(*id); }))
     send_json(c.res, 200, encode_test_transcript(*id, *text));
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 // The HTTPS front end: cpp-httplib's SSLServer, tuned and hardened (see docs/operations.md),
-// routing the API methods to the actors (meter-types is answered here, from the registry). It owns no business state: every call becomes
-// a typed request to the SCHEDULER or a READER with a finite timeout.
+// routing the API methods to the actors. It owns no business state: a command becomes a typed
+// request to the SCHEDULER, a search or a batch-status one to a READER, each with a finite
+// timeout; the point lookups by test id (test-status, test-transcript) are read on the
+// thread's own read-only connection, as the token is; meter-types is answered from the registry.
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
 #include "actors/storage_stats.hpp"
@@ -10,6 +12,7 @@
 #include "common/client_address.hpp"
 #include "http/rate_limiter.hpp"
 #include "http/tokens.hpp"
+#include "persistence/thread_reader.hpp"
 
 #include <caf/actor_system.hpp>
 
@@ -30,8 +33,9 @@ namespace mts {
 struct api_dependencies {
   caf::actor_system* system = nullptr;
   scheduler_actor scheduler;
-  std::vector<reader_actor> readers; // at least one
+  std::vector<reader_actor> readers; // at least one: searches and batch-status
   token_verifier* tokens = nullptr;
+  std::shared_ptr<thread_reader> reads; // the threads' own connections: test-status, test-transcript
   std::shared_ptr<modem_pool> modems; // may be null: no "modems" in service-status
   persistence_actor persistence;      // probed by service-status
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status

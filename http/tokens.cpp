@@ -5,7 +5,6 @@
 #include <openssl/sha.h>
 
 #include <array>
-#include <map>
 #include <memory>
 #include <stdexcept>
 
@@ -80,29 +79,15 @@ std::optional<std::string_view> bearer_token(std::string_view value) {
   return token;
 }
 
+token_verifier::token_verifier(std::shared_ptr<thread_reader> reads, used_callback on_used)
+  : reads_(std::move(reads)), on_used_(std::move(on_used)) {}
+
 token_verifier::token_verifier(std::string db_path, std::int64_t busy_timeout_ms, used_callback on_used)
-  : db_path_(std::move(db_path)),
-    busy_timeout_ms_(busy_timeout_ms),
-    on_used_(std::move(on_used)),
-    serial_(next_serial_++) {}
-
-std::atomic<std::uint64_t> token_verifier::next_serial_{1};
-
-store& token_verifier::thread_store() {
-  // One read-only connection per HTTP thread and verifier; SQLite connections are not shared
-  // between threads.
-  // Keyed by a per-verifier serial number, never reused, so a new verifier never inherits
-  // another's connection.
-  thread_local std::map<std::uint64_t, std::unique_ptr<store>> stores;
-  auto& slot = stores[serial_];
-  if (!slot)
-    slot = std::make_unique<store>(db_path_, store_mode::read_only, busy_timeout_ms_);
-  return *slot;
-}
+  : token_verifier(std::make_shared<thread_reader>(std::move(db_path), busy_timeout_ms), std::move(on_used)) {}
 
 std::optional<token_info> token_verifier::verify(std::string_view token, unix_seconds now) {
   auto hash = hash_token(token);
-  auto match = thread_store().find_token_by_hash(hash);
+  auto match = reads_->local().find_token_by_hash(hash);
   if (!match || match->token_hash.size() != hash.size() ||
       CRYPTO_memcmp(match->token_hash.data(), hash.data(), hash.size()) != 0)
     return std::nullopt;

@@ -3,10 +3,11 @@
 // random bits in base64url (43 characters). Only its SHA-256 hash is stored; verification
 // hashes the presented token, finds the row by hash and compares hashes in constant time.
 #include "common/model.hpp"
-#include "persistence/store.hpp"
+#include "persistence/thread_reader.hpp"
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -33,10 +34,13 @@ std::optional<std::string_view> bearer_token(std::string_view authorization);
 
 // Checks tokens against the database on every request, so a token deleted or expired by the
 // `mts token` command stops working at once. Each HTTP thread uses its own read-only
-// connection. Use is recorded coarsely through `on_used` (at most once a minute per token).
+// connection (thread_reader). Use is recorded coarsely through `on_used` (at most once a
+// minute per token).
 class token_verifier {
 public:
   using used_callback = std::function<void(std::int64_t token_id, unix_seconds when)>;
+  token_verifier(std::shared_ptr<thread_reader> reads, used_callback on_used);
+  // With connections of its own.
   token_verifier(std::string db_path, std::int64_t busy_timeout_ms, used_callback on_used);
 
   // The token's info if it is known and not expired at `now`; nullopt otherwise. Throws
@@ -44,12 +48,8 @@ public:
   std::optional<token_info> verify(std::string_view token, unix_seconds now);
 
 private:
-  store& thread_store();
-  std::string db_path_;
-  std::int64_t busy_timeout_ms_;
+  std::shared_ptr<thread_reader> reads_;
   used_callback on_used_;
-  std::uint64_t serial_;
-  static std::atomic<std::uint64_t> next_serial_;
   std::mutex used_mutex_;
   std::unordered_map<std::int64_t, unix_seconds> last_recorded_minute_;
 };

@@ -46,7 +46,7 @@ TEST_CASE_METHOD(actor_fixture, "a result is written exactly once", "[actors][pe
 }
 
 TEST_CASE_METHOD(actor_fixture, "a result is stored packed, whether or not its maker packed it", "[actors][persistence]") {
-  auto rd = sys.spawn(reader, std::make_shared<store>(db_path, store_mode::read_only, 1000));
+  store rd(db_path, store_mode::read_only, 1000);
   const std::string readings = R"({"serialNumber":"123","registerValues":[]})";
   const std::string transcript = R"([{"attempt":1,"events":[]}])";
   for (bool packed_by_maker : {false, true}) {
@@ -65,22 +65,21 @@ TEST_CASE_METHOD(actor_fixture, "a result is stored packed, whether or not its m
     SQLite::Database raw(db_path, SQLite::OPEN_READONLY);
     CHECK(raw.execAndGet("SELECT readings_json IS NULL AND readings IS NOT NULL FROM tests WHERE id = " +
                          std::to_string(*id)).getInt() == 1);
-    CHECK(ask<test_record>(rd, get_atom::value, *id)->readings_json == readings);
-    CHECK(*ask<std::string>(rd, get_atom::value, transcript_atom::value, *id) == transcript);
+    CHECK(rd.find_test(*id)->readings_json == readings);
+    CHECK(rd.find_transcript(*id) == transcript);
   }
 }
 
-TEST_CASE_METHOD(actor_fixture, "readers answer queries and report unknown ids as errors", "[actors][reader]") {
+TEST_CASE_METHOD(actor_fixture, "readers answer batch queries and report unknown batches as errors", "[actors][reader]") {
   auto rd = sys.spawn(reader, std::make_shared<store>(db_path, store_mode::read_only, 1000));
   sched.run();
-  auto id = ask<test_id>(persist, insert_atom::value, make_request(true, "x"), fake_now);
-  REQUIRE(id);
-  auto rec = ask<test_record>(rd, get_atom::value, *id);
-  REQUIRE(rec);
-  CHECK(rec->id == *id);
-  auto missing = ask<test_record>(rd, get_atom::value, *id + 100);
-  REQUIRE_FALSE(missing);
-  CHECK(missing.error() == make_error(app_errc::unknown_test));
+  auto batch = ask<batch_inserted>(persist, insert_atom::value, std::vector<test_request>{make_request(true, "x")},
+                                   fake_now);
+  REQUIRE(batch);
+  auto tests = ask<std::vector<test_record>>(rd, get_atom::value, batch_atom::value, batch->batch);
+  REQUIRE(tests);
+  REQUIRE(tests->size() == 1);
+  CHECK(tests->front().request.request_reference == std::optional<std::string>("x"));
   auto no_batch = ask<std::vector<test_record>>(rd, get_atom::value, batch_atom::value, batch_id{42});
   REQUIRE_FALSE(no_batch);
   CHECK(no_batch.error() == make_error(app_errc::unknown_batch));
