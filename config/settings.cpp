@@ -160,6 +160,12 @@ std::string check_log_level(const settings& s) {
   return "must be one of trace, debug, info, warn, error, critical, off";
 }
 
+std::string check_startup_check(const settings& s) {
+  if (s.storage.startup_check == "integrity" || s.storage.startup_check == "quick" || s.storage.startup_check == "none")
+    return "";
+  return "must be one of integrity, quick, none";
+}
+
 using S = settings;
 
 const key_descriptor keys[] = {
@@ -237,6 +243,9 @@ const key_descriptor keys[] = {
             "Read-only database connections serving queries."),
     integer("storage.write_stall_seconds", field<&S::storage, &storage_settings::write_stall_seconds>, 1,
             3600, "A database write running longer makes service-status report not OK."),
+    text("storage.startup_check", field<&S::storage, &storage_settings::startup_check>,
+         "integrity, quick or none", check_startup_check,
+         "What the server checks of the database file when it starts: integrity (PRAGMA integrity_check), quick (PRAGMA quick_check) or none."),
     integer("storage.retain_completed_days", field<&S::storage, &storage_settings::retain_completed_days>, 0,
             36500, "Completed tests are deleted this many days after they completed; 0 keeps them forever."),
     integer("storage.retain_transcripts_days", field<&S::storage, &storage_settings::retain_transcripts_days>, 0,

@@ -56,6 +56,7 @@ struct storage_settings {
   std::int64_t busy_timeout_ms = 5000;
   std::int64_t reader_count = 2; // read-only connections serving queries
   std::int64_t write_stall_seconds = 15; // a write running longer makes service-status not OK
+  std::string startup_check = "quick"; // integrity, quick or none (persistence/store.hpp, open_check)
   // Retention (actors/retention.hpp); these four change on SIGHUP.
   std::int64_t retain_completed_days = 400; // 0: keep completed tests forever
   std::int64_t retain_transcripts_days = 30; // 0: keep transcripts as long as their tests

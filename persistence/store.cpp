@@ -272,11 +272,14 @@ struct store::impl {
     }
   }
 
-  void check_integrity() {
-    SQLite::Statement st(db, "PRAGMA integrity_check");
-    if (!st.executeStep()) throw store_error("database integrity check returned nothing");
+  void check_integrity(open_check check) {
+    if (check == open_check::none) return;
+    const bool quick = check == open_check::quick;
+    const std::string what = quick ? "database quick check" : "database integrity check";
+    SQLite::Statement st(db, quick ? "PRAGMA quick_check" : "PRAGMA integrity_check");
+    if (!st.executeStep()) throw store_error(what + " returned nothing");
     const std::string first = column_bytes(st.getColumn(0));
-    if (first != "ok") throw store_error("database integrity check failed: " + first);
+    if (first != "ok") throw store_error(what + " failed: " + first);
   }
 
   // One INSERT of a test row (used inside the caller's transaction).
@@ -328,7 +331,7 @@ private:
   std::optional<SQLite::Transaction> tx_;
 };
 
-store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms) {
+store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms, open_check check) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   if (mode == store_mode::read_only) {
@@ -382,7 +385,7 @@ store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout
       // given back to the file system by the incremental vacuum.
       db.exec("PRAGMA secure_delete=FAST");
       retry_while_busy(busy_timeout_ms, [&] { impl_->migrate(); });
-      impl_->check_integrity();
+      impl_->check_integrity(check);
     } else {
       // A reader cannot migrate: it refuses a schema it does not know, newer or older.
       const int v = impl_->read_version();

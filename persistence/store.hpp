@@ -26,13 +26,20 @@ struct store_error : std::runtime_error {
 
 enum class store_mode { read_write, read_only };
 
+// What a read-write open checks after its migrations (storage.startup_check). integrity: PRAGMA
+// integrity_check, which also compares every index with its table (its time grows with the
+// whole file: about 3 s for 200 MB here). quick: PRAGMA quick_check, the same without that
+// comparison (about a quarter of the time). none: no check.
+enum class open_check { integrity, quick, none };
+
 class store {
 public:
   // read_write: creates the file and its directory if needed, sets WAL, synchronous=FULL,
   // foreign_keys=ON, the busy timeout, applies pending migrations in one transaction each, and
-  // runs PRAGMA integrity_check (throws store_error if it does not answer "ok").
+  // runs the `check` (throws store_error if it does not answer "ok").
   // read_only: opens an existing database read-only with the same busy timeout.
-  store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms);
+  store(const std::string& path, store_mode mode, std::int64_t busy_timeout_ms,
+        open_check check = open_check::integrity);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;

@@ -98,14 +98,16 @@ class CompactStorageTest(unittest.TestCase):
             db.execute("ALTER TABLE tests DROP COLUMN readings")
             db.execute("ALTER TABLE test_transcripts DROP COLUMN transcript")
             db.execute("DROP TABLE storage_conversion")
+            db.execute("DROP INDEX tests_state_received_time")  # version 6's index
+            db.execute("CREATE INDEX tests_state ON tests (state)")
             with db:
-                db.execute("DELETE FROM schema_migrations WHERE version = 5")
+                db.execute("DELETE FROM schema_migrations WHERE version >= 5")
 
-            srv.restart()  # migrates to version 5 and converts in the background
+            srv.restart()  # migrates to version 6 and converts in the background
             self.assertEqual(self.answers(srv, ids), before)
             wait_for("the conversion", lambda: "conversion to the compact encoding complete" in srv.log(), srv)
             self.assertEqual(self.answers(srv, ids), before)
-            self.assertIn("database ready (schema version 5", srv.log())
+            self.assertIn("database ready (schema version 6", srv.log())
             self.assertEqual(db.execute("SELECT COUNT(*) FROM tests WHERE readings_json IS NOT NULL "
                                         "OR readings IS NULL").fetchone()[0], 0)
             self.assertEqual(db.execute("SELECT COUNT(*) FROM test_transcripts WHERE transcript IS NULL "

@@ -61,6 +61,7 @@ bool same(const settings& a, const settings& b) {
          a.storage.path == b.storage.path &&
          a.storage.busy_timeout_ms == b.storage.busy_timeout_ms &&
          a.storage.reader_count == b.storage.reader_count &&
+         a.storage.startup_check == b.storage.startup_check &&
          a.storage.retain_completed_days == b.storage.retain_completed_days &&
          a.storage.retain_transcripts_days == b.storage.retain_transcripts_days &&
          a.storage.purge_interval_seconds == b.storage.purge_interval_seconds &&
@@ -160,7 +161,7 @@ TEST_CASE("config: the example file and the docs describe every meter type key, 
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 55);
+  CHECK(keys.size() == 56);
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -332,6 +333,10 @@ TEST_CASE("config: string rules", "[config]") {
   CHECK(has(override_error("log.level=verbose"),
             "log.level: must be one of trace, debug, info, warn, error, critical, off"));
   CHECK(has(override_error("log.level=INFO"), "log.level:"));
+  for (const char* check : {"integrity", "quick", "none"})
+    CHECK(override_error(std::string("storage.startup_check=") + check).empty());
+  CHECK(has(override_error("storage.startup_check=full"),
+            "storage.startup_check: must be one of integrity, quick, none"));
 }
 
 TEST_CASE("config: tls certificate and key are set both or neither", "[config]") {

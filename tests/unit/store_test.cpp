@@ -112,15 +112,15 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 5);
-    CHECK(s.schema_version() == 5);
+    CHECK(store::latest_schema_version() == 6);
+    CHECK(s.schema_version() == 6);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 5);
-  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 5);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 6);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 6);
   CHECK(raw.tableExists("test_transcripts"));
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
@@ -138,14 +138,14 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 5);
+    CHECK(s.schema_version() == 6);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 5);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 6);
 }
 
 TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
@@ -162,7 +162,7 @@ TEST_CASE("a version 1 database is migrated: old results keep no connection atte
              "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
   }
   store s(dir.db(), store_mode::read_write, busy_ms);
-  CHECK(s.schema_version() == 5);
+  CHECK(s.schema_version() == 6);
   auto old = s.find_test(1);
   REQUIRE(old);
   CHECK(old->result == "SUCCESS");
@@ -181,14 +181,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (6, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (7, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 6 is newer than this build supports (5)"));
+      Catch::Message("database schema version 7 is newer than this build supports (6)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 6 is newer than this build supports (5)"));
+      Catch::Message("database schema version 7 is newer than this build supports (6)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -201,7 +201,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 5) ++ok;
+        if (s.schema_version() == 6) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -210,7 +210,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 5);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 6);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -229,7 +229,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (5); start the server once to upgrade it"));
+                                        "expects (6); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -812,7 +812,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 5);
+  CHECK(r.schema_version() == 6);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
@@ -1087,7 +1087,7 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
   };
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 5);
+    CHECK(s.schema_version() == 6);
     CHECK(s.conversion().converted_to == 0);
     CHECK(s.conversion().last_test_id == 5);
     served_as_before(s);
@@ -1242,4 +1242,53 @@ TEST_CASE("space: a new database gives the pages a purge freed back to the file 
   const auto all = s.release_free_pages(purged.free_pages);
   CHECK(all.free_pages == 0);
   CHECK(all.pages < full.pages - 40);
+}
+
+TEST_CASE("the start-up check runs as configured and names what it found", "[store]") {
+  temp_dir dir;
+  std::int64_t index_root = 0;
+  {
+    store s(dir.db(), store_mode::read_write, busy_ms);
+    std::vector<test_request> many(2000, simple_request());
+    s.insert_batch(many, 100);
+  }
+  {
+    // Closing the last connection checkpoints the WAL into the file.
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
+    index_root = raw.execAndGet("SELECT rootpage FROM sqlite_master WHERE name = 'tests_received_time'").getInt64();
+    REQUIRE(index_root > 1);
+  }
+  for (auto check : {open_check::integrity, open_check::quick, open_check::none})
+    CHECK_NOTHROW(store(dir.db(), store_mode::read_write, busy_ms, check));
+  {
+    // One index page overwritten: its b-tree page type becomes invalid.
+    std::fstream file(dir.db(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp((index_root - 1) * 4096);
+    const std::string garbage(16, '\xEE');
+    file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+  }
+  REQUIRE_THROWS_WITH(store(dir.db(), store_mode::read_write, busy_ms, open_check::integrity),
+                      Catch::StartsWith("database integrity check failed: "));
+  REQUIRE_THROWS_WITH(store(dir.db(), store_mode::read_write, busy_ms, open_check::quick),
+                      Catch::StartsWith("database quick check failed: "));
+  // Unchecked, the damaged file opens; the rows are still readable through the table.
+  store unchecked(dir.db(), store_mode::read_write, busy_ms, open_check::none);
+  CHECK(unchecked.find_test(2000).has_value());
+}
+
+TEST_CASE("a count of tests by status in a time range reads an index only", "[store]") {
+  // A count of status=PENDING over a million queued tests must not read every row
+  // (schema version 6): the plan names a covering index.
+  temp_dir dir;
+  { store s(dir.db(), store_mode::read_write, busy_ms); }
+  SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
+  for (const char* states : {"IN ('PENDING', 'RUNNING')", "= 'COMPLETED'"}) {
+    SQLite::Statement plan(raw, std::string("EXPLAIN QUERY PLAN SELECT COUNT(*) FROM tests WHERE received_time "
+                                            "BETWEEN 0 AND 100 AND state ") + states);
+    std::string detail;
+    while (plan.executeStep())
+      detail += plan.getColumn(3).getString() + "\n";
+    INFO(detail);
+    CHECK(detail.find("USING COVERING INDEX tests_state_received_time") != std::string::npos);
+  }
 }
