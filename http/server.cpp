@@ -35,6 +35,7 @@ struct route {
   const char* verb;
   method_kind kind;
   void (api_server::*handler)(api_server::call&);
+  bool reads_here = false; // reads the test on this thread's connection (test-status, test-transcript)
 };
 
 constexpr const char* json_type = "application/json; charset=utf-8";
@@ -364,8 +365,8 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
     {"batch-request", "POST", method_kind::command, &api_server::batch_request},
     {"test-cancel", "DELETE", method_kind::command, &api_server::test_cancel},
     {"batch-cancel", "DELETE", method_kind::command, &api_server::batch_cancel},
-    {"test-status", "GET", method_kind::query, &api_server::test_status},
-    {"test-transcript", "GET", method_kind::query, &api_server::test_transcript},
+    {"test-status", "GET", method_kind::query, &api_server::test_status, true},
+    {"test-transcript", "GET", method_kind::query, &api_server::test_transcript, true},
     {"batch-status", "GET", method_kind::query, &api_server::batch_status},
     {"test-search", "GET", method_kind::query, &api_server::test_search},
     {"service-status", "GET", method_kind::open, &api_server::service_status},
@@ -397,6 +398,16 @@ void api_server::handle(const httplib::Request& req, httplib::Response& res) {
   // 2. Authenticate, then rate-limit per token (per client IP without a valid token), then
   //    check the scope. A failed authentication still counts against the IP's window.
   call c{req, res, now_utc(), live(), {}, std::nullopt};
+  // The token check and the lookup of a method that reads on this thread's connection share
+  // one read transaction (store::begin_read); nothing in between waits. Should the database
+  // not open here, the token check reports it.
+  std::optional<store::read_scope> snapshot;
+  if (found->reads_here) {
+    try {
+      snapshot.emplace(deps_.reads->local());
+    } catch (const std::exception&) {
+    }
+  }
   std::optional<token_info> token;
   bool auth_failed = false;
   if (found->kind != method_kind::open) {

@@ -220,6 +220,8 @@ struct store::impl {
   std::unique_ptr<SQLite::Statement> mark_running_st;
   std::unique_ptr<SQLite::Statement> complete_test_st;
   std::unique_ptr<SQLite::Statement> insert_transcript_st;
+  std::unique_ptr<SQLite::Statement> begin_read_st;
+  std::unique_ptr<SQLite::Statement> end_read_st;
 
   impl(const std::string& path, store_mode m, int flags, std::int64_t busy_timeout_ms)
       : db(path, flags, clamp_timeout(busy_timeout_ms)), mode(m) {}
@@ -342,7 +344,7 @@ store::store(const std::string& path, store_mode mode, std::int64_t busy_timeout
                         "create it");
     }
     impl_ = guarded("open database " + path, [&] {
-      return std::make_unique<impl>(path, mode, SQLite::OPEN_READONLY, busy_timeout_ms);
+      return std::make_unique<impl>(path, mode, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX, busy_timeout_ms);
     });
   } else {
     if (p.has_parent_path()) {
@@ -601,6 +603,24 @@ std::optional<test_record> store::find_test(test_id id) {
   });
 }
 
+void store::begin_read() {
+  guarded("begin read", [&] {
+    statement_use st(impl_->cached(impl_->begin_read_st, "BEGIN DEFERRED"));
+    st->exec();
+  });
+}
+
+void store::end_read() noexcept {
+  try {
+    if (impl_->db.getHandle() && !sqlite3_get_autocommit(impl_->db.getHandle())) {
+      statement_use st(impl_->cached(impl_->end_read_st, "COMMIT"));
+      st->exec();
+    }
+  } catch (...) {
+    // Ending a read transaction changes nothing; should it fail, the next BEGIN reports it.
+  }
+}
+
 void store::in_one_transaction(const std::function<void()>& fn) {
   guarded("write group", [&] {
     SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -671,8 +691,10 @@ search_page store::search(const search_query& q) {
     };
 
     search_page page;
-    // Count and page from one snapshot.
-    SQLite::Transaction tx(impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    // Count and page from one snapshot (the caller's, inside begin_read).
+    std::optional<SQLite::Transaction> tx;
+    if (sqlite3_get_autocommit(impl_->db.getHandle()))
+      tx.emplace(impl_->db, SQLite::TransactionBehavior::DEFERRED);
     {
       SQLite::Statement count(impl_->db, "SELECT COUNT(*) FROM tests" + where);
       bind_filters(count);
@@ -701,7 +723,7 @@ search_page store::search(const search_query& q) {
       bind_int(st, i++, q.offset > 0 ? q.offset : 0);
       while (st.executeStep()) page.results.push_back(read_test_row(st, false));
     }
-    tx.commit();
+    if (tx) tx->commit();
     return page;
   });
 }

@@ -1292,3 +1292,23 @@ TEST_CASE("a count of tests by status in a time range reads an index only", "[st
     CHECK(detail.find("USING COVERING INDEX tests_state_received_time") != std::string::npos);
   }
 }
+
+TEST_CASE("reads inside begin_read and end_read see one snapshot", "[store]") {
+  temp_dir dir;
+  store w(dir.db(), store_mode::read_write, busy_ms);
+  store r(dir.db(), store_mode::read_only, busy_ms);
+  w.insert_test(simple_request(), 100);
+  {
+    store::read_scope snapshot(r);
+    REQUIRE(r.find_test(1).has_value());
+    w.insert_test(simple_request(), 101); // committed while the snapshot is open
+    CHECK_FALSE(r.find_test(2).has_value());
+    CHECK(r.search(all_query()).total_count == 1);
+  }
+  // After the scope, every statement is its own transaction again.
+  CHECK(r.find_test(2).has_value());
+  r.begin_read();
+  r.end_read();
+  r.end_read(); // ending twice is harmless
+  CHECK(r.search(all_query()).total_count == 2);
+}
