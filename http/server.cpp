@@ -137,6 +137,51 @@ bool library_reads_body(const std::string& method) {
   return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE" || method == "PRI";
 }
 
+// Called after the headers are read and before the library reads a body. The size limit is
+// only applied by the library to Content-Length bodies, and the Debian build inflates gzip
+// and brotli bodies before any limit: both would let a small request become a huge one.
+//
+// Anything that could make this server and a client (or a proxy in between) disagree on
+// where a request ends is refused, and the connection is closed after the answer, so no
+// unread byte is ever taken for the next request. True when the request was refused.
+bool refuse_unframed(const httplib::Request& req, httplib::Response& res) {
+  auto refuse = [&](int status, const std::string& detail) {
+    request_close(res);
+    send_error(res, status, {detail});
+    return true;
+  };
+  const auto lengths = count_header(req, "Content-Length");
+  if (lengths > 1)
+    return refuse(400, "more than one Content-Length header");
+  if (lengths == 1 && req.has_header("Transfer-Encoding"))
+    return refuse(400, "both Content-Length and Transfer-Encoding given");
+  if (req.has_header("Transfer-Encoding"))
+    return refuse(411, "request bodies must be sent with a Content-Length, not chunked");
+  const auto length = req.get_header_value("Content-Length");
+  if (lengths == 1 && (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos))
+    return refuse(400, "Content-Length is not a whole number of bytes");
+  if (lengths == 1 && !library_reads_body(req.method) && length.find_first_not_of('0') != std::string::npos)
+    return refuse(400, "a " + loggable_path(req.method) + " request must not have a body");
+  auto encoding = req.get_header_value("Content-Encoding");
+  if (req.has_header("Content-Encoding") && media_type(encoding) != "identity")
+    return refuse(415, "compressed request bodies are not accepted (Content-Encoding)");
+  return false;
+}
+
+// Headers every answer carries, set once the handler is done (the library's post-routing step).
+void finish_headers(const httplib::Request& req, httplib::Response& res) {
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  // Pipelined requests are refused clearly: this answer is the connection's last, and the
+  // client sends the rest again on a new connection (RFC 9112 section 9.3.2).
+  if (!close_requested(res) && more_requests_waiting()) {
+    spdlog::info("http: {} sent pipelined requests; closing the connection after this answer", req.remote_addr);
+    request_close(res);
+  }
+  if (close_requested(res))
+    res.headers.erase("Keep-Alive");
+}
+
 } // namespace
 
 // Everything one API call carries through its handler.
@@ -149,8 +194,7 @@ struct api_server::call {
   std::optional<bj::value> body; // parsed JSON body, when one was sent
 };
 
-api_server::api_server(const settings& config, const std::string& cert_file,
-                       const std::string& key_file, api_dependencies deps, address_set trusted_proxies)
+api_server::api_server(const settings& config, api_dependencies deps, address_set trusted_proxies)
   : config_(config),
     deps_(std::move(deps)),
     limiter_(config.rate_limit.requests, config.rate_limit.window_seconds),
@@ -160,6 +204,17 @@ api_server::api_server(const settings& config, const std::string& cert_file,
                            "the writer's health and the meter types");
   live_ = std::make_shared<const api_live_settings>(
     api_live_settings{config.limits, config.rate_limit, config.api, deps_.types});
+}
+
+void api_server::respond(const httplib::Request& req, httplib::Response& res) {
+  if (!refuse_unframed(req, res))
+    handle(req, res);
+  finish_headers(req, res);
+}
+
+api_server::api_server(const settings& config, const std::string& cert_file,
+                       const std::string& key_file, api_dependencies deps, address_set trusted_proxies)
+  : api_server(config, std::move(deps), std::move(trusted_proxies)) {
   server_ = std::make_unique<httplib::SSLServer>(cert_file.c_str(), key_file.c_str());
   if (!server_->is_valid())
     throw std::runtime_error("cannot load the TLS certificate " + cert_file + " with key " + key_file);
@@ -185,35 +240,10 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     listen_fd_ = fd;
   });
 
-  // Runs after the headers are read and before the library reads a body. The size limit is
-  // only applied by the library to Content-Length bodies, and the Debian build inflates gzip
-  // and brotli bodies before any limit: both would let a small request become a huge one.
-  //
-  // Anything that could make this server and a client (or a proxy in between) disagree on
-  // where a request ends is refused, and the connection is closed after the answer, so no
-  // unread byte is ever taken for the next request.
+  // Runs after the headers are read and before the library reads a body.
   svr.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    auto refuse = [&](int status, const std::string& detail) {
-      request_close(res);
-      send_error(res, status, {detail});
-      return httplib::Server::HandlerResponse::Handled;
-    };
-    const auto lengths = count_header(req, "Content-Length");
-    if (lengths > 1)
-      return refuse(400, "more than one Content-Length header");
-    if (lengths == 1 && req.has_header("Transfer-Encoding"))
-      return refuse(400, "both Content-Length and Transfer-Encoding given");
-    if (req.has_header("Transfer-Encoding"))
-      return refuse(411, "request bodies must be sent with a Content-Length, not chunked");
-    const auto length = req.get_header_value("Content-Length");
-    if (lengths == 1 && (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos))
-      return refuse(400, "Content-Length is not a whole number of bytes");
-    if (lengths == 1 && !library_reads_body(req.method) && length.find_first_not_of('0') != std::string::npos)
-      return refuse(400, "a " + loggable_path(req.method) + " request must not have a body");
-    auto encoding = req.get_header_value("Content-Encoding");
-    if (req.has_header("Content-Encoding") && media_type(encoding) != "identity")
-      return refuse(415, "compressed request bodies are not accepted (Content-Encoding)");
-    return httplib::Server::HandlerResponse::Unhandled;
+    return refuse_unframed(req, res) ? httplib::Server::HandlerResponse::Handled
+                                     : httplib::Server::HandlerResponse::Unhandled;
   });
 
   // Every path reaches handle(), which does the routing ("." would not match a decoded newline).
@@ -249,18 +279,7 @@ api_server::api_server(const settings& config, const std::string& cert_file,
     }
     send_error(res, 500, {"internal server error"});
   });
-  svr.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    res.set_header("Cache-Control", "no-store");
-    res.set_header("X-Content-Type-Options", "nosniff");
-    // Pipelined requests are refused clearly: this answer is the connection's last, and the
-    // client sends the rest again on a new connection (RFC 9112 section 9.3.2).
-    if (!close_requested(res) && more_requests_waiting()) {
-      spdlog::info("http: {} sent pipelined requests; closing the connection after this answer", req.remote_addr);
-      request_close(res);
-    }
-    if (close_requested(res))
-      res.headers.erase("Keep-Alive");
-  });
+  svr.set_post_routing_handler(finish_headers);
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (close_requested(res))
       stop_reading_connection();
@@ -276,6 +295,8 @@ api_server::api_server(const settings& config, const std::string& cert_file,
 api_server::~api_server() = default;
 
 void api_server::bind() {
+  if (!server_)
+    throw std::logic_error("api_server::bind: made without TLS, for respond() only");
   const auto& http = config_.http;
   errno = 0;
   if (!server_->bind_to_port(http.address, http.port)) {
@@ -292,6 +313,8 @@ void api_server::bind() {
 }
 
 bool api_server::run() {
+  if (!server_)
+    return false;
   bool ok = server_->listen_after_bind();
   finished_ = true;
   return ok;
@@ -331,6 +354,8 @@ void shut_down_connections(std::uint16_t port) {
 } // namespace
 
 void api_server::stop() {
+  if (!server_)
+    return;
   server_->stop();
   // Requests in flight get a grace period to finish. The library's keep-alive loop does not
   // notice the stop, so idle connections would hold shutdown for the whole keep-alive

@@ -59,7 +59,14 @@ public:
   // addresses whose X-Real-IP / X-Forwarded-For are believed.
   api_server(const settings& config, const std::string& cert_file, const std::string& key_file,
              api_dependencies deps, address_set trusted_proxies);
+  // Without TLS and sockets: only respond() is of use (the fuzz harness of the request path).
+  api_server(const settings& config, api_dependencies deps, address_set trusted_proxies);
   ~api_server();
+
+  // Answers one parsed request as the server does between the library's parsing and its
+  // writing: the framing checks, the routing, authentication, rate limit, validation, the
+  // method, and the headers every answer carries. The request path without a socket.
+  void respond(const httplib::Request& req, httplib::Response& res);
 
   // Binds http.address:http.port with SO_REUSEADDR only (a second server on the same port
   // fails here) and listens with http.listen_backlog. Throws std::runtime_error.
