@@ -1079,8 +1079,12 @@ void tcp_reactor::do_close(connection_id id, bool graceful) {
   if (!graceful || c.st != connection::state::open)
     return finish(id, "closed");
   c.st = connection::state::closing;
-  if (c.out.empty()) // nothing to flush: straight to the half-close (see below)
+  if (c.out.empty()) { // nothing to flush: straight to the half-close (see below)
     output_flushed_while_closing(c);
+    // A tty or pipe has no half-close: it is finished there, and `c` is gone.
+    if (connections_.find(id) == connections_.end())
+      return;
+  }
   if (opts_.close_timeout.count() > 0) {
     c.close_deadline = clock::now() + opts_.close_timeout;
     add_timer(c.close_deadline, id, close_deadline);
