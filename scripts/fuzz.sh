@@ -6,7 +6,9 @@
 # edges, ft: features) and the outcome; exits 1 if any harness found something.
 #
 #   scripts/fuzz.sh                # every harness, 600 s each
-#   scripts/fuzz.sh 5              # a smoke run (.ci/run): the seeds, then 5 s each
+#   scripts/fuzz.sh 5              # the seeds, then 5 s each
+#   scripts/fuzz.sh --smoke        # .ci/run: the seeds, then 10,000 inputs each from a fixed
+#                                  # random seed, so that the run is the same on every machine
 #   scripts/fuzz.sh 300 json dlms_apdu
 #
 # Each harness starts from its seed corpus, fuzz/corpus/<name>/ (kept in the repository, never
@@ -18,6 +20,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
+limit=(-max_total_time="$seconds")
+if [ "$seconds" = "--smoke" ]; then
+  seconds=0
+  limit=(-runs=10000 -seed=1)
+fi
 (($#)) && shift
 ./scripts/setup.sh --packages-only
 
@@ -35,23 +42,25 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN
 export LSAN_OPTIONS="suppressions=$PWD/scripts/sanitizer.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 run_one() {
-  local name=$1 seconds=$2
+  local name=$1
   local seeds="fuzz/corpus/$name" work="build-fuzz/corpus/$name" found="build-fuzz/findings/$name"
   mkdir -p "$seeds" "$work" "$found"
   local dict=()
   [ -f "fuzz/$name.dict" ] && dict=("-dict=fuzz/$name.dict")
   # -timeout: one input running 10 s is a hang (a driver that never finishes is a finding).
-  "build-fuzz/bin/fuzz_$name" "$work" "$seeds" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+  # shellcheck disable=SC2086 # limit_args: the options of the mode, word by word
+  "build-fuzz/bin/fuzz_$name" "$work" "$seeds" "${dict[@]}" $limit_args -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$found/" \
     >"build-fuzz/logs/$name.log" 2>&1
 }
 export -f run_one
+export limit_args="${limit[*]}"
 mkdir -p build-fuzz/logs
 # Findings of this run are the files newer than this mark (earlier ones are kept).
 touch build-fuzz/logs/.run-started
 started=$(date +%s)
 rc=0
-printf '%s\n' "${harnesses[@]}" | xargs -P "${FUZZ_JOBS:-2}" -I{} bash -c "run_one {} $seconds" || rc=$?
+printf '%s\n' "${harnesses[@]}" | xargs -P "${FUZZ_JOBS:-2}" -I{} bash -c "run_one {}" || rc=$?
 
 printf '%-22s %14s %8s %8s  %s\n' harness executions cov ft outcome
 for name in "${harnesses[@]}"; do
@@ -67,5 +76,5 @@ for name in "${harnesses[@]}"; do
   fi
   printf '%-22s %14s %8s %8s  %s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$outcome"
 done
-echo "fuzz: $((($(date +%s) - started))) s for ${#harnesses[@]} harnesses of $seconds s"
+echo "fuzz: $((($(date +%s) - started))) s for ${#harnesses[@]} harnesses ($limit_args each)"
 exit "$rc"
