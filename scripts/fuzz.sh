@@ -9,6 +9,7 @@
 #   scripts/fuzz.sh 5              # the seeds, then 5 s each
 #   scripts/fuzz.sh --smoke        # .ci/run: the seeds, then 10,000 inputs each from a fixed
 #                                  # random seed, so that the run is the same on every machine
+#   scripts/fuzz.sh --runs 10000000 json   # until 10 million inputs (docs/testing.md's goal)
 #   scripts/fuzz.sh 300 json dlms_apdu
 #
 # Each harness starts from its seed corpus, fuzz/corpus/<name>/ (kept in the repository, never
@@ -22,8 +23,10 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 limit=(-max_total_time="$seconds")
 if [ "$seconds" = "--smoke" ]; then
-  seconds=0
   limit=(-runs=10000 -seed=1)
+elif [ "$seconds" = "--runs" ]; then
+  shift
+  limit=(-runs="${1:?--runs needs a number}")
 fi
 (($#)) && shift
 ./scripts/setup.sh --packages-only
