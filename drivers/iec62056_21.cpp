@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 namespace mts::drivers {
@@ -55,6 +56,19 @@ std::optional<std::string> first_group(std::string_view text) {
 bool is_error(std::string_view v) {
   v = trim(v);
   return v.size() >= 2 && lower(v[0]) == 'e' && lower(v[1]) == 'r';
+}
+
+// The most channels one profile header may announce; more is taken for a damaged header.
+// (VDEW meters record a few; 64 leaves room for any real one.)
+constexpr std::size_t max_profile_channels = 64;
+
+// A number from a meter as an event names it: whole numbers in digits, others as %g.
+std::string number_text(double v) {
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    return std::to_string(static_cast<long long>(v));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
 }
 
 std::optional<double> to_number(std::string_view s) {
@@ -462,11 +476,18 @@ void iec62056_21_driver::store_profile(const std::string& text) {
       const auto tt = to_number(g[2]), n = to_number(g[3]);
       if (!t || !tt || !n || *tt < 1 || *n < 0)
         continue;
-      const int minutes = static_cast<int>(*tt);
-      if (minutes > 30 || 30 % minutes != 0) {
-        add_event("Load profile interval of " + std::to_string(minutes) + " minutes not supported");
+      // Both numbers are checked as read, before any conversion: a meter (or a line) can send
+      // any digits, and an int or size_t cast of a number beyond its range is undefined.
+      if (*tt > 30 || 30 % static_cast<int>(*tt) != 0) {
+        add_event("Load profile interval of " + number_text(*tt) + " minutes not supported");
         continue;
       }
+      if (*n > static_cast<double>(max_profile_channels)) {
+        add_event("Load profile header announces " + number_text(*n) + " channels; more than " +
+                  std::to_string(max_profile_channels) + " are not supported");
+        continue;
+      }
+      const int minutes = static_cast<int>(*tt);
       base = *t;
       interval = minutes * 60;
       entry = 0;

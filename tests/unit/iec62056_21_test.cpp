@@ -429,3 +429,25 @@ TEST_CASE("IEC 62056-21 garbage before a reply and a bad BCC on P0", "[iec][driv
   send_then_timer(d.on_timer(id, s.tick(200)), nak, 5000ms);
   s.exchange(p0, p1_secret);
 }
+
+TEST_CASE("IEC 62056-21 profile headers with an absurd interval or channel count are skipped", "[iec][driver]") {
+  // Found by fuzz_iec62056_21_driver: an interval of 6.7e93 minutes was cast to int (undefined
+  // behaviour; the event named whatever int came out), and a channel count of 1e11 would
+  // have made the driver allocate that many columns.
+  session s(full_request(), serial_and_profile_only());
+  s.log_in();
+  s.exchange(serial_ok, r5_profile);
+  std::string body = STX "P.01(0190101001500)(00)(66666666666666666666)(1)(1-0:1.8.0)(kWh)\r\n"
+                         "(100.0)\r\n"
+                         "P.01(0190101003000)(00)(30)(100000000000)(1-0:1.8.0)(kWh)\r\n"
+                         "(100.5)\r\n" ETX;
+  unsigned char bcc = 0; // XOR of everything after STX up to and including ETX
+  for (std::size_t i = 1; i < body.size(); ++i)
+    bcc = static_cast<unsigned char>(bcc ^ static_cast<unsigned char>(body[i]));
+  const auto id = only_timer(s.driver.on_bytes(b(body, static_cast<unsigned char>(bcc & 0x7f)), s.tick(100)), 200ms);
+  finished(s.driver.on_timer(id, s.tick(200)), failure_kind::none, "", true);
+  const auto& r = s.driver.readings();
+  REQUIRE(r.status_events);
+  CHECK(*r.status_events == std::vector<std::string>{"Load profile interval of 6.66667e+19 minutes not supported",
+                                                     "Load profile header announces 100000000000 channels; more than 64 are not supported"});
+}
