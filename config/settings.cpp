@@ -240,7 +240,7 @@ const key_descriptor keys[] = {
     integer("storage.busy_timeout_ms", field<&S::storage, &storage_settings::busy_timeout_ms>, 0,
             600000, "How long SQLite waits for a lock before failing."),
     integer("storage.reader_count", field<&S::storage, &storage_settings::reader_count>, 1, 64,
-            "Read-only database connections serving queries."),
+            "Read-only database connections (reader actors) serving searches and batch-status."),
     integer("storage.write_stall_seconds", field<&S::storage, &storage_settings::write_stall_seconds>, 1,
             3600, "A database write running longer makes service-status report not OK."),
     text("storage.startup_check", field<&S::storage, &storage_settings::startup_check>,

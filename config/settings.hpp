@@ -54,7 +54,7 @@ struct tls_settings {
 struct storage_settings {
   std::string path = "data/mts.db";
   std::int64_t busy_timeout_ms = 5000;
-  std::int64_t reader_count = 2; // read-only connections serving queries
+  std::int64_t reader_count = 2; // read-only connections (reader actors) serving searches and batch-status
   std::int64_t write_stall_seconds = 15; // a write running longer makes service-status not OK
   std::string startup_check = "quick"; // integrity, quick or none (persistence/store.hpp, open_check)
   // Retention (actors/retention.hpp); these four change on SIGHUP.
