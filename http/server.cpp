@@ -566,18 +566,18 @@ bool require_body(api_server::call& c, const char* what) {
 // A test looked up by id on this thread's own read-only connection: one indexed row, so it
 // needs no actor and no timeout of its own beyond SQLite's busy timeout (a reader in WAL mode
 // does not wait for the writer). nullopt with the response filled when there is no such test
-// (400, as the readers answer) or the database cannot be read (500).
+// or the database cannot be read: the same answers as the actors' errors.
 template <class Lookup>
-auto look_up_test(thread_reader& reads, httplib::Response& res, const char* what, Lookup&& lookup)
-    -> decltype(lookup(std::declval<store&>())) {
+auto look_up_test(const settings& config, thread_reader& reads, httplib::Response& res, const char* what,
+                  Lookup&& lookup) -> decltype(lookup(std::declval<store&>())) {
   try {
     auto found = lookup(reads.local());
     if (!found)
-      send_error(res, 400, {"testId: no such test"});
+      answer_actor_error(config, res, make_error(app_errc::unknown_test));
     return found;
   } catch (const std::exception& e) {
     spdlog::error("storage: {} failed: {}", what, e.what());
-    send_error(res, 500, {"internal server error: storage failed"});
+    answer_actor_error(config, res, make_error(app_errc::storage_failure));
     return std::nullopt;
   }
 }
@@ -638,7 +638,7 @@ void api_server::test_status(call& c) {
   auto id = validate_id_query(c.params, "testId", details);
   if (!id)
     return send_error(c.res, 400, details);
-  if (auto record = look_up_test(*deps_.reads, c.res, "test status", [&](store& db) { return db.find_test(*id); }))
+  if (auto record = look_up_test(config_, *deps_.reads, c.res, "test status", [&](store& db) { return db.find_test(*id); }))
     send_json(c.res, 200, encode_test_status(*record, c.live->api.mask_passwords));
 }
 
@@ -647,7 +647,7 @@ void api_server::test_transcript(call& c) {
   auto id = validate_id_query(c.params, "testId", details);
   if (!id)
     return send_error(c.res, 400, details);
-  if (auto text = look_up_test(*deps_.reads, c.res, "test transcript", [&](store& db) { return db.find_transcript(*id); }))
+  if (auto text = look_up_test(config_, *deps_.reads, c.res, "test transcript", [&](store& db) { return db.find_transcript(*id); }))
     send_json(c.res, 200, encode_test_transcript(*id, *text));
 }
 

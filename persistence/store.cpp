@@ -612,7 +612,7 @@ void store::begin_read() {
 
 void store::end_read() noexcept {
   try {
-    if (impl_->db.getHandle() && !sqlite3_get_autocommit(impl_->db.getHandle())) {
+    if (!sqlite3_get_autocommit(impl_->db.getHandle())) {
       statement_use st(impl_->cached(impl_->end_read_st, "COMMIT"));
       st->exec();
     }
