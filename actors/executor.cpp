@@ -19,11 +19,11 @@ executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor
     self->quit(em.reason);
   });
   return {
-    [self](run_atom, test_record& rec) -> caf::delegated<test_outcome> {
+    [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::delegated<test_outcome> {
       auto runner = self->spawn<caf::linked>(test_runner, self->state.config);
       self->state.spawned += 1;
       self->state.runners.insert(runner.address());
-      return self->delegate(runner, run_atom::value, std::move(rec));
+      return self->delegate(runner, run_atom::value, std::move(rec), std::move(broker));
     },
     [self](reload_atom, const std::shared_ptr<const test_runner_config>& next) {
       auto& c = self->state.config;

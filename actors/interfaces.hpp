@@ -3,6 +3,7 @@
 // Messages never leave the process, so the model structs travel as unsafe (unserialised)
 // message types instead of carrying inspect() boilerplate.
 #include "common/model.hpp"
+#include "config/settings.hpp" // modem_settings
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
@@ -13,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,8 @@ using convert_atom = caf::atom_constant<caf::atom("convert")>;
 using purge_atom = caf::atom_constant<caf::atom("purge")>;
 using vacuum_atom = caf::atom_constant<caf::atom("vacuum")>;
 using space_atom = caf::atom_constant<caf::atom("space")>;
+using modem_atom = caf::atom_constant<caf::atom("modem")>;
+using fault_atom = caf::atom_constant<caf::atom("fault")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -77,6 +81,12 @@ struct batch_inserted {
 struct started_test {
   bool started = false;
   test_record record;
+};
+
+// The answer to a test's request for a modem: the one it holds, or a free one in service;
+// nothing when none is free (or the test is not running).
+struct modem_grant {
+  std::optional<modem_settings> modem;
 };
 
 struct scheduler_stats {
@@ -152,11 +162,21 @@ using retention_actor = caf::typed_actor<
   // A configuration reload: the retention periods, interval and step size from the next pass on.
   caf::reacts_to<reload_atom, std::shared_ptr<const retention_config>>>;
 
+// The MODEM BROKER hands out the modems of the pool, which it owns (actors/modem_pool.hpp):
+// the scheduler. A test actor asks it for a modem for each dial-up attempt and reports faults.
+using modem_broker_actor = caf::typed_actor<
+  // The running test needs a modem: the one it holds, else a free one in service (it then
+  // holds it until its outcome is recorded); nothing if none is free.
+  caf::replies_to<modem_atom, get_atom, test_id>::with<modem_grant>,
+  // The test's modem failed (the reason): out of service for the cool-down, and freed.
+  caf::reacts_to<modem_atom, fault_atom, test_id, std::string>>;
+
 // The EXECUTOR runs one test to its end (all attempts) and answers the outcome. It spawns one
 // TEST actor per run and delegates the request to it (actors/executor.hpp).
 using executor_actor = caf::typed_actor<
-  // Run the test (all attempts) and answer its outcome; the scheduler records it.
-  caf::replies_to<run_atom, test_record>::with<test_outcome>,
+  // Run the test (all attempts) with modems from the broker, and answer its outcome; the
+  // scheduler records it.
+  caf::replies_to<run_atom, test_record, modem_broker_actor>::with<test_outcome>,
   // A configuration reload: tests started from now on get these settings (meter types,
   // attempts, timeouts); the connection factory and the modems stay. Running tests keep theirs.
   caf::reacts_to<reload_atom, std::shared_ptr<const test_runner_config>>>;
@@ -185,8 +205,9 @@ using connection_actor = caf::typed_actor<
 // A TEST actor: owns one test from dispatch to outcome, including retries
 // (actors/test_runner.hpp). The executor delegates run requests to it.
 using test_runner_actor = link_client_actor::extend<
-  // Run the test (all attempts) and answer its outcome; the actor quits afterwards.
-  caf::replies_to<run_atom, test_record>::with<test_outcome>,
+  // Run the test (all attempts) with modems from the broker, and answer its outcome; the actor
+  // quits afterwards.
+  caf::replies_to<run_atom, test_record, modem_broker_actor>::with<test_outcome>,
   // The driver's timer expired: (attempt, timer id); stale ones are ignored.
   caf::reacts_to<timer_atom, std::int64_t, std::uint64_t>,
   // The retry delay is over: start attempt number n.
@@ -196,8 +217,9 @@ using test_runner_actor = link_client_actor::extend<
   // The whole-test deadline passed.
   caf::reacts_to<deadline_atom>>;
 
-// The SCHEDULER owns the queue and decides what runs when.
-using scheduler_actor = caf::typed_actor<
+// The SCHEDULER owns the queue and the modem pool, and decides what runs when; it is the
+// test actors' modem broker.
+using scheduler_actor = modem_broker_actor::extend<
   // test-request: store the test, queue it; answers its id once it is durable.
   caf::replies_to<submit_atom, test_request, unix_seconds>::with<test_id>,
   // batch-request: store all tests in one transaction, queue them; answers the batch id.
@@ -208,8 +230,9 @@ using scheduler_actor = caf::typed_actor<
   caf::replies_to<cancel_atom, batch_atom, batch_id, bool>::with<std::int64_t>,
   // Re-evaluate the queue (the overnight window may have opened).
   caf::reacts_to<tick_atom>,
-  // A configuration reload: the window, capacities, deadline and can_run apply from now on
-  // (running tests keep their deadline); the clock and the modems stay.
+  // A configuration reload: the window, capacities, deadline, can_run and the modems apply
+  // from now on (running tests keep their deadline; a modem in a call keeps its settings until
+  // the call ends); the clock stays.
   caf::reacts_to<reload_atom, std::shared_ptr<const scheduler_config>>,
   // Queue sizes for service-status and the logs.
   caf::replies_to<stats_atom>::with<scheduler_stats>>;
@@ -226,6 +249,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_cancel_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::modem_grant)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::scheduler_config>)

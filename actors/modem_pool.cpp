@@ -6,20 +6,52 @@
 
 namespace mts {
 
-modem_pool::modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock)
-    : cooldown_(cooldown), clock_(clock ? std::move(clock) : clock_fn(now_utc)) {
+void modem_board::publish(std::vector<modem_status> modems) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  modems_ = std::move(modems);
+}
+
+std::vector<modem_status> modem_board::read(unix_seconds now) const {
+  std::vector<modem_status> out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out = modems_;
+  }
+  for (auto& m : out) {
+    if (m.until && now >= *m.until) { // the pool notices on its next use
+      m.state = "free";
+      m.reason.clear();
+      m.until.reset();
+    }
+  }
+  return out;
+}
+
+modem_pool::modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock,
+                       std::shared_ptr<modem_board> board)
+    : cooldown_(cooldown), clock_(clock ? std::move(clock) : clock_fn(now_utc)), board_(std::move(board)) {
   for (auto& m : modems)
     modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false});
+  publish();
+}
+
+void modem_pool::publish() {
+  if (board_)
+    board_->publish(snapshot());
 }
 
 void modem_pool::refresh(unix_seconds now) {
+  bool changed = false;
   for (auto& e : modems_) {
     if (e.out_until && now >= *e.out_until) {
       e.out_until.reset();
       e.reason.clear();
+      changed = true;
       spdlog::info("modem {}: back in service", e.settings.name);
     }
   }
+  if (changed)
+    publish();
 }
 
 void modem_pool::call_ended(std::size_t index) {
@@ -37,7 +69,6 @@ void modem_pool::call_ended(std::size_t index) {
 }
 
 std::vector<std::string> modem_pool::reconfigure(std::vector<modem_settings> modems, std::chrono::seconds cooldown) {
-  std::lock_guard<std::mutex> lock(m_);
   std::vector<std::string> notes;
   std::vector<entry> next;
   std::vector<bool> kept(modems_.size(), false);
@@ -80,18 +111,17 @@ std::vector<std::string> modem_pool::reconfigure(std::vector<modem_settings> mod
   }
   modems_ = std::move(next);
   cooldown_ = cooldown;
+  publish();
   return notes;
 }
 
 bool modem_pool::available() {
-  std::lock_guard<std::mutex> lock(m_);
   refresh(clock_());
   return std::any_of(modems_.begin(), modems_.end(),
                      [](const entry& e) { return !e.holder && !e.out_until && !e.retiring; });
 }
 
 std::optional<modem_settings> modem_pool::acquire(test_id test) {
-  std::lock_guard<std::mutex> lock(m_);
   refresh(clock_());
   for (auto& e : modems_)
     if (e.holder == test)
@@ -99,6 +129,7 @@ std::optional<modem_settings> modem_pool::acquire(test_id test) {
   for (auto& e : modems_) {
     if (!e.holder && !e.out_until && !e.retiring) {
       e.holder = test;
+      publish();
       return e.settings;
     }
   }
@@ -106,7 +137,6 @@ std::optional<modem_settings> modem_pool::acquire(test_id test) {
 }
 
 std::optional<modem_settings> modem_pool::held_by(test_id test) const {
-  std::lock_guard<std::mutex> lock(m_);
   for (const auto& e : modems_)
     if (e.holder == test)
       return e.settings;
@@ -114,14 +144,18 @@ std::optional<modem_settings> modem_pool::held_by(test_id test) const {
 }
 
 void modem_pool::release(test_id test) {
-  std::lock_guard<std::mutex> lock(m_);
-  for (std::size_t i = modems_.size(); i-- > 0;)
-    if (modems_[i].holder == test)
+  bool changed = false;
+  for (std::size_t i = modems_.size(); i-- > 0;) {
+    if (modems_[i].holder == test) {
       call_ended(i);
+      changed = true;
+    }
+  }
+  if (changed)
+    publish();
 }
 
 void modem_pool::fault(test_id test, const std::string& reason) {
-  std::lock_guard<std::mutex> lock(m_);
   const auto now = clock_();
   for (std::size_t i = modems_.size(); i-- > 0;) {
     auto& e = modems_[i];
@@ -131,11 +165,11 @@ void modem_pool::fault(test_id test, const std::string& reason) {
     e.reason = reason;
     spdlog::warn("modem {}: out of service for {} s: {} (test {})", e.settings.name, cooldown_.count(), reason, test);
     call_ended(i);
+    publish();
   }
 }
 
 std::optional<unix_seconds> modem_pool::next_return() {
-  std::lock_guard<std::mutex> lock(m_);
   refresh(clock_());
   std::optional<unix_seconds> next;
   for (const auto& e : modems_)
@@ -144,9 +178,12 @@ std::optional<unix_seconds> modem_pool::next_return() {
   return next;
 }
 
-std::vector<modem_pool::modem_status> modem_pool::status() {
-  std::lock_guard<std::mutex> lock(m_);
+std::vector<modem_status> modem_pool::status() {
   refresh(clock_());
+  return snapshot();
+}
+
+std::vector<modem_status> modem_pool::snapshot() const {
   std::vector<modem_status> out;
   for (const auto& e : modems_) {
     modem_status s;

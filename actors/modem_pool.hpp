@@ -2,10 +2,13 @@
 // The modem pool: which modem carries which test's call, and which modems are out of service.
 //
 // Decisions:
-// - A small monitor object (a mutex inside) shared by the SCHEDULER, the TEST actors and the
-//   HTTP layer, not an actor: the scheduler must decide synchronously, inside its dispatch
-//   loop, whether a phone-number test can start, and a test actor must swap a faulty modem
-//   for another without a round trip. Every method is short and never blocks on I/O.
+// - The pool is the SCHEDULER's state, changed by nothing else: the scheduler decides inside
+//   its dispatch loop whether a phone-number test can start, and a TEST actor that needs a
+//   modem (its first dial-up attempt, or another after a fault) asks the scheduler by message
+//   (modem_broker_actor in actors/interfaces.hpp). Before, the pool was a monitor object that
+//   the test actors changed too, so a test taking a replacement modem could race the
+//   scheduler's check-then-acquire at dispatch. The scheduler alone owning it is also what lets
+//   test actors run elsewhere (collectors) later.
 // - The scheduler acquires a modem when it dispatches a phone-number test (no free in-service
 //   modem: the test stays queued) and releases it when the test's outcome is recorded, so a
 //   test keeps its modem across retries and there are never more calls than modems.
@@ -14,11 +17,14 @@
 //   one for its next attempt. Once the cool-down has passed the modem is back in service
 //   (noticed on the next use of the pool; the scheduler ticks at next_return()).
 // - Modems are handed out in the configured order (the first free one in service).
+// - service-status reads a modem_board, the copy the pool publishes after every change, so the
+//   HTTP threads never wait on the scheduler.
 #include "common/model.hpp"
 #include "config/settings.hpp"
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -26,16 +32,35 @@
 
 namespace mts {
 
+struct modem_status {
+  std::string name;
+  std::string state; // "free", "busy" or "out of service"
+  std::optional<test_id> test;       // busy: the test it carries
+  std::string reason;                // out of service: why
+  std::optional<unix_seconds> until; // out of service: until when
+};
+
+// The pool's state as last published, for readers on other threads (service-status).
+class modem_board {
+public:
+  void publish(std::vector<modem_status> modems);
+  // The modems as published, a cool-down that has passed by `now` shown as over ("free").
+  std::vector<modem_status> read(unix_seconds now) const;
+
+private:
+  mutable std::mutex mutex_;
+  std::vector<modem_status> modems_;
+};
+
+// Not thread-safe: one owner (the scheduler).
 class modem_pool {
 public:
   using clock_fn = std::function<unix_seconds()>;
-  // clock empty: the system clock (UTC).
-  modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock = {});
+  // clock empty: the system clock (UTC). board: where every change is published (may be null).
+  modem_pool(std::vector<modem_settings> modems, std::chrono::seconds cooldown, clock_fn clock = {},
+             std::shared_ptr<modem_board> board = {});
 
-  bool empty() const {
-    std::lock_guard<std::mutex> lock(m_);
-    return modems_.empty();
-  }
+  bool empty() const { return modems_.empty(); }
 
   // Whether a modem is free and in service now.
   bool available();
@@ -55,13 +80,6 @@ public:
   // When the next out-of-service modem comes back; nothing if none is out.
   std::optional<unix_seconds> next_return();
 
-  struct modem_status {
-    std::string name;
-    std::string state; // "free", "busy" or "out of service"
-    std::optional<test_id> test;          // busy: the test it carries
-    std::string reason;                   // out of service: why
-    std::optional<unix_seconds> until;    // out of service: until when
-  };
   std::vector<modem_status> status();
 
 private:
@@ -75,11 +93,13 @@ private:
   };
   void refresh(unix_seconds now); // brings back modems whose cool-down has passed
   void call_ended(std::size_t index); // the holder let go: apply what a reload left pending
+  std::vector<modem_status> snapshot() const;
+  void publish(); // to the board, if any
 
   std::vector<entry> modems_;
   std::chrono::seconds cooldown_;
   clock_fn clock_;
-  mutable std::mutex m_;
+  std::shared_ptr<modem_board> board_;
 };
 
 } // namespace mts

@@ -22,8 +22,8 @@ void dispatch(self_ptr self);
 void release(self_ptr self, test_id id) {
   auto& st = self->state;
   auto tcp = st.queue.finish(id);
-  if (tcp && !*tcp && st.config.modems)
-    st.config.modems->release(id);
+  if (tcp && !*tcp)
+    st.modems->release(id);
 }
 
 // Queues a test by its keys; can_run is asked here, once (scheduler.hpp).
@@ -50,8 +50,8 @@ void arm_tick(self_ptr self) {
     auto sod = seconds_of_day(now);
     wait = (st.config.overnight_window.start_second - sod + seconds_per_day) % seconds_per_day;
   }
-  if (st.config.modems && !st.queue.empty()) {
-    if (auto back = st.config.modems->next_return())
+  if (!st.queue.empty()) {
+    if (auto back = st.modems->next_return())
       wait = std::min(wait.value_or(*back - now), *back - now);
   }
   if (!wait)
@@ -95,7 +95,8 @@ void run(self_ptr self, test_id id) {
         spdlog::info("scheduler: test {} started ({} {})", id, rec.request.meter_type,
                      rec.request.immediate ? "immediate" : "overnight");
         auto deadline = self->state.config.test_deadline;
-        self->request(self->state.executor, deadline, run_atom::value, std::move(rec))
+        self->request(self->state.executor, deadline, run_atom::value, std::move(rec),
+                      caf::actor_cast<modem_broker_actor>(self))
           .then([self](test_outcome& outcome) { record_outcome(self, std::move(outcome)); },
                 [self, id](caf::error& err) {
                   test_outcome outcome;
@@ -114,8 +115,8 @@ void run(self_ptr self, test_id id) {
         spdlog::error("scheduler: starting test {} failed: {}", id, to_string(err));
         auto& st = self->state;
         auto tcp = st.queue.requeue(id);
-        if (tcp && !*tcp && st.config.modems)
-          st.config.modems->release(id);
+        if (tcp && !*tcp)
+          st.modems->release(id);
       });
 }
 
@@ -125,13 +126,15 @@ void dispatch(self_ptr self) {
     return;
   while (st.queue.running() < st.config.max_concurrent_tests) {
     const bool tcp_free = st.queue.tcp_running() < st.config.max_tcp_sessions;
-    const bool modem_free = st.config.modems && st.config.modems->available();
+    const bool modem_free = st.modems->available();
     const bool overnight_open = st.queue.queued_overnight() > 0 && in_window(self);
     auto next = st.queue.next(tcp_free, modem_free, overnight_open);
     if (!next)
       break;
-    if (!next->tcp)
-      st.config.modems->acquire(next->id); // modem_free: one is free
+    if (!next->tcp && !st.modems->acquire(next->id)) { // cannot happen: modem_free said one is
+      st.queue.requeue(next->id);
+      break;
+    }
     run(self, next->id);
   }
   arm_tick(self);
@@ -148,6 +151,8 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     st.config.clock = now_utc;
   st.persistence = std::move(persistence);
   st.executor = std::move(executor);
+  st.modems = std::make_unique<modem_pool>(st.config.modems, st.config.modem_cooldown, st.config.clock,
+                                           st.config.board);
 
   // Recovery first: the persistence actor answers in order, so every test inserted later is
   // not in this list (and enqueue ignores duplicates anyway).
@@ -268,6 +273,8 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       c.max_tcp_sessions = next->max_tcp_sessions;
       c.test_deadline = next->test_deadline;
       c.can_run = next->can_run;
+      for (const auto& note : self->state.modems->reconfigure(next->modems, next->modem_cooldown))
+        spdlog::info("scheduler: reload: {}", note);
       // Parked tests may be runnable now (a meter type or modems added). Tests already queued
       // for a type the reload removed are not re-parked: they end as "not supported" when
       // dispatched (docs/operations.md, "Reloading the configuration").
@@ -288,6 +295,18 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       // new window (an earlier arming still fires, harmlessly).
       self->state.tick_armed = false;
       dispatch(self);
+    },
+    [self](modem_atom, get_atom, test_id id) -> modem_grant {
+      auto& st = self->state;
+      if (!st.queue.is_running(id)) {
+        spdlog::warn("scheduler: test {} asked for a modem but is not running; none given", id);
+        return {};
+      }
+      return {st.modems->acquire(id)};
+    },
+    [self](modem_atom, fault_atom, test_id id, const std::string& reason) {
+      self->state.modems->fault(id, reason);
+      dispatch(self); // re-arms the tick for the modem's return
     },
     [self](stats_atom) -> scheduler_stats {
       auto& st = self->state;

@@ -10,10 +10,12 @@
 //   request gave): a queued test whose address is busy is skipped and the next one in order is
 //   taken; it runs as soon as the address is free. Order is otherwise kept.
 // - A telephone-number test needs a modem: it starts only when the modem pool
-//   (actors/modem_pool.hpp) has a free modem in service, which it acquires at dispatch and
-//   releases when its outcome is recorded. So there are never more calls than modems, and the
-//   other tests wait in order. While modems are out of service the scheduler ticks when the
-//   next one comes back.
+//   (actors/modem_pool.hpp, the scheduler's own state) has a free modem in service, which it
+//   acquires at dispatch and releases when its outcome is recorded. So there are never more
+//   calls than modems, and the other tests wait in order. The test actor asks for its modem
+//   by message (modem_broker_actor) for each attempt and reports a modem's fault the same way;
+//   a request from a test that is not running gets nothing, so a late or stray one never holds
+//   a modem. While modems are out of service the scheduler ticks when the next one comes back.
 // - can_run(record) false (the executor has no driver for the meter type yet, or the address
 //   needs a modem and none is configured): the test stays queued, PENDING, and is skipped;
 //   it runs once a server that can run it picks it up (after an upgrade and restart).
@@ -48,8 +50,13 @@ struct scheduler_config {
   std::chrono::seconds test_deadline{1800};
   // The wall clock (UTC); injected so actor tests can move through the overnight window.
   std::function<unix_seconds()> clock;
-  // The modems for telephone-number tests; empty or null: such tests are never started.
-  std::shared_ptr<modem_pool> modems;
+  // The modems for telephone-number tests (none: such tests are never started) and how long
+  // a faulty one stays out of service. The scheduler builds its pool from these at spawn and
+  // reconfigures it on reload.
+  std::vector<modem_settings> modems;
+  std::chrono::seconds modem_cooldown{300};
+  // Where the pool's state is published for service-status; may be null.
+  std::shared_ptr<mts::modem_board> board;
 };
 
 struct scheduler_state {
@@ -58,6 +65,7 @@ struct scheduler_state {
   persistence_actor persistence;
   executor_actor executor; // may be invalid
   scheduler_queue queue; // queued and running tests: ids and scheduling keys
+  std::unique_ptr<modem_pool> modems; // built at spawn
   bool tick_armed = false;
 };
 

@@ -81,7 +81,8 @@ bool end_dial_up_attempt(self_ptr self, const drivers::finish& end) {
     fault = end.reason; // the link to the modem did not come up
   if (!fault || !st.modem_name) // no modem_name: none was available, no modem is at fault
     return false;
-  st.config.modems->fault(st.record.id, *fault);
+  // Before the next attempt's request for a modem: messages to one actor keep their order.
+  self->send(st.broker, modem_atom::value, fault_atom::value, st.record.id, *fault);
   st.modem_faults += 1;
   return true;
 }
@@ -140,7 +141,8 @@ void execute(self_ptr self, drivers::actions acts) {
     } else if (std::holds_alternative<drivers::change_line>(act)) {
       // A TCP link has no line settings.
     } else if (auto* fin = std::get_if<drivers::finish>(&act)) {
-      self->send(st.conn, close_atom::value);
+      if (st.conn)
+        self->send(st.conn, close_atom::value);
       end_attempt(self, std::move(*fin));
       return;
     }
@@ -151,25 +153,20 @@ bool current(self_ptr self, std::uint64_t tag) {
   return self->state.active && static_cast<std::int64_t>(tag) == self->state.attempt;
 }
 
-// A dial-up attempt: the modem, the AT decorator around the meter driver, the link to the modem.
-void start_dial_up_attempt(self_ptr self, std::int64_t attempt) {
+// A dial-up attempt with its modem: the AT decorator around the meter driver, the link to the
+// modem.
+void dial(self_ptr self, std::int64_t attempt, const modem_settings& modem) {
   auto& st = self->state;
-  st.modem_name.reset();
-  auto modem = st.config.modems->acquire(st.record.id);
-  if (!modem) {
-    end_attempt(self, {drivers::failure_kind::transient, "no modem available"});
-    return;
-  }
-  st.modem_name = modem->name;
+  st.modem_name = modem.name;
   drivers::line_settings format = st.type->initial_line;
   if (st.record.request.coms_settings)
     if (auto parsed = drivers::parse_coms_settings(*st.record.request.coms_settings))
       format = *parsed;
-  const bool on_port = !modem->device.empty() && !modem->software_parity;
+  const bool on_port = !modem.device.empty() && !modem.software_parity;
   drivers::at_modem_config cfg;
   cfg.number = st.record.request.remote_address;
-  cfg.dial_prefix = modem->dial_prefix;
-  cfg.init_strings = modem->init;
+  cfg.dial_prefix = modem.dial_prefix;
+  cfg.init_strings = modem.init;
   cfg.command_timeout = st.config.modem_command_timeout;
   cfg.connect_timeout = st.config.modem_connect_timeout;
   cfg.guard_time = st.config.modem_guard_time;
@@ -178,11 +175,35 @@ void start_dial_up_attempt(self_ptr self, std::int64_t attempt) {
   st.dialer = dialer.get();
   st.driver = std::move(dialer);
   const auto port_format = on_port ? format : drivers::line_settings{format.baud, 8, 'N', 1};
-  spdlog::info("test {}: attempt {} dials {} on modem {}", st.record.id, attempt, cfg.number, modem->name);
+  spdlog::info("test {}: attempt {} dials {} on modem {}", st.record.id, attempt, cfg.number, modem.name);
   st.conn = st.config.open_modem_link(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
-                                      *modem, port_format, st.config.connect_timeout);
+                                      modem, port_format, st.config.connect_timeout);
   self->monitor(st.conn);
   self->delayed_send(self, st.config.connect_timeout + connect_guard_grace, deadline_atom::value, attempt);
+}
+
+// A dial-up attempt starts by asking the broker for the test's modem.
+void start_dial_up_attempt(self_ptr self, std::int64_t attempt) {
+  auto& st = self->state;
+  st.modem_name.reset();
+  st.conn = nullptr;
+  self->request(st.broker, modem_request_timeout, modem_atom::value, get_atom::value, st.record.id)
+    .then(
+      [self, attempt](modem_grant& grant) {
+        if (!current(self, static_cast<std::uint64_t>(attempt))) // the test deadline ended it
+          return;
+        if (!grant.modem) {
+          end_attempt(self, {drivers::failure_kind::transient, "no modem available"});
+          return;
+        }
+        dial(self, attempt, *grant.modem);
+      },
+      [self, attempt](caf::error& err) {
+        if (!current(self, static_cast<std::uint64_t>(attempt)))
+          return;
+        spdlog::warn("test {}: no answer to its request for a modem: {}", self->state.record.id, to_string(err));
+        end_attempt(self, {drivers::failure_kind::transient, "no modem available (the scheduler did not answer)"});
+      });
 }
 
 void start_attempt(self_ptr self, std::int64_t attempt) {
@@ -290,14 +311,15 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
     return caf::none;
   });
   return {
-    [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
+    [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::result<test_outcome> {
       auto& st = self->state;
       if (st.started)
         return caf::make_error(caf::sec::invalid_argument, "a test actor runs one test");
       st.started = true;
       st.record = std::move(rec);
+      st.broker = std::move(broker);
       st.promise = self->make_response_promise<test_outcome>();
-      const bool have_modems = st.config.modems && !st.config.modems->empty() && st.config.open_modem_link;
+      const bool have_modems = st.broker && st.config.open_modem_link;
       if (auto why = why_not_runnable(st.record.request, st.config.types.get(), have_modems)) {
         st.request = make_session_request(st.record.request, now_s(self));
         st.last_finish = {drivers::failure_kind::permanent, *why};
@@ -376,7 +398,8 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       auto& st = self->state;
       if (!current(self, static_cast<std::uint64_t>(attempt)) || st.link_up)
         return;
-      self->send(st.conn, close_atom::value);
+      if (st.conn)
+        self->send(st.conn, close_atom::value);
       end_attempt(self, {drivers::failure_kind::transient, "cannot connect: connection timed out"});
     },
     [self](deadline_atom) {
@@ -396,7 +419,8 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
       if (st.active) {
         if (auto* t = transcript(self))
           t->end(now_ms(self), "test deadline exceeded");
-        self->send(st.conn, close_atom::value); // a serial modem link drops DTR as it closes
+        if (st.conn) // none while a dial-up attempt waits for its modem
+          self->send(st.conn, close_atom::value); // a serial modem link drops DTR as it closes
         if (st.dialer)
           take_call_times(self);
         if (st.connection_start && !st.connection_end)

@@ -51,19 +51,21 @@
 //
 // Dial-up meters (a telephone-number address; see drivers/at_modem.hpp and
 // actors/modem_pool.hpp):
-//   - each attempt uses the modem the test holds in the pool (acquired by the scheduler, or,
-//     after a modem fault, acquired here; none free: the attempt fails transiently "no modem
-//     available" and is retried as usual); the link to the modem is opened through the
-//     injected modem_link_factory and the meter driver is wrapped in the AT decorator;
+//   - each attempt asks the run request's modem broker (the scheduler, which owns the pool)
+//     for its modem: the one the test holds (acquired at dispatch), or after a modem fault
+//     another free one; none free, or no answer within modem_request_timeout: the attempt
+//     fails transiently "no modem available" and is retried as usual. The link to the modem
+//     is opened through the injected modem_link_factory and the meter driver is wrapped in the
+//     AT decorator;
 //   - the character format of the call is comsSettings, else the meter type's initial line
 //     format: on a serial device (without software_parity) it is set on the port, otherwise the
 //     decorator makes it in software;
-//   - a modem fault (the decorator's modem_fault, or the link to the modem failing to open)
-//     takes the modem out of service for the cool-down, and the next attempt starts at once on
-//     another modem; such attempts do not count against max_attempts;
+//   - a modem fault (the decorator's modem_fault, or the link to the modem failing to open) is
+//     reported to the broker, which takes the modem out of service for the cool-down, and the
+//     next attempt starts at once on another modem; such attempts do not count against
+//     max_attempts;
 //   - connection_start/end_time are the call's (CONNECT to hang-up), not the modem link's;
 //   - the whole-test deadline closes the modem link, which drops DTR on a serial port.
-#include "actors/modem_pool.hpp"
 #include "actors/serial_connection.hpp"
 #include "drivers/at_modem.hpp"
 #include "actors/connection.hpp"
@@ -81,6 +83,10 @@
 
 namespace mts {
 
+// How long a test actor waits for the broker's answer to a modem request (the scheduler
+// answers from memory; this bounds a lost or stalled one).
+constexpr std::chrono::seconds modem_request_timeout{10};
+
 struct test_runner_config {
   // The meter types this test may run (a test keeps the registry it started with, whatever a
   // reload does meanwhile). Null: no type can be run.
@@ -92,9 +98,9 @@ struct test_runner_config {
   connection_factory connect;
   // Bound of each attempt's transcript (scheduler.transcript_max_bytes); 0: none recorded.
   std::size_t transcript_max_bytes = 0;
-  // Dial-up meters: the pool (null or empty: telephone numbers cannot be run), how to open
-  // the link to a modem, and the AT dialogue's timings.
-  std::shared_ptr<modem_pool> modems;
+  // Dial-up meters: how to open the link to a modem (empty: telephone numbers cannot be run),
+  // and the AT dialogue's timings. The modems themselves come from the broker the run
+  // request names (the scheduler).
   modem_link_factory open_modem_link;
   std::chrono::milliseconds modem_command_timeout{5000};
   std::chrono::milliseconds modem_connect_timeout{60000};
@@ -133,8 +139,10 @@ struct test_runner_state {
   std::optional<unix_seconds> connection_start;
   std::optional<unix_seconds> connection_end;
 
-  // Dial-up: the attempt's decorator (owned by driver), and faults seen so far.
+  // Dial-up: who hands out modems, the attempt's decorator (owned by driver), and faults
+  // seen so far.
   bool dial_up = false;
+  modem_broker_actor broker;
   drivers::at_modem_driver* dialer = nullptr;
   std::optional<std::string> modem_name;
   std::int64_t modem_faults = 0;

@@ -77,7 +77,7 @@ std::string storage_dir(const settings& s) {
 
 // The scheduler's settings that a reload may change (is_reloadable), from `s`.
 scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<const meter_type_registry>& types,
-                                    const std::shared_ptr<modem_pool>& modems) {
+                                    const std::shared_ptr<modem_board>& board) {
   scheduler_config c;
   c.overnight_window = *parse_daily_window(s.scheduler.overnight_window);
   c.max_concurrent_tests = s.scheduler.max_concurrent_tests;
@@ -85,9 +85,14 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   c.max_tcp_sessions = s.scheduler.max_tcp_sessions;
   // Tests this server cannot run yet (no driver for the meter type, a modem number without
   // modems) stay queued and PENDING; a later version (or configuration) runs them.
-  c.can_run = [types, modems](const test_record& rec) {
-    return !why_not_runnable(rec.request, types.get(), !modems->empty());
+  const bool have_modems = !s.modem.empty();
+  c.can_run = [types, have_modems](const test_record& rec) {
+    return !why_not_runnable(rec.request, types.get(), have_modems);
   };
+  // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
+  c.modems = s.modem;
+  c.modem_cooldown = std::chrono::seconds(s.modems.cooldown_seconds);
+  c.board = board;
   return c;
 }
 
@@ -206,10 +211,9 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   auto retention_hdl = sys.spawn(retention, retention_settings(s), persistence_hdl, storage);
   // The meter types, built once from the configuration and handed to whoever needs them.
   auto types = meter_types_of(s);
-  // The modems for telephone-number tests ([[modem]] tables); the scheduler hands them out.
-  auto modems = std::make_shared<modem_pool>(s.modem, std::chrono::seconds(s.modems.cooldown_seconds));
+  // The modem pool is the scheduler's; service-status reads what it publishes here.
+  auto modems = std::make_shared<modem_board>();
   auto sched_cfg = scheduler_settings(s, types, modems);
-  sched_cfg.modems = modems;
   for (const auto& m : s.modem)
     spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
 
@@ -220,7 +224,6 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   test_runner_config runner_cfg;
   runner_settings(runner_cfg, s, types);
   runner_cfg.connect = make_tcp_connection_factory(reactor.get());
-  runner_cfg.modems = modems;
   runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
   auto executor_hdl = sys.spawn(executor, runner_cfg);
   auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
@@ -290,8 +293,6 @@ int serve(const settings& s, const std::function<settings()>& reload) {
       in_force = reloaded_settings(in_force, next);
       spdlog::set_level(spdlog::level::from_str(in_force.log.level));
       auto next_types = meter_types_of(in_force);
-      for (const auto& note : modems->reconfigure(in_force.modem, std::chrono::seconds(in_force.modems.cooldown_seconds)))
-        spdlog::info("SIGHUP: {}", note);
       server->reconfigure(in_force, next_types);
       auto next_runner = std::make_shared<test_runner_config>();
       runner_settings(*next_runner, in_force, next_types);

@@ -56,6 +56,8 @@ inline scheduler_actor::behavior_type scheduler_stand_in(scheduler_actor::pointe
     [](tick_atom) {},
     [](reload_atom, std::shared_ptr<const scheduler_config>) {},
     [](stats_atom) { return scheduler_stats{}; },
+    [](modem_atom, get_atom, test_id) { return modem_grant{}; },
+    [](modem_atom, fault_atom, test_id, const std::string&) {},
   };
 }
 

@@ -712,9 +712,10 @@ void api_server::service_status(call& c) {
     spdlog::debug("service-status: not OK: {}", verdict.reason);
   bj::object body{{"serviceVersion", mts::version}, {"status", verdict.ok ? "OK" : "DATABASE UNAVAILABLE"}};
   // The dial-up modems and their state (an addition to the specification's two fields).
-  if (deps_.modems && !deps_.modems->empty()) {
+  auto modem_states = deps_.modems ? deps_.modems->read(c.now) : std::vector<modem_status>{};
+  if (!modem_states.empty()) {
     bj::array modems;
-    for (const auto& m : deps_.modems->status()) {
+    for (const auto& m : modem_states) {
       bj::object o{{"name", m.name}, {"state", m.state}};
       if (m.test)
         o["testId"] = *m.test;

@@ -36,7 +36,7 @@ struct api_dependencies {
   std::vector<reader_actor> readers; // at least one: searches and batch-status
   token_verifier* tokens = nullptr;
   std::shared_ptr<thread_reader> reads; // the threads' own connections: test-status, test-transcript
-  std::shared_ptr<modem_pool> modems; // may be null: no "modems" in service-status
+  std::shared_ptr<const modem_board> modems; // the scheduler's pool as published; may be null: no "modems" in service-status
   persistence_actor persistence;      // probed by service-status
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
   std::shared_ptr<const meter_type_registry> types; // the meter types requests may name

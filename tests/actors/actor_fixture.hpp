@@ -36,6 +36,14 @@ inline std::vector<test_id> ids_of(const std::vector<test_record>& records) {
   return out;
 }
 
+// The modems as a board shows them: "name state" (and the test a busy one carries).
+inline std::vector<std::string> modem_states(const modem_board& board, unix_seconds now = 0) {
+  std::vector<std::string> out;
+  for (const auto& m : board.read(now))
+    out.push_back(m.name + " " + m.state + (m.test ? " " + std::to_string(*m.test) : ""));
+  return out;
+}
+
 struct testing_config : caf::actor_system_config {
   testing_config() {
     set("scheduler.policy", caf::atom("testing"));
@@ -47,9 +55,30 @@ struct testing_config : caf::actor_system_config {
 struct mock_executor_state {
   static inline const char* name = "mock_executor";
   std::vector<test_record> received;
+  std::vector<modem_broker_actor> brokers; // each run's broker
   std::vector<caf::typed_response_promise<test_outcome>> open;
   int reloads = 0;
 };
+
+// A MODEM BROKER over a pool the test can look into, answering as the scheduler does for a
+// running test (the scheduler's own answers are tested in scheduler_test.cpp).
+struct pool_broker_state {
+  static inline const char* name = "pool_broker";
+  std::shared_ptr<modem_pool> pool;
+  std::vector<std::string> faults; // "test id: reason", in order
+};
+
+inline modem_broker_actor::behavior_type pool_broker(modem_broker_actor::stateful_pointer<pool_broker_state> self,
+                                                     std::shared_ptr<modem_pool> pool) {
+  self->state.pool = std::move(pool);
+  return {
+    [self](modem_atom, get_atom, test_id id) -> modem_grant { return {self->state.pool->acquire(id)}; },
+    [self](modem_atom, fault_atom, test_id id, const std::string& reason) {
+      self->state.faults.push_back(std::to_string(id) + ": " + reason);
+      self->state.pool->fault(id, reason);
+    },
+  };
+}
 
 // The test completes a run by telling the mock which one (promises are delivered from inside
 // the actor that made them).
@@ -58,8 +87,9 @@ using mock_executor_actor = executor_actor::extend<caf::reacts_to<finish_atom, s
 inline mock_executor_actor::behavior_type
 mock_executor(mock_executor_actor::stateful_pointer<mock_executor_state> self) {
   return {
-    [self](run_atom, test_record& rec) -> caf::result<test_outcome> {
+    [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::result<test_outcome> {
       self->state.received.push_back(rec);
+      self->state.brokers.push_back(broker);
       auto rp = self->make_response_promise<test_outcome>();
       self->state.open.push_back(rp);
       return rp;
@@ -105,8 +135,8 @@ struct actor_fixture {
     return c;
   }
 
-  // A pool of `count` modems (gateways that are never opened here) on the fake clock.
-  std::shared_ptr<modem_pool> make_pool(std::size_t count, std::chrono::seconds cooldown = std::chrono::seconds(300)) {
+  // `count` modems (gateways that are never opened here): modem1, modem2, ...
+  static std::vector<modem_settings> modem_list(std::size_t count) {
     std::vector<modem_settings> modems;
     for (std::size_t i = 0; i < count; ++i) {
       modem_settings m;
@@ -114,7 +144,12 @@ struct actor_fixture {
       m.gateway = "127.0.0.1:" + std::to_string(4001 + i);
       modems.push_back(m);
     }
-    return std::make_shared<modem_pool>(modems, cooldown, [this] { return fake_now; });
+    return modems;
+  }
+
+  // A pool of `count` modems on the fake clock.
+  std::shared_ptr<modem_pool> make_pool(std::size_t count, std::chrono::seconds cooldown = std::chrono::seconds(300)) {
+    return std::make_shared<modem_pool>(modem_list(count), cooldown, [this] { return fake_now; });
   }
 
   mock_executor_actor spawn_executor() { return sys.spawn(mock_executor); }

@@ -107,7 +107,7 @@ TEST_CASE("real connection actor: a test over loopback TCP against a simulated m
     auto before = wall_ms() / 1000;
     std::optional<test_outcome> out;
     std::string error;
-    self->request(exec, std::chrono::seconds(30), run_atom::value, record("127.0.0.1:" + std::to_string(port)))
+    self->request(exec, std::chrono::seconds(30), run_atom::value, record("127.0.0.1:" + std::to_string(port)), modem_broker_actor{})
       .receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { error = to_string(err); });
     INFO(error);
     REQUIRE(out);
@@ -125,7 +125,7 @@ TEST_CASE("real connection actor: a test over loopback TCP against a simulated m
     auto closed_port = reactor->listening_port(closed);
     reactor->close_listener(closed);
     out.reset();
-    self->request(exec, std::chrono::seconds(30), run_atom::value, record("127.0.0.1:" + std::to_string(closed_port)))
+    self->request(exec, std::chrono::seconds(30), run_atom::value, record("127.0.0.1:" + std::to_string(closed_port)), modem_broker_actor{})
       .receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { error = to_string(err); });
     REQUIRE(out);
     CHECK(out->result == "ERROR: cannot connect: connection refused");

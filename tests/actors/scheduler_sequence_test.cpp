@@ -16,7 +16,7 @@ TEST_CASE_METHOD(actor_fixture, "the scheduler's decisions on a recorded sequenc
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(3); // three tests at once
   cfg.max_tcp_sessions = 2;            // of which two over TCP
-  cfg.modems = make_pool(1);           // and one modem
+  cfg.modems = modem_list(1);          // and one modem
   cfg.can_run = [](const test_record& rec) { return rec.request.meter_type != "NODRIVER"; };
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();

@@ -313,7 +313,7 @@ TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests, and 
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(10);
   cfg.max_tcp_sessions = 2;
-  cfg.modems = make_pool(1); // a modem test needs a modem of the pool (issue 5)
+  cfg.modems = modem_list(1); // a modem test needs a modem of the pool (issue 5)
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch;
@@ -372,8 +372,9 @@ TEST_CASE_METHOD(actor_fixture, "phone-number tests wait for a free modem; never
                  "[actors][scheduler][modem]") {
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(10);
-  auto pool = make_pool(2);
-  cfg.modems = pool;
+  auto board = std::make_shared<modem_board>();
+  cfg.modems = modem_list(2);
+  cfg.board = board;
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch;
@@ -386,16 +387,17 @@ TEST_CASE_METHOD(actor_fixture, "phone-number tests wait for a free modem; never
   CHECK(ex.received[0].request.remote_address == "07777000000");
   CHECK(ex.received[1].request.remote_address == "07777000001");
   CHECK(ex.received[2].request.remote_address == batch[4].remote_address);
-  // Each running phone test holds its own modem.
-  REQUIRE(pool->held_by(ex.received[0].id));
-  REQUIRE(pool->held_by(ex.received[1].id));
-  CHECK(pool->held_by(ex.received[0].id)->name != pool->held_by(ex.received[1].id)->name);
-  CHECK_FALSE(pool->available());
+  // Each running phone test holds its own modem (as published for service-status).
+  CHECK(modem_states(*board) ==
+        std::vector<std::string>{"modem1 busy " + std::to_string(ex.received[0].id),
+                                 "modem2 busy " + std::to_string(ex.received[1].id)});
   complete(exec, 1, "SUCCESS", fake_now + 1); // frees its modem: the next phone test starts
   sched.run();
   REQUIRE(ex.received.size() == 4);
   CHECK(ex.received[3].request.remote_address == "07777000002");
-  CHECK_FALSE(pool->held_by(ex.received[1].id));
+  CHECK(modem_states(*board) ==
+        std::vector<std::string>{"modem1 busy " + std::to_string(ex.received[0].id),
+                                 "modem2 busy " + std::to_string(ex.received[3].id)});
   complete(exec, 0, "SUCCESS", fake_now + 2);
   sched.run();
   REQUIRE(ex.received.size() == 5);
@@ -409,16 +411,20 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
                  "[actors][scheduler][modem]") {
   auto exec = spawn_executor();
   auto cfg = make_scheduler_config(10);
-  auto pool = make_pool(1, std::chrono::seconds(120));
-  cfg.modems = pool;
+  auto board = std::make_shared<modem_board>();
+  cfg.modems = modem_list(1);
+  cfg.modem_cooldown = std::chrono::seconds(120);
+  cfg.board = board;
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
   REQUIRE(first);
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 1);
-  pool->fault(*first, "modem does not answer AT commands"); // what a test actor does
-  CHECK(pool->status()[0].state == "out of service");
+  // What a test actor does when its modem fails.
+  self->send(sched_hdl, modem_atom::value, fault_atom::value, *first, std::string("modem does not answer AT commands"));
+  sched.run();
+  CHECK(modem_states(*board) == std::vector<std::string>{"modem1 out of service"});
   complete(exec, 0, "ERROR: modem does not answer AT commands", fake_now + 1);
   sched.run();
   auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now + 2);
@@ -434,7 +440,88 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
   sched.run();
   REQUIRE(ex.received.size() == 2);
   CHECK(ex.received[1].id == *waiting);
-  CHECK(pool->status()[0].state == "busy");
+  CHECK(modem_states(*board) == std::vector<std::string>{"modem1 busy " + std::to_string(*waiting)});
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "the scheduler is the test actors' modem broker: their modem, another after a fault, none for a test not running",
+                 "[actors][scheduler][modem]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(10);
+  auto board = std::make_shared<modem_board>();
+  cfg.modems = modem_list(3);
+  cfg.board = board;
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
+  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now);
+  REQUIRE((a && b));
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *b});
+  // Each run names the scheduler as the broker to ask.
+  REQUIRE(ex.brokers.size() == 2);
+  CHECK(ex.brokers[0].address() == sched_hdl.address());
+  auto modem_of = [&](test_id id) -> std::string {
+    auto grant = ask<modem_grant>(sched_hdl, modem_atom::value, get_atom::value, id);
+    REQUIRE(grant);
+    return grant->modem ? grant->modem->name : "none";
+  };
+  // The modem acquired at dispatch, asked for again: the same one.
+  CHECK(modem_of(*a) == "modem1");
+  CHECK(modem_of(*a) == "modem1");
+  CHECK(modem_of(*b) == "modem2");
+  // a's modem fails: out of service; a's next attempt gets the free one, then there is none.
+  self->send(sched_hdl, modem_atom::value, fault_atom::value, *a, std::string("NO DIALTONE"));
+  sched.run();
+  CHECK(modem_of(*a) == "modem3");
+  self->send(sched_hdl, modem_atom::value, fault_atom::value, *a, std::string("NO DIALTONE"));
+  sched.run();
+  CHECK(modem_of(*a) == "none");
+  CHECK(modem_states(*board, fake_now) ==
+        std::vector<std::string>{"modem1 out of service", "modem2 busy " + std::to_string(*b), "modem3 out of service"});
+  // A request for a test that is not running (finished, or a stray message) gets nothing, so
+  // it can never hold a modem no outcome will release.
+  complete(exec, 1, "SUCCESS", fake_now + 1);
+  sched.run();
+  CHECK(modem_states(*board, fake_now) ==
+        std::vector<std::string>{"modem1 out of service", "modem2 free", "modem3 out of service"});
+  CHECK(modem_of(*b) == "none");
+  CHECK(modem_of(9999) == "none");
+  CHECK(modem_states(*board, fake_now)[1] == "modem2 free");
+  // A fault reported for a test that holds no modem changes nothing.
+  self->send(sched_hdl, modem_atom::value, fault_atom::value, *b, std::string("late"));
+  sched.run();
+  CHECK(modem_states(*board, fake_now)[1] == "modem2 free");
+  // The board shows a cool-down that has passed as over before the pool looks again.
+  CHECK(modem_states(*board, fake_now + 300)[0] == "modem1 free");
+  self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
+  self->send_exit(exec, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "a reload gives the scheduler's pool new modems: a waiting phone test starts on one",
+                 "[actors][scheduler][modem][reload]") {
+  auto exec = spawn_executor();
+  auto cfg = make_scheduler_config(10);
+  auto board = std::make_shared<modem_board>();
+  cfg.modems = modem_list(1);
+  cfg.board = board;
+  auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
+  sched.run();
+  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
+  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now);
+  REQUIRE((a && b));
+  auto& ex = executor_state(exec);
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a});
+  auto next = std::make_shared<scheduler_config>(make_scheduler_config(10));
+  next->modems = modem_list(2);
+  self->send(sched_hdl, reload_atom::value, std::shared_ptr<const scheduler_config>(next));
+  sched.run();
+  REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *b});
+  CHECK(modem_states(*board, fake_now) ==
+        std::vector<std::string>{"modem1 busy " + std::to_string(*a), "modem2 busy " + std::to_string(*b)});
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
   self->send_exit(exec, caf::exit_reason::user_shutdown);
   sched.run();

@@ -238,8 +238,8 @@ struct runner_fixture : actor_fixture {
   }
 
   template <class Handle>
-  caf::expected<test_outcome> run_test(const Handle& hdl, test_record rec) {
-    auto h = self->request(hdl, caf::infinite, run_atom::value, std::move(rec));
+  caf::expected<test_outcome> run_test(const Handle& hdl, test_record rec, modem_broker_actor broker = {}) {
+    auto h = self->request(hdl, caf::infinite, run_atom::value, std::move(rec), std::move(broker));
     run_to_quiescence();
     caf::expected<test_outcome> out{caf::error{}};
     h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
@@ -368,8 +368,8 @@ TEST_CASE_METHOD(runner_fixture, "the executor runs each test in its own test ac
   auto a = make_record(1);
   auto b = make_record(2);
   b.request.survey_days = 0;
-  auto ha = self->request(exec, caf::infinite, run_atom::value, a);
-  auto hb = self->request(exec, caf::infinite, run_atom::value, b);
+  auto ha = self->request(exec, caf::infinite, run_atom::value, a, modem_broker_actor{});
+  auto hb = self->request(exec, caf::infinite, run_atom::value, b, modem_broker_actor{});
   run_to_quiescence();
   std::vector<test_outcome> got;
   for (auto* h : {&ha, &hb})
@@ -391,7 +391,7 @@ TEST_CASE_METHOD(runner_fixture, "a reload reaches the tests started after it; r
   auto exec = sys.spawn(executor, runner_config());
   // Started before the reload: it runs with the built-in IEC62056-21.
   auto before = make_record(1);
-  auto h_before = self->request(exec, caf::infinite, run_atom::value, before);
+  auto h_before = self->request(exec, caf::infinite, run_atom::value, before, modem_broker_actor{});
   sched.run(); // the test actor is started and connecting; no timer has fired yet
   // The reload replaces the meter types: IEC62056-21 is gone, IEC-NEW (same driver) is new.
   auto next = std::make_shared<test_runner_config>(runner_config());
@@ -401,8 +401,8 @@ TEST_CASE_METHOD(runner_fixture, "a reload reaches the tests started after it; r
   auto added = make_record(2);
   added.request.meter_type = "IEC-NEW";
   auto removed = make_record(3);
-  auto h_added = self->request(exec, caf::infinite, run_atom::value, added);
-  auto h_removed = self->request(exec, caf::infinite, run_atom::value, removed);
+  auto h_added = self->request(exec, caf::infinite, run_atom::value, added, modem_broker_actor{});
+  auto h_removed = self->request(exec, caf::infinite, run_atom::value, removed, modem_broker_actor{});
   run_to_quiescence();
   std::map<test_id, test_outcome> got;
   for (auto* h : {&h_before, &h_added, &h_removed})
@@ -564,7 +564,7 @@ TEST_CASE_METHOD(runner_fixture, "a test actor that throws answers at once and d
     return real_connect(sys, std::move(owner), tag, target, timeout);
   };
   auto exec = sys.spawn(executor, cfg);
-  auto h1 = self->request(exec, std::chrono::seconds(30), run_atom::value, make_record(1));
+  auto h1 = self->request(exec, std::chrono::seconds(30), run_atom::value, make_record(1), modem_broker_actor{});
   run_to_quiescence();
   std::optional<test_outcome> first;
   h1.receive([&](test_outcome& o) { first = std::move(o); }, [&](caf::error&) {});
@@ -710,8 +710,8 @@ TEST_CASE("runnable tests: a telephone number needs modems", "[actors][runner][m
 TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken out of service and the test moves on",
                  "[actors][runner][modem]") {
   auto pool = make_pool(2);
+  auto broker = sys.spawn(pool_broker, pool);
   auto cfg = runner_config(1); // one attempt: modem faults do not count against it
-  cfg.modems = pool;
   std::vector<std::string> opened;
   cfg.open_modem_link = [&](caf::actor_system& sys, link_client_actor owner, std::uint64_t tag,
                             const modem_settings& modem, const drivers::line_settings&,
@@ -726,11 +726,17 @@ TEST_CASE_METHOD(runner_fixture, "a modem whose link cannot be opened is taken o
   rec.request.remote_address = "07777000000";
   REQUIRE(pool->acquire(rec.id)); // what the scheduler does at dispatch
   auto runner = sys.spawn(test_runner, cfg);
-  auto out = run_test(runner, rec);
+  auto out = run_test(runner, rec, broker);
   REQUIRE(out);
-  // Both modems were tried, each fault took one out of service, then none was left.
+  // Both modems were tried, each fault was reported to the broker and took one out of
+  // service, then none was left.
   CHECK(opened == std::vector<std::string>{"modem1", "modem2"});
   CHECK(out->result == "ERROR: no modem available");
+  auto& faults = dynamic_cast<modem_broker_actor::stateful_base<pool_broker_state>&>(
+                   *caf::actor_cast<caf::abstract_actor*>(broker))
+                   .state.faults;
+  CHECK(faults == std::vector<std::string>{"42: cannot reach modem modem1: connection refused",
+                                           "42: cannot reach modem modem2: connection refused"});
   auto status = pool->status();
   REQUIRE(status.size() == 2);
   for (const auto& m : status) {
@@ -745,8 +751,8 @@ TEST_CASE_METHOD(runner_fixture, "the test deadline during a call hangs it up wi
                  "[actors][runner][modem]") {
   clock_follows_timers = true; // the modem times its guard periods by the clock
   auto pool = make_pool(1);
+  auto broker = sys.spawn(pool_broker, pool);
   auto cfg = runner_config(1);
-  cfg.modems = pool;
   cfg.modem_guard_time = std::chrono::milliseconds(50);
   cfg.modem_command_timeout = std::chrono::milliseconds(1000);
   cfg.modem_connect_timeout = std::chrono::milliseconds(5000);
@@ -762,7 +768,7 @@ TEST_CASE_METHOD(runner_fixture, "the test deadline during a call hangs it up wi
   rec.request.remote_address = sim::modem_number(0);
   REQUIRE(pool->acquire(rec.id));
   auto runner = sys.spawn(test_runner, cfg);
-  auto out = run_test(runner, rec);
+  auto out = run_test(runner, rec, broker);
   REQUIRE(out);
   CHECK(out->result == "ERROR: test deadline exceeded");
   CHECK(log->calls == 1);
