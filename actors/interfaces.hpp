@@ -1,7 +1,9 @@
 #pragma once
 // Every typed actor interface of the server, its atoms and its error codes, in one place.
-// Messages never leave the process, so the model structs travel as unsafe (unserialised)
-// message types instead of carrying inspect() boilerplate.
+// The types a message between the head and a collector may carry are inspectable
+// (actors/wire_types.hpp); the rest never leave the process and travel as unsafe
+// (unserialised) message types instead of carrying inspect() boilerplate.
+#include "actors/wire_types.hpp"
 #include "common/model.hpp"
 #include "config/settings.hpp" // modem_settings
 
@@ -81,12 +83,6 @@ struct batch_inserted {
 struct started_test {
   bool started = false;
   test_record record;
-};
-
-// The answer to a test's request for a modem: the one it holds, or a free one in service;
-// nothing when none is free (or the test is not running).
-struct modem_grant {
-  std::optional<modem_settings> modem;
 };
 
 struct scheduler_stats {
@@ -239,17 +235,11 @@ using scheduler_actor = modem_broker_actor::extend<
 
 } // namespace mts
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::test_request>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_record)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::test_record>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::test_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_query)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_cancel_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::modem_grant)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::scheduler_config>)

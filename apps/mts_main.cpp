@@ -178,6 +178,7 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   }
 
   caf::actor_system_config cfg;
+  add_wire_types(cfg); // the same types by name as a node of a cluster (actors/wire_types.hpp)
   caf::actor_system sys{cfg};
   auto writer_state = std::make_shared<writer_health>();
   auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer, writer_state);
