@@ -444,6 +444,21 @@ int main(int argc, char** argv) {
   auto* edge_cmd = config_cmd->add_subcommand("edge", "print the nginx configuration `mts serve` writes for the edge");
   add_config(edge_cmd);
 
+  // The certificates of a cluster of a head and collectors (docs/operations.md, "Cluster
+  // certificates"); no configuration file is read.
+  auto* cluster_cmd = app.add_subcommand("cluster", "make the certificates of a head-and-collectors cluster");
+  cluster_cmd->require_subcommand(1);
+  std::string ca_dir, node_name, out_dir;
+  long cert_days = 0;
+  auto* ca_cmd = cluster_cmd->add_subcommand("ca", "create the cluster's own CA: DIR/cluster-ca.pem and .key");
+  ca_cmd->add_option("--dir", ca_dir, "directory for the CA's files (keep the key offline)")->required();
+  ca_cmd->add_option("--days", cert_days, "validity in days (default 3650)")->default_val(3650);
+  auto* node_cert_cmd = cluster_cmd->add_subcommand("node-cert", "create a node's certificate, signed by the CA");
+  node_cert_cmd->add_option("--ca-dir", ca_dir, "directory of cluster-ca.pem and cluster-ca.key")->required();
+  node_cert_cmd->add_option("--name", node_name, "the node's name (the head's, or a collector's)")->required();
+  node_cert_cmd->add_option("--out", out_dir, "directory for NAME.pem and NAME.key")->required();
+  node_cert_cmd->add_option("--days", cert_days, "validity in days (default 825)")->default_val(825);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -489,6 +504,19 @@ int main(int argc, char** argv) {
     }
     if (get_cmd->parsed()) {
       std::cout << setting_value(load(get_cmd), key) << std::endl;
+      return 0;
+    }
+    if (ca_cmd->parsed()) {
+      auto made = create_cluster_ca(ca_dir, cert_days);
+      std::cout << "CA certificate " << made.cert_file << " (SHA-256 " << certificate_fingerprint(made.cert_file)
+                << ")\nCA key " << made.key_file << " (mode 0600: it signs every node; keep it off the nodes)"
+                << std::endl;
+      return 0;
+    }
+    if (node_cert_cmd->parsed()) {
+      auto made = create_node_certificate(ca_dir, node_name, out_dir, cert_days);
+      std::cout << "node " << node_name << ": certificate " << made.cert_file << " (SHA-256 "
+                << certificate_fingerprint(made.cert_file) << "), key " << made.key_file << " (mode 0600)" << std::endl;
       return 0;
     }
   } catch (const std::exception& e) {
