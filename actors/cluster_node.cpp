@@ -1,11 +1,13 @@
 #include "actors/cluster_node.hpp"
 
 #include "actors/wire_types.hpp"
+#include "io/openssl_error_queue.hpp"
 
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/timespan.hpp>
 
+#include <cstdlib>
 #include <vector>
 
 namespace mts {
@@ -14,6 +16,9 @@ std::string cluster_app_identifier() { return "mts.cluster.v" + std::to_string(c
 
 void configure_cluster_node(caf::actor_system_config& cfg, const cluster_tls_files& files, cluster_role role,
                             std::chrono::seconds heartbeat, std::chrono::seconds timeout) {
+  // CAF's TLS layer needs OpenSSL's error queue emptied before each call (io/openssl_error_queue.cpp).
+  if (!io::openssl_error_queue_guard())
+    std::abort();
   cfg.load<caf::io::middleman>();
   cfg.load<caf::openssl::manager>(); // after the middleman, which it needs
   cfg.openssl_cafile = files.ca_file;

@@ -12,8 +12,14 @@
 #include <caf/openssl/all.hpp>
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <random>
+#include <thread>
 
 using namespace mts;
 
@@ -105,6 +111,36 @@ TEST_CASE("cluster nodes talk over mutual TLS; another CA's certificate or anoth
     CHECK(back->request.password == std::optional<std::string>("secret-password"));
     CHECK(back->request.remote_address == "07777000001");
     CHECK(back->connection_attempts == std::optional<std::int64_t>(2));
+  }
+  SECTION("a stranger's connection that never completes the handshake does not cost a joined node its link") {
+    node_config cfg{dir.files("collector-a"), cluster_role::collector};
+    caf::actor_system collector{cfg};
+    auto remote = connect(collector, *port);
+    REQUIRE(remote);
+    caf::scoped_actor self{collector};
+    self->monitor(*remote);
+    // Plain TCP connections that open and close (a port scan, a client of another protocol).
+    for (int i = 0; i < 3; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      REQUIRE(fd >= 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(*port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      ::close(fd);
+    }
+    // Longer than the head's connection timeout (3 heartbeats of 1 s): the link must hold.
+    bool lost = false;
+    self->receive([&](caf::down_msg&) { lost = true; }, caf::after(std::chrono::seconds(5)) >> [] {});
+    CHECK_FALSE(lost);
+    test_record rec;
+    rec.id = 5;
+    bool answered = false;
+    self->request(*remote, std::chrono::seconds(10), get_atom::value, rec)
+      .receive([&](test_record&) { answered = true; }, [&](caf::error& err) { FAIL(to_string(err)); });
+    CHECK(answered);
   }
   SECTION("a node whose certificate another CA issued is refused at the handshake") {
     node_config cfg{dir.files("intruder", "other-ca"), cluster_role::collector};
