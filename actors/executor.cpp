@@ -11,7 +11,7 @@ executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor
   self->set_exit_handler([self](caf::exit_msg& em) {
     auto& runners = self->state.runners;
     if (auto it = runners.find(em.source); it != runners.end()) {
-      if (em.reason != caf::exit_reason::normal)
+      if (em.reason != caf::exit_reason::normal && em.reason != caf::exit_reason::user_shutdown)
         spdlog::error("executor: a test actor failed: {}", to_string(em.reason));
       runners.erase(it);
       return;
@@ -36,6 +36,12 @@ executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor
       c.modem_command_timeout = next->modem_command_timeout;
       c.modem_connect_timeout = next->modem_connect_timeout;
       c.modem_guard_time = next->modem_guard_time;
+    },
+    [self](close_atom) {
+      if (!self->state.runners.empty())
+        spdlog::warn("executor: ending {} running test(s) at once", self->state.runners.size());
+      for (const auto& runner : self->state.runners)
+        self->send_exit(runner, caf::exit_reason::user_shutdown);
     },
   };
 }

@@ -61,6 +61,7 @@ using vacuum_atom = caf::atom_constant<caf::atom("vacuum")>;
 using space_atom = caf::atom_constant<caf::atom("space")>;
 using modem_atom = caf::atom_constant<caf::atom("modem")>;
 using fault_atom = caf::atom_constant<caf::atom("fault")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -175,7 +176,17 @@ using executor_actor = caf::typed_actor<
   caf::replies_to<run_atom, test_record, modem_broker_actor>::with<test_outcome>,
   // A configuration reload: tests started from now on get these settings (meter types,
   // attempts, timeouts); the connection factory and the modems stay. Running tests keep theirs.
-  caf::reacts_to<reload_atom, std::shared_ptr<const test_runner_config>>>;
+  caf::reacts_to<reload_atom, std::shared_ptr<const test_runner_config>>,
+  // End every running test at once (a collector that lost its head, before it reconnects):
+  // each test actor quits and its link closes, which hangs up a modem call; no outcome is
+  // answered.
+  caf::reacts_to<close_atom>>;
+
+// The REGISTRAR on the head: collector nodes join the cluster through it (actors/registrar.hpp).
+using registrar_actor = caf::typed_actor<
+  // A collector joins with its offer and its executor (which will run tests for the head);
+  // answers whether it was accepted and, if not, why.
+  caf::replies_to<join_atom, collector_hello, executor_actor>::with<join_verdict>>;
 
 // The OWNER side of a link: what a CONNECTION actor tells the actor that opened it. Every
 // event carries the tag the owner gave the connection (the attempt number), so an owner can

@@ -15,8 +15,11 @@
 #include <caf/meta/load_callback.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include <cstdint>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace mts {
 
@@ -24,6 +27,22 @@ namespace mts {
 // nothing when none is free (or the test is not running).
 struct modem_grant {
   std::optional<modem_settings> modem;
+};
+
+// What a collector says when it joins the head: who it is, the protocol it speaks, and what it
+// offers. The secret crosses only the cluster's mutual-TLS link, and is never logged.
+struct collector_hello {
+  std::string name;
+  std::string secret;
+  std::int64_t protocol_version = 0;
+  std::int64_t tcp_sessions = 0;       // TCP meter sessions it can hold at once
+  std::vector<modem_settings> modems;  // its modems
+};
+
+// The head's answer to a join.
+struct join_verdict {
+  bool accepted = false;
+  std::string reason; // refused: why (shown in both nodes' logs)
 };
 
 namespace wire {
@@ -108,6 +127,19 @@ typename Inspector::result_type inspect(Inspector& f, modem_grant& x) {
   return f(caf::meta::type_name("mts.modem_grant"), modem);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, collector_hello& x) {
+  return f(caf::meta::type_name("mts.collector_hello"), x.name, x.secret, x.protocol_version, x.tcp_sessions,
+           x.modems);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, join_verdict& x) {
+  return f(caf::meta::type_name("mts.join_verdict"), x.accepted, x.reason);
+}
+
+static_assert(!caf::allowed_unsafe_message_type<collector_hello>::value, "a wire type must be inspectable");
+static_assert(!caf::allowed_unsafe_message_type<join_verdict>::value, "a wire type must be inspectable");
 static_assert(!caf::allowed_unsafe_message_type<test_request>::value, "a wire type must be inspectable");
 static_assert(!caf::allowed_unsafe_message_type<test_record>::value, "a wire type must be inspectable");
 static_assert(!caf::allowed_unsafe_message_type<test_outcome>::value, "a wire type must be inspectable");

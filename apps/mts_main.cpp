@@ -3,13 +3,18 @@
 //   mts token create --name NAME --days N [--scope "MTS API" | --scope "MTS API read-only"]
 //   mts token list | mts token delete NAME
 //   mts config get KEY | mts config list
+//   mts collector [--config FILE] [--section.key=value ...]
+//   mts cluster ca | node-cert | secret
 //   mts --version
 // CLI11 (Debian libcli11-dev) parses the command line: subcommands, help and errors come for
 // free; the --section.key=value overrides are the arguments it leaves over.
+#include "actors/cluster_node.hpp"
+#include "actors/collector_link.hpp"
 #include "actors/connection.hpp"
 #include "actors/executor.hpp"
 #include "actors/converter.hpp"
 #include "actors/persistence.hpp"
+#include "actors/registrar.hpp"
 #include "actors/retention.hpp"
 #include "actors/scheduler.hpp"
 #include "actors/serial_connection.hpp"
@@ -26,14 +31,22 @@
 
 #include <CLI/CLI.hpp>
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <iostream>
 #include <thread>
@@ -131,6 +144,18 @@ std::shared_ptr<const meter_type_registry> meter_types_of(const settings& s) {
   return types;
 }
 
+cluster_tls_files cluster_files_of(const settings& s) {
+  return {s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file};
+}
+
+// Why this node's cluster files cannot serve (checked at start: CAF reads them only at the
+// first connection); nothing when they can.
+std::optional<std::string> cluster_files_problem(const settings& s) {
+  if (s.cluster.ca_file.empty() || s.cluster.certificate_file.empty() || s.cluster.key_file.empty())
+    return std::string("a cluster node needs cluster.ca_file, cluster.certificate_file and cluster.key_file");
+  return check_node_certificate(s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file);
+}
+
 // `reload` loads the configuration again (the same file and overrides), for SIGHUP.
 int serve(const settings& s, const std::function<settings()>& reload) {
   setup_logging(s);
@@ -179,6 +204,16 @@ int serve(const settings& s, const std::function<settings()>& reload) {
 
   caf::actor_system_config cfg;
   add_wire_types(cfg); // the same types by name as a node of a cluster (actors/wire_types.hpp)
+  const bool head = s.cluster.port != 0;
+  if (head) {
+    if (auto why = cluster_files_problem(s)) {
+      spdlog::critical("cluster: {}", *why);
+      return 1;
+    }
+    configure_cluster_node(cfg, cluster_files_of(s), cluster_role::head,
+                           std::chrono::seconds(s.cluster.heartbeat_seconds),
+                           std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats));
+  }
   caf::actor_system sys{cfg};
   auto writer_state = std::make_shared<writer_health>();
   auto persistence_hdl = sys.spawn<caf::detached>(persistence, writer, writer_state);
@@ -235,7 +270,19 @@ int serve(const settings& s, const std::function<settings()>& reload) {
                         [persistence_hdl](std::int64_t id, unix_seconds when) {
                           caf::anon_send(persistence_hdl, touch_atom::value, id, when);
                         });
+  // A head: collectors join through the registrar, published on the cluster port.
+  std::shared_ptr<collector_board> collectors;
+  registrar_actor registrar_hdl;
+  if (head) {
+    collectors = std::make_shared<collector_board>();
+    registrar_config rc;
+    rc.accepted = accepted_collectors(s.cluster.collectors);
+    rc.board = collectors;
+    registrar_hdl = sys.spawn(registrar, std::move(rc));
+  }
   auto shutdown_actors = [&] {
+    if (registrar_hdl)
+      caf::anon_send_exit(registrar_hdl, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(scheduler_hdl, caf::exit_reason::user_shutdown);
     // A purge or conversion step in flight is finished by the persistence actor (one
     // transaction); the next start goes on from there.
@@ -264,12 +311,30 @@ int serve(const settings& s, const std::function<settings()>& reload) {
     try {
       server = std::make_unique<api_server>(
         s, cert_file, key_file,
-        api_dependencies{&sys, scheduler_hdl, readers, &tokens, thread_reads, modems, persistence_hdl, writer_state, types, storage}, *trusted);
+        api_dependencies{&sys, scheduler_hdl, readers, &tokens, thread_reads, modems, persistence_hdl, writer_state, types, storage,
+                         collectors},
+        *trusted);
       server->bind();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       shutdown_actors();
       return 1;
+    }
+    if (head) {
+      auto port = caf::openssl::publish(registrar_hdl, static_cast<std::uint16_t>(s.cluster.port),
+                                        s.cluster.address.c_str(), true);
+      if (!port) {
+        spdlog::critical("cluster: cannot listen on {}:{}: {}", s.cluster.address, s.cluster.port,
+                         to_string(port.error()));
+        server.reset();
+        shutdown_actors();
+        return 1;
+      }
+      std::string names;
+      for (const auto& c : accepted_collectors(s.cluster.collectors))
+        names += (names.empty() ? "" : ", ") + c.name;
+      spdlog::info("cluster: head; collectors join on {}:{} over mutual TLS (cluster CA {}); accepted: {}",
+                   s.cluster.address, *port, s.cluster.ca_file, names.empty() ? "none (cluster.collectors is empty)" : names);
     }
     std::unique_ptr<edge_process> edge;
     // SIGHUP: load the file again and apply what can change while running (is_reloadable);
@@ -353,6 +418,121 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   shutdown_actors();
   spdlog::info("stopped");
   return rc.load();
+}
+
+// collector.secret_file's secret; a file others may read or write is refused, like ssh keys.
+std::string read_secret_file(const std::string& path) {
+  struct stat st{};
+  if (path.empty())
+    throw config_error("collector.secret_file: required (mts cluster secret writes one)");
+  if (::stat(path.c_str(), &st) != 0)
+    throw config_error("collector.secret_file " + path + ": " + std::strerror(errno));
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw config_error("collector.secret_file " + path + ": others may read or write it (mode " + mode +
+                       "); chmod 600 it");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r' || secret.back() == ' '))
+    secret.pop_back();
+  if (secret.empty() || secret.size() > 1024)
+    throw config_error("collector.secret_file " + path + ": holds no secret (1 to 1024 bytes)");
+  return secret;
+}
+
+// `mts collector`: a node that runs tests for a head (docs/operations.md, "Collectors").
+int collect(const settings& s) {
+  setup_logging(s);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (!is_node_name(s.collector.name))
+    throw config_error("collector.name: required; 1 to 64 letters, digits, '-', '.' or '_'");
+  auto head = parse_tcp_address(s.collector.head);
+  if (!head)
+    throw config_error("collector.head: required, host:port of the head's cluster.port");
+  const auto secret = read_secret_file(s.collector.secret_file);
+  if (auto why = cluster_files_problem(s)) {
+    spdlog::critical("collector {}: {}", s.collector.name, *why);
+    return 1;
+  }
+  spdlog::info("mts {} collector {} starting; head {}", mts::version, s.collector.name, s.collector.head);
+  const auto files = io::raise_open_file_limit();
+  spdlog::info("open file limit {}", files.now);
+
+  caf::actor_system_config cfg;
+  configure_cluster_node(cfg, cluster_files_of(s), cluster_role::collector,
+                         std::chrono::seconds(s.cluster.heartbeat_seconds),
+                         std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats));
+  caf::actor_system sys{cfg};
+  auto types = meter_types_of(s);
+  for (const auto& m : s.modem)
+    spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
+  auto reactor = std::make_unique<io::tcp_reactor>();
+  test_runner_config runner_cfg;
+  runner_settings(runner_cfg, s, types);
+  runner_cfg.connect = make_tcp_connection_factory(reactor.get());
+  runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
+  auto executor_hdl = sys.spawn(executor, runner_cfg);
+
+  collector_link_config link_cfg;
+  link_cfg.hello = {s.collector.name, secret, cluster_protocol_version, s.collector.max_tcp_sessions, s.modem};
+  link_cfg.head_host = head->host;
+  link_cfg.head_port = head->port;
+  link_cfg.reconnect_max = std::chrono::seconds(s.collector.reconnect_max_seconds);
+  link_cfg.executor = executor_hdl;
+  link_cfg.network = sys.openssl_manager().actor_handle();
+  auto link_hdl = sys.spawn(collector_link, std::move(link_cfg));
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      spdlog::warn("SIGHUP: a collector does not reload its configuration; restart it");
+      continue;
+    }
+    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    break;
+  }
+  caf::anon_send_exit(link_hdl, caf::exit_reason::user_shutdown);
+  caf::anon_send(executor_hdl, close_atom::value); // running tests end; their links close
+  caf::anon_send_exit(executor_hdl, caf::exit_reason::user_shutdown);
+  sys.await_all_actors_done();
+  reactor->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+// `mts cluster secret`: a collector's secret, into a new file (mode 0600), and the head's entry.
+int cluster_secret(const std::string& name, const std::string& out) {
+  if (!is_node_name(name))
+    throw config_error("--name: 1 to 64 letters, digits, '-', '.' or '_', not starting with '-' or '.'");
+  const auto secret = generate_token(); // 256 random bits, base64url
+  const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0)
+    throw config_error("--out " + out + ": " + std::strerror(errno) + (errno == EEXIST ? " (not overwritten)" : ""));
+  const auto text = secret + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written)
+    throw config_error("--out " + out + ": cannot write the secret");
+  const auto hash = hash_token(secret);
+  std::string hex;
+  char byte[3];
+  for (unsigned char c : hash) {
+    std::snprintf(byte, sizeof byte, "%02x", c);
+    hex += byte;
+  }
+  std::cerr << "secret of collector " << name << " written to " << out
+            << " (mode 0600): its collector.secret_file. Add this entry to the head's cluster.collectors:\n";
+  std::cout << name << "=" << hex << std::endl;
+  return 0;
 }
 
 int token_create(const settings& s, const std::string& name, std::int64_t days, const std::string& scope_text) {
@@ -458,6 +638,12 @@ int main(int argc, char** argv) {
   node_cert_cmd->add_option("--name", node_name, "the node's name (the head's, or a collector's)")->required();
   node_cert_cmd->add_option("--out", out_dir, "directory for NAME.pem and NAME.key")->required();
   node_cert_cmd->add_option("--days", cert_days, "validity in days (default 825)")->default_val(825);
+  std::string secret_out;
+  auto* secret_cmd = cluster_cmd->add_subcommand("secret", "create a collector's secret file and print the head's entry");
+  secret_cmd->add_option("--name", node_name, "the collector's name")->required();
+  secret_cmd->add_option("--out", secret_out, "new file for the secret (mode 0600)")->required();
+  auto* collector_cmd = app.add_subcommand("collector", "run a collector node for a head (docs/operations.md)");
+  add_config(collector_cmd);
 
   try {
     app.parse(argc, argv);
@@ -472,6 +658,10 @@ int main(int argc, char** argv) {
     auto load = [&](CLI::App* sub) { return load_settings(config_file, overrides_from(sub->remaining())); };
     if (serve_cmd->parsed())
       return serve(load(serve_cmd), [&] { return load(serve_cmd); });
+    if (collector_cmd->parsed())
+      return collect(load(collector_cmd));
+    if (secret_cmd->parsed())
+      return cluster_secret(node_name, secret_out);
     if (create_cmd->parsed())
       return token_create(load(create_cmd), token_name, days, scope);
     if (list_cmd->parsed())

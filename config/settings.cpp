@@ -5,6 +5,7 @@
 #include "common/toml.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <fcntl.h>
@@ -166,6 +167,18 @@ std::string check_startup_check(const settings& s) {
   return "must be one of integrity, quick, none";
 }
 
+std::string check_cluster_collectors(const settings& s) {
+  std::string error;
+  accepted_collectors(s.cluster.collectors, &error);
+  return error;
+}
+
+std::string check_collector_head(const settings& s) {
+  if (s.collector.head.empty() || parse_tcp_address(s.collector.head))
+    return "";
+  return "must be host:port";
+}
+
 using S = settings;
 
 const key_descriptor keys[] = {
@@ -314,6 +327,35 @@ const key_descriptor keys[] = {
     text("log.level", field<&S::log, &log_settings::level>,
          "trace, debug, info, warn, error, critical or off", check_log_level,
          "Least severe log level written."),
+
+    integer("cluster.port", field<&S::cluster, &cluster_settings::port>, 0, 65535,
+            "Head: TCP port collectors connect to over mutual TLS; 0: no cluster."),
+    text("cluster.address", field<&S::cluster, &cluster_settings::address>, "an address", nullptr,
+         "Head: address the cluster port binds to."),
+    text("cluster.ca_file", field<&S::cluster, &cluster_settings::ca_file>, "a PEM file", nullptr,
+         "The cluster's own CA certificate (mts cluster ca), on every node."),
+    text("cluster.certificate_file", field<&S::cluster, &cluster_settings::certificate_file>, "a PEM file",
+         nullptr, "This node's certificate (mts cluster node-cert)."),
+    text("cluster.key_file", field<&S::cluster, &cluster_settings::key_file>, "a PEM file", nullptr,
+         "This node's private key."),
+    integer("cluster.heartbeat_seconds", field<&S::cluster, &cluster_settings::heartbeat_seconds>, 1, 60,
+            "Heartbeat between head and collectors."),
+    integer("cluster.missed_heartbeats", field<&S::cluster, &cluster_settings::missed_heartbeats>, 2, 100,
+            "Head: a collector silent for this many heartbeats is taken for lost."),
+    text("cluster.collectors", field<&S::cluster, &cluster_settings::collectors>,
+         "comma-separated name=SHA-256 hex (mts cluster secret prints it)", check_cluster_collectors,
+         "Head: the collectors accepted, each with the hash of its secret."),
+    text("collector.name", field<&S::collector, &collector_settings::name>, "a node name", nullptr,
+         "Collector: its name, as the head's cluster.collectors has it."),
+    text("collector.secret_file", field<&S::collector, &collector_settings::secret_file>, "a file", nullptr,
+         "Collector: the file holding its secret (mode 0600)."),
+    text("collector.head", field<&S::collector, &collector_settings::head>, "host:port", check_collector_head,
+         "Collector: the head's cluster port."),
+    integer("collector.max_tcp_sessions", field<&S::collector, &collector_settings::max_tcp_sessions>, 0, 100000,
+            "Collector: TCP meter sessions it offers the head."),
+    integer("collector.reconnect_max_seconds",
+            field<&S::collector, &collector_settings::reconnect_max_seconds>, 1, 3600,
+            "Collector: longest pause between two tries to reach the head."),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -833,6 +875,53 @@ void validate(settings& s, const std::vector<std::string>& origin) {
 }
 
 } // namespace
+
+bool is_node_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name.front() == '-' || name.front() == '.')
+    return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
+      return false;
+  return true;
+}
+
+std::vector<accepted_collector> accepted_collectors(const std::string& text, std::string* error) {
+  std::vector<accepted_collector> out;
+  auto fail = [&](const std::string& why) {
+    if (error)
+      *error = why;
+    return std::vector<accepted_collector>{};
+  };
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    auto comma = text.find(',', at);
+    auto entry = text.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    at = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    auto first = entry.find_first_not_of(" \t"), last = entry.find_last_not_of(" \t");
+    if (first == std::string::npos) {
+      if (text.find_first_not_of(" \t,") == std::string::npos)
+        break; // empty: no collectors
+      return fail("an empty entry; expected name=SHA-256 hex");
+    }
+    entry = entry.substr(first, last - first + 1);
+    auto eq = entry.find('=');
+    if (eq == std::string::npos)
+      return fail("\"" + shorten(entry) + "\": expected name=SHA-256 hex");
+    accepted_collector c;
+    c.name = entry.substr(0, eq);
+    auto hex = entry.substr(eq + 1);
+    if (!is_node_name(c.name))
+      return fail("\"" + shorten(c.name) + "\": a name is 1 to 64 letters, digits, '-', '.' or '_'");
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+      return fail(c.name + ": the secret's SHA-256 must be 64 hex digits");
+    for (std::size_t i = 0; i < 64; i += 2)
+      c.secret_sha256.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    if (std::any_of(out.begin(), out.end(), [&](const auto& o) { return o.name == c.name; }))
+      return fail(c.name + ": named twice");
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 settings load_settings(const std::optional<std::string>& file,
                        const std::vector<std::string>& overrides) {

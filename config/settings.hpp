@@ -114,6 +114,41 @@ struct modem_settings {
   bool operator!=(const modem_settings& o) const { return !(*this == o); }
 };
 
+// A head's side of a cluster: where collectors connect, the TLS files of the cluster, the
+// collectors it accepts (docs/operations.md, "Collectors").
+struct cluster_settings {
+  std::int64_t port = 0;          // 0: no cluster (the single-machine install)
+  std::string address = "0.0.0.0";
+  std::string ca_file;            // the cluster's CA (mts cluster ca)
+  std::string certificate_file;   // this node's certificate and key (mts cluster node-cert)
+  std::string key_file;
+  std::int64_t heartbeat_seconds = 2;
+  std::int64_t missed_heartbeats = 3; // the head drops a collector silent this many heartbeats
+  // The collectors accepted: "name=SHA-256 of its secret in hex", comma-separated.
+  std::string collectors;
+};
+
+// A collector node's own settings (`mts collector`).
+struct collector_settings {
+  std::string name;          // as the head's cluster.collectors names it
+  std::string secret_file;   // the file holding its secret (mts cluster secret), mode 0600
+  std::string head;          // host:port of the head's cluster.port
+  std::int64_t max_tcp_sessions = 100; // TCP meter sessions it offers the head
+  std::int64_t reconnect_max_seconds = 30; // longest pause between two tries to reach the head
+};
+
+// A cluster node's name (a certificate's CN, a collector's name): 1-64 of [A-Za-z0-9._-], not
+// starting with '-' or '.'.
+bool is_node_name(const std::string& name);
+
+// A collector the head accepts: its name and the SHA-256 of its secret (32 bytes).
+struct accepted_collector {
+  std::string name;
+  std::string secret_sha256;
+};
+// cluster.collectors parsed; an error names the first bad entry (the settings checked it).
+std::vector<accepted_collector> accepted_collectors(const std::string& text, std::string* error = nullptr);
+
 struct api_settings {
   bool mask_passwords = false;
 };
@@ -133,6 +168,8 @@ struct settings {
   modems_settings modems;
   std::vector<modem_settings> modem; // the [[modem]] tables, in file order
   api_settings api;
+  cluster_settings cluster;
+  collector_settings collector;
   // The meter types: the built-in ones, changed and added to by the [[meter_type]] tables, in
   // that order. Every definition lists every key of its driver (defaults filled in).
   std::vector<meter_type_definition> meter_types = builtin_meter_types();

@@ -727,6 +727,26 @@ void api_server::service_status(call& c) {
     }
     body["modems"] = std::move(modems);
   }
+  // A head's collectors (an addition to the specification): each accepted one, joined or not.
+  if (deps_.collectors) {
+    bj::array list;
+    for (const auto& col : deps_.collectors->read()) {
+      bj::object o{{"name", col.name}, {"connected", col.connected}};
+      if (col.since)
+        o["since"] = format_utc(*col.since);
+      if (col.connected) {
+        o["tcpSessions"] = col.tcp_sessions;
+        bj::array names;
+        for (const auto& m : col.modems)
+          names.push_back(bj::value(m));
+        o["modems"] = std::move(names);
+      } else {
+        o["reason"] = col.reason;
+      }
+      list.push_back(std::move(o));
+    }
+    body["collectors"] = std::move(list);
+  }
   // The storage figures (an addition to the specification): the database's size as the last
   // purge pass measured it, and what the retention purge deleted since the server started.
   if (deps_.storage) {

@@ -6,6 +6,7 @@
 // thread's own read-only connection, as the token is; meter-types is answered from the registry.
 #include "actors/interfaces.hpp"
 #include "actors/modem_pool.hpp"
+#include "actors/registrar.hpp"
 #include "actors/storage_stats.hpp"
 #include "actors/writer_health.hpp"
 #include "config/settings.hpp"
@@ -41,6 +42,7 @@ struct api_dependencies {
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
   std::shared_ptr<const meter_type_registry> types; // the meter types requests may name
   std::shared_ptr<storage_stats> storage; // the database's size and purges; may be null: no "storage" in service-status
+  std::shared_ptr<const collector_board> collectors; // a head's collectors; null: no cluster, no "collectors"
 };
 
 // What a configuration reload changes in the HTTP layer while it runs; each call works with

@@ -1,5 +1,7 @@
 #include "http/tls.hpp"
 
+#include "config/settings.hpp" // is_node_name
+
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -9,7 +11,6 @@
 
 #include <sys/stat.h>
 
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -175,15 +176,6 @@ certificate_paths ensure_self_signed_certificate(const std::string& dir) {
   store_key_and_certificate(paths, key.get(), cert.get());
   paths.generated = true;
   return paths;
-}
-
-bool is_node_name(const std::string& name) {
-  if (name.empty() || name.size() > 64 || name.front() == '-' || name.front() == '.')
-    return false;
-  for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_'))
-      return false;
-  return true;
 }
 
 certificate_paths cluster_ca_paths(const std::string& dir) {

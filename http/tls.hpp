@@ -37,9 +37,6 @@ std::string certificate_fingerprint(const std::string& cert_file);
 // nothing else (docs/operations.md). All keys are ECDSA P-256, key files mode 0600, and an
 // existing file is never overwritten (std::runtime_error naming it).
 
-// A node's name: 1-64 of [A-Za-z0-9._-], not starting with '-' or '.'.
-bool is_node_name(const std::string& name);
-
 // DIR/cluster-ca.pem and DIR/cluster-ca.key.
 certificate_paths cluster_ca_paths(const std::string& dir);
 // DIR/NODE.pem and DIR/NODE.key.

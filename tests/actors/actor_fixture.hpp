@@ -58,6 +58,7 @@ struct mock_executor_state {
   std::vector<modem_broker_actor> brokers; // each run's broker
   std::vector<caf::typed_response_promise<test_outcome>> open;
   int reloads = 0;
+  int closes = 0;
 };
 
 // A MODEM BROKER over a pool the test can look into, answering as the scheduler does for a
@@ -98,6 +99,7 @@ mock_executor(mock_executor_actor::stateful_pointer<mock_executor_state> self) {
       self->state.open.at(index).deliver(std::move(outcome));
     },
     [self](reload_atom, const std::shared_ptr<const test_runner_config>&) { self->state.reloads += 1; },
+    [self](close_atom) { self->state.closes += 1; },
   };
 }
 

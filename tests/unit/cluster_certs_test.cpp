@@ -1,6 +1,7 @@
 // The cluster's own CA and its nodes' certificates (`mts cluster ca`, `mts cluster node-cert`):
 // checked with the openssl command (an implementation other than our own code) and with
 // check_node_certificate, which a node runs at start-up.
+#include "config/settings.hpp"
 #include "http/tls.hpp"
 
 #include <catch2/catch.hpp>

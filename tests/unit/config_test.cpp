@@ -161,7 +161,7 @@ TEST_CASE("config: the example file and the docs describe every meter type key, 
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 56);
+  CHECK(keys.size() == 69); // 56, then [cluster] (8) and [collector] (5)
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -170,7 +170,7 @@ TEST_CASE("config: the key table", "[config]") {
     CHECK(!d.doc.empty());
   }
   CHECK(keys.front().key == "http.address");
-  CHECK(keys.back().key == "log.level");
+  CHECK(keys.back().key == "collector.reconnect_max_seconds");
 }
 
 TEST_CASE("config: the file sets values and overrides beat it", "[config]") {
@@ -602,4 +602,26 @@ TEST_CASE("config: what a reload changes, applies and ignores", "[config][reload
     CHECK(mts::is_reloadable(live));
   for (const char* fixed : {"http.port", "http.threads", "tls.cert_file", "storage.path", "edge.enabled"})
     CHECK_FALSE(mts::is_reloadable(fixed));
+}
+
+TEST_CASE("config: the collectors a head accepts, and a collector's head", "[config][cluster]") {
+  const std::string a(64, 'a'), b = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
+  std::string error;
+  auto list = mts::accepted_collectors(" site-a=" + a + " ,site_b.2=" + b, &error);
+  CHECK(error.empty());
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].name == "site-a");
+  CHECK(list[0].secret_sha256 == std::string(32, '\xaa'));
+  CHECK(list[1].name == "site_b.2");
+  CHECK(list[1].secret_sha256.substr(0, 4) == std::string("\x00\x11\x22\x33", 4));
+  CHECK(mts::accepted_collectors("", &error).empty());
+  CHECK(error.empty());
+  // Each bad entry is named.
+  CHECK(has(override_error("cluster.collectors=site-a"), "cluster.collectors: \"site-a\": expected name=SHA-256 hex"));
+  CHECK(has(override_error("cluster.collectors=site-a=abc"), "site-a: the secret's SHA-256 must be 64 hex digits"));
+  CHECK(has(override_error("cluster.collectors=bad name=" + a), "a name is 1 to 64 letters"));
+  CHECK(has(override_error("cluster.collectors=x=" + a + ",x=" + b), "x: named twice"));
+  CHECK(has(override_error("cluster.collectors=x=" + a + ",,y=" + b), "an empty entry"));
+  CHECK(has(override_error("collector.head=head.example"), "collector.head: must be host:port"));
+  CHECK(override_error("collector.head=head.example:7000").empty());
 }

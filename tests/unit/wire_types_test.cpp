@@ -158,6 +158,22 @@ TEST_CASE_METHOD(wire_fixture, "every wire type survives a round trip through CA
     CHECK(*back.modem == modem);
     CHECK_FALSE(round_trip(modem_grant{}).modem);
   }
+  SECTION("collector_hello and join_verdict") {
+    collector_hello hello;
+    hello.name = "site-north";
+    hello.secret = "s3cret";
+    hello.protocol_version = 1;
+    hello.tcp_sessions = 250;
+    hello.modems = {full_modem(), modem_settings{}};
+    auto back = round_trip(hello);
+    CHECK(std::tie(back.name, back.secret, back.protocol_version, back.tcp_sessions, back.modems) ==
+          std::tie(hello.name, hello.secret, hello.protocol_version, hello.tcp_sessions, hello.modems));
+    join_verdict refused{false, "wrong secret"};
+    auto v = round_trip(refused);
+    CHECK_FALSE(v.accepted);
+    CHECK(v.reason == "wrong secret");
+    CHECK(round_trip(join_verdict{true, {}}).accepted);
+  }
 }
 
 TEST_CASE_METHOD(wire_fixture, "a test_record with an unknown state is refused when read", "[wire][collector]") {
@@ -216,6 +232,15 @@ TEST_CASE_METHOD(wire_fixture, "a run request, its answer and the modem messages
   auto grant = rebuilt(caf::make_message(modem_grant{full_modem()}));
   REQUIRE(grant.match_elements<modem_grant>());
   CHECK(grant.get_as<modem_grant>(0).modem == std::optional<modem_settings>(full_modem()));
+
+  collector_hello hello;
+  hello.name = "site-north";
+  hello.modems = {full_modem()};
+  auto exec = caf::actor_cast<executor_actor>(broker); // any handle: only its address travels
+  auto join = rebuilt(caf::make_message(join_atom::value, hello, exec));
+  REQUIRE((join.match_elements<join_atom, collector_hello, executor_actor>()));
+  CHECK(join.get_as<collector_hello>(1).modems == hello.modems);
+  CHECK(join.get_as<executor_actor>(2).address() == broker.address());
 
   auto fault = rebuilt(caf::make_message(modem_atom::value, fault_atom::value, test_id{4711}, std::string("NO CARRIER")));
   REQUIRE((fault.match_elements<modem_atom, fault_atom, test_id, std::string>()));

@@ -1,0 +1,100 @@
+#include "actors/collector_link.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace mts {
+namespace {
+
+using self_ptr = collector_link_actor::stateful_pointer<collector_link_state>;
+
+std::string head_of(self_ptr self) {
+  return self->state.config.head_host + ":" + std::to_string(self->state.config.head_port);
+}
+
+void try_again(self_ptr self) {
+  auto& st = self->state;
+  spdlog::info("collector {}: next try to reach the head in {} s", st.config.hello.name, st.pause.count());
+  self->delayed_send(self, st.pause, tick_atom::value);
+  st.pause = std::min(st.pause * 2, st.config.reconnect_max);
+}
+
+void join(self_ptr self, registrar_actor head) {
+  auto& st = self->state;
+  self->request(head, st.config.request_timeout, join_atom::value, st.config.hello, st.config.executor)
+    .then(
+      [self, head](join_verdict& verdict) {
+        auto& st = self->state;
+        if (!verdict.accepted) {
+          spdlog::error("collector {}: the head at {} refused it: {}", st.config.hello.name, head_of(self),
+                        verdict.reason);
+          try_again(self);
+          return;
+        }
+        st.head = head;
+        st.pause = std::chrono::seconds(1);
+        self->monitor(head);
+        spdlog::info("collector {}: joined the head at {}{}", st.config.hello.name, head_of(self),
+                     st.joined_once ? " again" : "");
+        st.joined_once = true;
+      },
+      [self](caf::error& err) {
+        spdlog::warn("collector {}: no answer to its join from the head at {}: {}", self->state.config.hello.name,
+                     head_of(self), to_string(err));
+        try_again(self);
+      });
+}
+
+void reach(self_ptr self) {
+  auto& st = self->state;
+  self->request(st.config.network, st.config.request_timeout, caf::connect_atom::value, st.config.head_host,
+                st.config.head_port)
+    .then(
+      [self](const caf::node_id&, caf::strong_actor_ptr& published, const std::set<std::string>& interface) {
+        if (!published || !self->system().assignable<registrar_actor>(interface)) {
+          spdlog::error("collector {}: {} does not publish an MTS head's registrar (another service, or another "
+                        "version of mts)",
+                        self->state.config.hello.name, head_of(self));
+          try_again(self);
+          return;
+        }
+        join(self, caf::actor_cast<registrar_actor>(published));
+      },
+      [self](caf::error& err) {
+        // CAF reports a TLS handshake the head refused like any failed connect.
+        spdlog::warn("collector {}: cannot reach the head at {}: {} (is it up? the same cluster CA, this node's "
+                     "certificate valid, the same protocol version?)",
+                     self->state.config.hello.name, head_of(self), to_string(err));
+        try_again(self);
+      });
+}
+
+} // namespace
+
+collector_link_actor::behavior_type collector_link(collector_link_actor::stateful_pointer<collector_link_state> self,
+                                                   collector_link_config config) {
+  self->state.config = std::move(config);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.head || dm.source != st.head.address())
+      return;
+    st.head = nullptr;
+    spdlog::warn("collector {}: lost the head at {} ({}); ending its running tests, then joining again",
+                 st.config.hello.name, head_of(self), to_string(dm.reason));
+    // Before anything else: the head gives those tests to another node.
+    self->send(st.config.executor, close_atom::value);
+    try_again(self);
+  });
+  self->send(self, tick_atom::value);
+  return {
+    [self](tick_atom) {
+      if (!self->state.head)
+        reach(self);
+    },
+  };
+}
+
+} // namespace mts
