@@ -144,6 +144,29 @@ std::shared_ptr<const meter_type_registry> meter_types_of(const settings& s) {
   return types;
 }
 
+// The test engine of a head or a collector: the reactor every meter link lives on (one I/O
+// thread; stopped once every actor has exited, since connection actors close their links as
+// they end, and before the actor system is destroyed, so its last callbacks still reach a
+// live system), and the executor with the test actors' settings from `s`.
+struct test_engine {
+  std::unique_ptr<io::tcp_reactor> reactor;
+  executor_actor executor;
+};
+
+test_engine start_test_engine(caf::actor_system& sys, const settings& s,
+                              std::shared_ptr<const meter_type_registry> types) {
+  for (const auto& m : s.modem)
+    spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
+  test_engine engine;
+  engine.reactor = std::make_unique<io::tcp_reactor>();
+  test_runner_config runner_cfg;
+  runner_settings(runner_cfg, s, std::move(types));
+  runner_cfg.connect = make_tcp_connection_factory(engine.reactor.get());
+  runner_cfg.open_modem_link = make_modem_link_factory(engine.reactor.get(), runner_cfg.connect);
+  engine.executor = sys.spawn(executor, runner_cfg);
+  return engine;
+}
+
 cluster_tls_files cluster_files_of(const settings& s) {
   return {s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file};
 }
@@ -250,18 +273,9 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   // The modem pool is the scheduler's; service-status reads what it publishes here.
   auto modems = std::make_shared<modem_board>();
   auto sched_cfg = scheduler_settings(s, types, modems);
-  for (const auto& m : s.modem)
-    spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
-
-  // Every meter link lives on this reactor's one I/O thread. It is stopped once every actor
-  // has exited (connection actors close their links as they end) and before the actor system
-  // is destroyed, so its last callbacks still reach a live system.
-  auto reactor = std::make_unique<io::tcp_reactor>();
-  test_runner_config runner_cfg;
-  runner_settings(runner_cfg, s, types);
-  runner_cfg.connect = make_tcp_connection_factory(reactor.get());
-  runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
-  auto executor_hdl = sys.spawn(executor, runner_cfg);
+  auto engine = start_test_engine(sys, s, types);
+  auto& reactor = engine.reactor;
+  auto executor_hdl = engine.executor;
   auto scheduler_hdl = sys.spawn(scheduler, sched_cfg, persistence_hdl, executor_hdl);
 
   // Each HTTP thread's own read-only connection: the token check and the lookups by test id.
@@ -471,15 +485,9 @@ int collect(const settings& s) {
                          std::chrono::seconds(s.cluster.heartbeat_seconds),
                          std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats));
   caf::actor_system sys{cfg};
-  auto types = meter_types_of(s);
-  for (const auto& m : s.modem)
-    spdlog::info("modem {}: {}", m.name, m.device.empty() ? "gateway " + m.gateway : "device " + m.device);
-  auto reactor = std::make_unique<io::tcp_reactor>();
-  test_runner_config runner_cfg;
-  runner_settings(runner_cfg, s, types);
-  runner_cfg.connect = make_tcp_connection_factory(reactor.get());
-  runner_cfg.open_modem_link = make_modem_link_factory(reactor.get(), runner_cfg.connect);
-  auto executor_hdl = sys.spawn(executor, runner_cfg);
+  auto engine = start_test_engine(sys, s, meter_types_of(s));
+  auto& reactor = engine.reactor;
+  auto executor_hdl = engine.executor;
 
   collector_link_config link_cfg;
   link_cfg.hello = {s.collector.name, secret, cluster_protocol_version, s.collector.max_tcp_sessions, s.modem};

@@ -100,6 +100,17 @@ def avoid_window_boundary(window_seconds, margin=60):
         time.sleep(left + 1.0)
 
 
+def wait_until(what, condition, limit, interval=0.05):
+    """condition()'s first true value, polled until `limit` seconds; fails naming `what`."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("%s: not within %.0f s" % (what, limit))
+
+
 def insecure_context():
     """Client context for the self-signed certificate: no verification."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -15,20 +15,14 @@ import tempfile
 import time
 import unittest
 
-from harness import MTS_BIN, Server, free_port, run_mts
+from harness import MTS_BIN, Server, free_port, run_mts, wait_until
 
 HEARTBEAT = ["--cluster.heartbeat_seconds=2", "--cluster.missed_heartbeats=3"]
 WAIT = 30.0  # bound of each wait for a log line or a state
 
 
-def wait_for(what, check, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
+def wait_for(what, check):
+    return wait_until(what, check, WAIT, interval=0.1)
 
 
 class Pki:

@@ -3,10 +3,10 @@ overtakes queued overnight ones (and a running test is not cancelled), and the c
 sessions open at once, overall and per meter), with every test completing as `mts-sim expect`
 says."""
 
-import time
 import unittest
 
 from harness import Server, overnight_window
+from harness import wait_until as harness_wait_until
 from test_engine import POLL_LIMIT, START, SimulatedMeters, comparable, predicted, request_for, wait_done
 
 
@@ -17,13 +17,7 @@ def no_survey(meter, **changes):
 
 
 def wait_until(what, condition, limit=POLL_LIMIT):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("%s: not within %.0f s" % (what, limit))
+    return harness_wait_until(what, condition, limit)
 
 
 def started(srv, test_id):
