@@ -11,6 +11,7 @@
 #                                  # random seed, so that the run is the same on every machine
 #   scripts/fuzz.sh --runs 10000000 json   # until 10 million inputs (docs/testing.md's goal)
 #   scripts/fuzz.sh 300 json dlms_apdu
+#   FUZZ_TIMEOUT=60 scripts/fuzz.sh --runs 10000000 config   # a long run on a busy machine
 #
 # Each harness starts from its seed corpus, fuzz/corpus/<name>/ (kept in the repository, never
 # written here), and its dictionary fuzz/<name>.dict when there is one; the inputs it finds
@@ -51,8 +52,10 @@ run_one() {
   local dict=()
   [ -f "fuzz/$name.dict" ] && dict=("-dict=fuzz/$name.dict")
   # -timeout: one input running 10 s is a hang (a driver that never finishes is a finding).
+  # FUZZ_TIMEOUT raises it for long runs on a machine also busy with builds, where a process
+  # at low priority can be starved that long (an input that reproduces in milliseconds).
   # shellcheck disable=SC2086 # limit_args: the options of the mode, word by word
-  "build-fuzz/bin/fuzz_$name" "$work" "$seeds" "${dict[@]}" $limit_args -timeout=10 \
+  "build-fuzz/bin/fuzz_$name" "$work" "$seeds" "${dict[@]}" $limit_args -timeout="${FUZZ_TIMEOUT:-10}" \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$found/" \
     >"build-fuzz/logs/$name.log" 2>&1
 }
