@@ -167,8 +167,11 @@ test_engine start_test_engine(caf::actor_system& sys, const settings& s,
   return engine;
 }
 
-cluster_tls_files cluster_files_of(const settings& s) {
-  return {s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file};
+// Makes cfg a cluster node in `role` with this node's [cluster] files and heartbeats.
+void configure_cluster(caf::actor_system_config& cfg, const settings& s, cluster_role role) {
+  const auto heartbeat = std::chrono::seconds(s.cluster.heartbeat_seconds);
+  configure_cluster_node(cfg, {s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file}, role, heartbeat,
+                         heartbeat * s.cluster.missed_heartbeats);
 }
 
 // Why this node's cluster files cannot serve (checked at start: CAF reads them only at the
@@ -233,9 +236,7 @@ int serve(const settings& s, const std::function<settings()>& reload) {
       spdlog::critical("cluster: {}", *why);
       return 1;
     }
-    configure_cluster_node(cfg, cluster_files_of(s), cluster_role::head,
-                           std::chrono::seconds(s.cluster.heartbeat_seconds),
-                           std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats));
+    configure_cluster(cfg, s, cluster_role::head);
   }
   caf::actor_system sys{cfg};
   auto writer_state = std::make_shared<writer_health>();
@@ -287,10 +288,13 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   // A head: collectors join through the registrar, published on the cluster port.
   std::shared_ptr<collector_board> collectors;
   registrar_actor registrar_hdl;
+  std::string accepted_names; // for the log line once the port is open
   if (head) {
     collectors = std::make_shared<collector_board>();
     registrar_config rc;
     rc.accepted = accepted_collectors(s.cluster.collectors);
+    for (const auto& c : rc.accepted)
+      accepted_names += (accepted_names.empty() ? "" : ", ") + c.name;
     rc.board = collectors;
     registrar_hdl = sys.spawn(registrar, std::move(rc));
   }
@@ -344,11 +348,9 @@ int serve(const settings& s, const std::function<settings()>& reload) {
         shutdown_actors();
         return 1;
       }
-      std::string names;
-      for (const auto& c : accepted_collectors(s.cluster.collectors))
-        names += (names.empty() ? "" : ", ") + c.name;
       spdlog::info("cluster: head; collectors join on {}:{} over mutual TLS (cluster CA {}); accepted: {}",
-                   s.cluster.address, *port, s.cluster.ca_file, names.empty() ? "none (cluster.collectors is empty)" : names);
+                   s.cluster.address, *port, s.cluster.ca_file,
+                   accepted_names.empty() ? "none (cluster.collectors is empty)" : accepted_names);
     }
     std::unique_ptr<edge_process> edge;
     // SIGHUP: load the file again and apply what can change while running (is_reloadable);
@@ -481,9 +483,7 @@ int collect(const settings& s) {
   spdlog::info("open file limit {}", files.now);
 
   caf::actor_system_config cfg;
-  configure_cluster_node(cfg, cluster_files_of(s), cluster_role::collector,
-                         std::chrono::seconds(s.cluster.heartbeat_seconds),
-                         std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats));
+  configure_cluster(cfg, s, cluster_role::collector);
   caf::actor_system sys{cfg};
   auto engine = start_test_engine(sys, s, meter_types_of(s));
   auto& reactor = engine.reactor;
