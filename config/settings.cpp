@@ -2,6 +2,7 @@
 
 #include "common/tcp_address.hpp"
 #include "common/client_address.hpp"
+#include "common/reach.hpp"
 #include "common/toml.hpp"
 
 #include <algorithm>
@@ -165,6 +166,16 @@ std::string check_startup_check(const settings& s) {
   if (s.storage.startup_check == "integrity" || s.storage.startup_check == "quick" || s.storage.startup_check == "none")
     return "";
   return "must be one of integrity, quick, none";
+}
+
+std::string check_reach_networks(const settings& s) {
+  std::string error;
+  return parse_reach(s.collector.reach_networks, "", &error) ? std::string{} : error;
+}
+
+std::string check_reach_prefixes(const settings& s) {
+  std::string error;
+  return parse_reach("", s.collector.reach_prefixes, &error) ? std::string{} : error;
 }
 
 std::string check_cluster_collectors(const settings& s) {
@@ -345,6 +356,8 @@ const key_descriptor keys[] = {
     text("cluster.collectors", field<&S::cluster, &cluster_settings::collectors>,
          "comma-separated name=SHA-256 hex (mts cluster secret prints it)", check_cluster_collectors,
          "Head: the collectors accepted, each with the hash of its secret."),
+    boolean("cluster.head_runs_tests", field<&S::cluster, &cluster_settings::head_runs_tests>,
+            "Head: also run tests itself, next to its collectors."),
     text("collector.name", field<&S::collector, &collector_settings::name>, "a node name", nullptr,
          "Collector: its name, as the head's cluster.collectors has it."),
     text("collector.secret_file", field<&S::collector, &collector_settings::secret_file>, "a file", nullptr,
@@ -356,6 +369,12 @@ const key_descriptor keys[] = {
     integer("collector.reconnect_max_seconds",
             field<&S::collector, &collector_settings::reconnect_max_seconds>, 1, 3600,
             "Collector: longest pause between two tries to reach the head."),
+    text("collector.reach_networks", field<&S::collector, &collector_settings::reach_networks>,
+         "comma-separated IP addresses or networks (a.b.c.d[/bits], x::y[/bits])", check_reach_networks,
+         "Collector: the TCP meters it reaches; empty: all."),
+    text("collector.reach_prefixes", field<&S::collector, &collector_settings::reach_prefixes>,
+         "comma-separated number prefixes (an optional '+' and digits)", check_reach_prefixes,
+         "Collector: the telephone numbers its modems dial; empty: all."),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -918,6 +937,9 @@ std::vector<accepted_collector> accepted_collectors(const std::string& text, std
       c.secret_sha256.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
     if (std::any_of(out.begin(), out.end(), [&](const auto& o) { return o.name == c.name; }))
       return fail(c.name + ": named twice");
+    // The scheduler keeps a bit per node (the head and each collector) in a 64-bit mask.
+    if (out.size() == 63)
+      return fail("more than 63 collectors");
     out.push_back(std::move(c));
   }
   return out;

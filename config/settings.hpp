@@ -126,6 +126,9 @@ struct cluster_settings {
   std::int64_t missed_heartbeats = 3; // the head drops a collector silent this many heartbeats
   // The collectors accepted: "name=SHA-256 of its secret in hex", comma-separated.
   std::string collectors;
+  // Head: whether it also runs tests itself (its own [[modem]] tables and
+  // scheduler.max_tcp_sessions) next to its collectors; false leaves all tests to them.
+  bool head_runs_tests = true;
 };
 
 // A collector node's own settings (`mts collector`).
@@ -135,6 +138,9 @@ struct collector_settings {
   std::string head;          // host:port of the head's cluster.port
   std::int64_t max_tcp_sessions = 100; // TCP meter sessions it offers the head
   std::int64_t reconnect_max_seconds = 30; // longest pause between two tries to reach the head
+  // What it reaches (common/reach.hpp), comma-separated; empty: everything.
+  std::string reach_networks; // IP networks of TCP meters
+  std::string reach_prefixes; // telephone-number prefixes its modems dial
 };
 
 // A cluster node's name (a certificate's CN, a collector's name): 1-64 of [A-Za-z0-9._-], not

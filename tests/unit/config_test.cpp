@@ -161,7 +161,7 @@ TEST_CASE("config: the example file and the docs describe every meter type key, 
 
 TEST_CASE("config: the key table", "[config]") {
   auto keys = mts::describe_settings();
-  CHECK(keys.size() == 69); // 56, then [cluster] (8) and [collector] (5)
+  CHECK(keys.size() == 72); // 56, then [cluster] (9) and [collector] (7)
   for (const auto& d : keys) {
     INFO(d.key);
     CHECK(d.key.find('.') != std::string::npos);
@@ -170,7 +170,7 @@ TEST_CASE("config: the key table", "[config]") {
     CHECK(!d.doc.empty());
   }
   CHECK(keys.front().key == "http.address");
-  CHECK(keys.back().key == "collector.reconnect_max_seconds");
+  CHECK(keys.back().key == "collector.reach_prefixes");
 }
 
 TEST_CASE("config: the file sets values and overrides beat it", "[config]") {
