@@ -46,7 +46,7 @@ bool scheduler_queue::is_queued(test_id id) const {
     for (const auto& q : by_kind)
       if (q.count(id))
         return true;
-  return blocked_index_.count(id) || parked_[0].count(id) || parked_[1].count(id);
+  return blocked_index_.count(id) || waiting_index_.count(id) || parked_[0].count(id) || parked_[1].count(id);
 }
 
 bool scheduler_queue::is_running(test_id id) const { return running_.count(id) != 0; }
@@ -113,6 +113,17 @@ bool scheduler_queue::remove(test_id id) {
       return true;
     }
   }
+  if (auto w = waiting_index_.find(id); w != waiting_index_.end()) {
+    auto [overnight, a, mask] = w->second;
+    auto group = waiting_.find(mask);
+    group->second.erase({overnight, id});
+    if (group->second.empty())
+      waiting_.erase(group);
+    waiting_index_.erase(w);
+    queued_[overnight] -= 1;
+    unref(a);
+    return true;
+  }
   auto it = blocked_index_.find(id);
   if (it == blocked_index_.end())
     return false;
@@ -154,7 +165,7 @@ std::optional<scheduler_queue::dispatched> scheduler_queue::next(bool tcp_free, 
       tcp_running_ += 1;
     queued_[overnight] -= 1;
     running_.emplace(node.key(), running_entry{a, overnight});
-    return dispatched{node.key(), a->second.tcp};
+    return dispatched{node.key(), a->second.tcp, &a->first};
   }
   return std::nullopt;
 }
@@ -182,5 +193,54 @@ std::optional<bool> scheduler_queue::release(test_id id, bool requeue) {
 std::optional<bool> scheduler_queue::finish(test_id id) { return release(id, false); }
 
 std::optional<bool> scheduler_queue::requeue(test_id id) { return release(id, true); }
+
+void scheduler_queue::wait(test_id id, std::uint64_t reach_mask) {
+  auto it = running_.find(id);
+  if (it == running_.end())
+    return;
+  auto [a, overnight] = it->second;
+  running_.erase(it);
+  if (a->second.tcp)
+    tcp_running_ -= 1;
+  a->second.busy = false;
+  queued_[overnight] += 1;
+  waiting_[reach_mask].emplace(overnight, id);
+  waiting_index_.emplace(id, waiting_entry{overnight, a, reach_mask}); // keeps its reference
+  // A test to the same address blocked behind it may go to ready: it has the same reach, so it
+  // waits here too once next() takes it.
+  unblock_first(a);
+}
+
+void scheduler_queue::unwait(test_id id, const waiting_entry& w) {
+  if (w.address->second.busy)
+    block(id, w.overnight, w.address);
+  else
+    make_ready(id, w.overnight, w.address);
+}
+
+void scheduler_queue::wake(std::uint64_t node_bit) {
+  for (auto group = waiting_.begin(); group != waiting_.end();) {
+    if (!(group->first & node_bit)) {
+      ++group;
+      continue;
+    }
+    auto first = group->second.begin()->second;
+    group->second.erase(group->second.begin());
+    auto w = waiting_index_.find(first);
+    auto entry = w->second;
+    waiting_index_.erase(w);
+    unwait(first, entry);
+    group = group->second.empty() ? waiting_.erase(group) : std::next(group);
+  }
+}
+
+std::size_t scheduler_queue::wake_all() {
+  const auto count = waiting_index_.size();
+  for (const auto& [id, w] : waiting_index_)
+    unwait(id, w);
+  waiting_.clear();
+  waiting_index_.clear();
+  return count;
+}
 
 } // namespace mts

@@ -21,6 +21,12 @@
 // - PARKED: tests the executor cannot run (can_run false, decided when queued: it depends only
 //   on the meter type and the address, which a parked test keeps). They are counted and
 //   cancellable, never started; a configuration reload asks again (unpark).
+// - WAITING (a head with collectors, issue 16): tests that no node with room reaches now,
+//   grouped by the set of nodes that reach them (a bit per node). When a node has room again
+//   the first test of each group with that node's bit goes back to ready (each group in
+//   (class, id) order, so order within a group is kept); a node joining or leaving changes
+//   every group, so then they all go back (a cost of the number waiting, on a rare event).
+//   With one node reaching everything (the single machine) no test ever waits here.
 // - RUNNING: dispatched tests (being started, running, or being recorded) with their keys, so
 //   a test whose start failed can go back into the queue.
 //
@@ -61,6 +67,7 @@ public:
   struct dispatched {
     test_id id;
     bool tcp; // false: a telephone number, which needs a modem
+    const std::string* address; // valid while the test is running or queued
   };
   // Takes the next test to start, if any: immediate tests first, then (overnight_open)
   // overnight ones, each class in id order, skipping tests whose address is busy, TCP tests
@@ -72,6 +79,15 @@ public:
   // A running test could not be started (storage failed): it frees its address and goes back
   // into the queue with its keys. Returns whether it had a TCP address.
   std::optional<bool> requeue(test_id id);
+  // The test just taken by next() has no node with room that reaches it: it frees its address
+  // and waits, queued, with the set of nodes that reach it (reach_mask, a bit per node; 0:
+  // none does) until wake() or wake_all().
+  void wait(test_id id, std::uint64_t reach_mask);
+  // A node has room again: the first waiting test of each group it reaches goes back to ready.
+  void wake(std::uint64_t node_bit);
+  // The nodes changed: every waiting test goes back to ready. Returns how many.
+  std::size_t wake_all();
+  std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_index_.size()); }
 
   std::int64_t queued_immediate() const { return queued_[0]; }
   std::int64_t queued_overnight() const { return queued_[1]; }
@@ -113,6 +129,14 @@ private:
     std::string remote_address;
   };
   std::map<test_id, parked_entry> parked_[2]; // [overnight]
+  struct waiting_entry {
+    bool overnight;
+    address_ref address;
+    std::uint64_t mask;
+  };
+  void unwait(test_id id, const waiting_entry& w); // back to ready (or blocked)
+  std::map<std::uint64_t, blocked_set> waiting_; // reach mask -> tests by (overnight, id)
+  std::unordered_map<test_id, waiting_entry> waiting_index_;
   std::unordered_map<test_id, running_entry> running_;
   std::int64_t queued_[2] = {0, 0};         // [overnight], parked and blocked included
   std::int64_t tcp_running_ = 0;

@@ -37,7 +37,7 @@ struct model {
         const auto& e = it->second;
         if (e.overnight != overnight || !e.runnable || busy(e.address) || !(e.tcp ? tcp_free : modem_free))
           continue;
-        scheduler_queue::dispatched d{it->first, e.tcp};
+        scheduler_queue::dispatched d{it->first, e.tcp, nullptr};
         running.emplace(*it);
         queued.erase(it);
         return d;
@@ -173,4 +173,87 @@ TEST_CASE("the scheduler queue: parked tests are asked again on a reload", "[sch
   CHECK(second->id == 2);
   CHECK(q.queued_immediate() == 1); // test 1 stays parked, still counted
   CHECK(q.remove(1));
+}
+
+TEST_CASE("the scheduler queue: a test no node with room reaches waits, without holding back the others",
+          "[scheduler][queue][nodes]") {
+  scheduler_queue q;
+  constexpr std::uint64_t node_a = 1, node_b = 2;
+  q.add(1, true, "10.1.0.1:1", true); // reached by node a only, which is full
+  q.add(2, true, "10.1.0.2:1", true); // the same
+  q.add(3, true, "10.2.0.1:1", true); // reached by node b
+  q.add(4, true, "10.1.0.1:1", true); // test 1's address
+  auto first = q.next(true, true, true);
+  REQUIRE(first);
+  CHECK(first->id == 1);
+  REQUIRE(first->address);
+  CHECK(*first->address == "10.1.0.1:1");
+  q.wait(1, node_a);
+  CHECK(q.is_queued(1));
+  CHECK_FALSE(q.is_running(1));
+  CHECK(q.waiting() == 1);
+  auto second = q.next(true, true, true);
+  REQUIRE(second);
+  CHECK(second->id == 2);
+  q.wait(2, node_a);
+  auto third = q.next(true, true, true);
+  REQUIRE(third);
+  CHECK(third->id == 3); // the waiting ones do not hold it back
+  // Test 4 shares test 1's address, which is free while test 1 waits: it is taken, and waits too.
+  auto fourth = q.next(true, true, true);
+  REQUIRE(fourth);
+  CHECK(fourth->id == 4);
+  q.wait(4, node_a);
+  CHECK_FALSE(q.next(true, true, true));
+  CHECK(q.queued_immediate() == 3);
+
+  // Room on node b: nothing of node a's group goes back.
+  q.wake(node_b);
+  CHECK_FALSE(q.next(true, true, true));
+  // Room on node a: the group's first (test 1) goes back, and only it.
+  q.wake(node_a);
+  auto again = q.next(true, true, true);
+  REQUIRE(again);
+  CHECK(again->id == 1);
+  CHECK_FALSE(q.next(true, true, true));
+  CHECK(q.waiting() == 2);
+
+  // A waiting test can be cancelled.
+  CHECK(q.remove(2));
+  CHECK_FALSE(q.is_queued(2));
+  CHECK(q.waiting() == 1);
+  // The nodes changed: every waiting test goes back; test 4's address is busy (test 1 runs),
+  // so it is blocked behind it and runs once test 1 is finished.
+  CHECK(q.wake_all() == 1);
+  CHECK_FALSE(q.next(true, true, true));
+  q.finish(1);
+  auto last = q.next(true, true, true);
+  REQUIRE(last);
+  CHECK(last->id == 4);
+  q.finish(3);
+  q.finish(4);
+  CHECK(q.empty());
+  CHECK(q.waiting() == 0);
+}
+
+TEST_CASE("the scheduler queue: waiting tests keep their class and order", "[scheduler][queue][nodes]") {
+  scheduler_queue q;
+  q.add(1, false, "10.1.0.1:1", true); // overnight
+  q.add(2, true, "10.1.0.2:1", true);  // immediate
+  q.add(3, true, "10.1.0.3:1", true);
+  for (test_id expected : {2, 3, 1}) {
+    auto d = q.next(true, true, true);
+    REQUIRE(d);
+    CHECK(d->id == expected);
+    q.wait(d->id, 1);
+  }
+  CHECK(q.queued_immediate() == 2);
+  CHECK(q.queued_overnight() == 1);
+  // Woken one at a time: immediate before overnight, then by id.
+  for (test_id expected : {2, 3, 1}) {
+    q.wake(1);
+    auto d = q.next(true, true, true);
+    REQUIRE(d);
+    CHECK(d->id == expected);
+  }
 }
