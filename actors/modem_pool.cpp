@@ -31,7 +31,7 @@ modem_pool::modem_pool(std::vector<modem_settings> modems, std::chrono::seconds 
                        std::shared_ptr<modem_board> board)
     : cooldown_(cooldown), clock_(clock ? std::move(clock) : clock_fn(now_utc)), board_(std::move(board)) {
   for (auto& m : modems)
-    modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false});
+    modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false, head_node, {}});
   publish();
 }
 
@@ -71,12 +71,22 @@ void modem_pool::call_ended(std::size_t index) {
 std::vector<std::string> modem_pool::reconfigure(std::vector<modem_settings> modems, std::chrono::seconds cooldown) {
   std::vector<std::string> notes;
   std::vector<entry> next;
+  // The collectors' modems are theirs: set aside, and put back after the head's own.
+  std::vector<entry> remote;
+  for (auto it = modems_.begin(); it != modems_.end();) {
+    if (it->node == head_node) {
+      ++it;
+      continue;
+    }
+    remote.push_back(std::move(*it));
+    it = modems_.erase(it);
+  }
   std::vector<bool> kept(modems_.size(), false);
   for (auto& m : modems) {
     auto it = std::find_if(modems_.begin(), modems_.end(), [&](const entry& e) { return e.settings.name == m.name; });
     if (it == modems_.end()) {
       notes.push_back("modem " + m.name + ": added");
-      next.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false});
+      next.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false, head_node, {}});
       continue;
     }
     kept[static_cast<std::size_t>(it - modems_.begin())] = true;
@@ -110,24 +120,52 @@ std::vector<std::string> modem_pool::reconfigure(std::vector<modem_settings> mod
     }
   }
   modems_ = std::move(next);
+  for (auto& e : remote)
+    modems_.push_back(std::move(e));
   cooldown_ = cooldown;
   publish();
   return notes;
 }
 
-bool modem_pool::available() {
-  refresh(clock_());
-  return std::any_of(modems_.begin(), modems_.end(),
-                     [](const entry& e) { return !e.holder && !e.out_until && !e.retiring; });
+void modem_pool::add_node(std::uint64_t node, const std::string& name, std::vector<modem_settings> modems) {
+  for (auto& m : modems) {
+    modems_.push_back(entry{std::move(m), std::nullopt, std::nullopt, {}, std::nullopt, false, head_node, {}});
+    modems_.back().node = node;
+    modems_.back().node_name = name;
+  }
+  publish();
 }
 
-std::optional<modem_settings> modem_pool::acquire(test_id test) {
+void modem_pool::remove_node(std::uint64_t node) {
+  const auto before = modems_.size();
+  modems_.erase(std::remove_if(modems_.begin(), modems_.end(), [node](const entry& e) { return e.node == node; }),
+                modems_.end());
+  if (modems_.size() != before)
+    publish();
+}
+
+std::size_t modem_pool::count(std::uint64_t node) const {
+  return static_cast<std::size_t>(
+    std::count_if(modems_.begin(), modems_.end(), [node](const entry& e) { return e.node == node; }));
+}
+
+bool modem_pool::available() {
+  refresh(clock_());
+  return std::any_of(modems_.begin(), modems_.end(), [this](const entry& e) { return free(e); });
+}
+
+bool modem_pool::available(std::uint64_t node) {
+  refresh(clock_());
+  return std::any_of(modems_.begin(), modems_.end(), [&](const entry& e) { return e.node == node && free(e); });
+}
+
+std::optional<modem_settings> modem_pool::acquire(test_id test, std::uint64_t node) {
   refresh(clock_());
   for (auto& e : modems_)
     if (e.holder == test)
       return e.settings;
   for (auto& e : modems_) {
-    if (!e.holder && !e.out_until && !e.retiring) {
+    if (e.node == node && free(e)) {
       e.holder = test;
       publish();
       return e.settings;
@@ -188,6 +226,7 @@ std::vector<modem_status> modem_pool::snapshot() const {
   for (const auto& e : modems_) {
     modem_status s;
     s.name = e.settings.name;
+    s.collector = e.node_name;
     if (e.out_until) {
       s.state = "out of service";
       s.reason = e.reason;

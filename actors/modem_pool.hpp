@@ -17,6 +17,10 @@
 //   one for its next attempt. Once the cool-down has passed the modem is back in service
 //   (noticed on the next use of the pool; the scheduler ticks at next_return()).
 // - Modems are handed out in the configured order (the first free one in service).
+// - A collector's modems (issue 16) join the pool when it joins, tagged with its node, after
+//   the head's own; a test runs on one node and gets modems of that node only. They leave
+//   when the node is lost (a call on them is that node's, and ends with it). A reload changes
+//   only the head's own modems.
 // - service-status reads a modem_board, the copy the pool publishes after every change, so the
 //   HTTP threads never wait on the scheduler.
 #include "common/model.hpp"
@@ -34,6 +38,7 @@ namespace mts {
 
 struct modem_status {
   std::string name;
+  std::string collector; // the collector node it hangs off; empty: the head's own
   std::string state; // "free", "busy" or "out of service"
   std::optional<test_id> test;       // busy: the test it carries
   std::string reason;                // out of service: why
@@ -62,10 +67,20 @@ public:
 
   bool empty() const { return modems_.empty(); }
 
-  // Whether a modem is free and in service now.
+  // Node 0 is the head itself; a collector's node number is its join's.
+  static constexpr std::uint64_t head_node = 0;
+  // A collector joined (its name, for the board and the logs) / was lost.
+  void add_node(std::uint64_t node, const std::string& name, std::vector<modem_settings> modems);
+  void remove_node(std::uint64_t node);
+  // How many modems the node has (in service or not).
+  std::size_t count(std::uint64_t node) const;
+
+  // Whether a modem is free and in service now (on any node / on that node).
   bool available();
-  // A free in-service modem for the test; the one it already holds if any; nothing if none.
-  std::optional<modem_settings> acquire(test_id test);
+  bool available(std::uint64_t node);
+  // A free in-service modem of the node for the test; the one it already holds if any;
+  // nothing if none.
+  std::optional<modem_settings> acquire(test_id test, std::uint64_t node = head_node);
   std::optional<modem_settings> held_by(test_id test) const;
   void release(test_id test);
   // The test's modem failed: out of service for the cool-down (and freed).
@@ -90,7 +105,10 @@ private:
     std::string reason;
     std::optional<modem_settings> pending; // reload: taken when the call ends
     bool retiring = false;                 // reload: removed when the call ends
+    std::uint64_t node = head_node;
+    std::string node_name; // a collector's
   };
+  bool free(const entry& e) const { return !e.holder && !e.out_until && !e.retiring; }
   void refresh(unix_seconds now); // brings back modems whose cool-down has passed
   void call_ended(std::size_t index); // the holder let go: apply what a reload left pending
   std::vector<modem_status> snapshot() const;

@@ -11,6 +11,7 @@
 //   again by itself (it reconnects with back-off).
 // - Every join, refusal and loss is logged at info or warning with the collector's name and the
 //   reason; the secret never is. service-status reads the collector_board.
+#include "actors/collector_board.hpp"
 #include "actors/interfaces.hpp"
 #include "config/settings.hpp"
 
@@ -24,29 +25,10 @@
 
 namespace mts {
 
-struct collector_status {
-  std::string name;
-  bool connected = false;
-  std::optional<unix_seconds> since; // connected: when it joined; otherwise when it left
-  std::int64_t tcp_sessions = 0;     // what it offered when it last joined
-  std::vector<std::string> modems;
-  std::string reason; // not connected: why it left or was last refused
-};
-
-// The collectors as the registrar last published them, for readers on other threads.
-class collector_board {
-public:
-  void publish(std::vector<collector_status> collectors);
-  std::vector<collector_status> read() const;
-
-private:
-  mutable std::mutex mutex_;
-  std::vector<collector_status> collectors_;
-};
-
 struct registrar_config {
   std::vector<accepted_collector> accepted;
   std::shared_ptr<collector_board> board; // may be null
+  node_registry_actor scheduler;          // told of each accepted collector; may be invalid
   std::function<unix_seconds()> clock;    // empty: the system clock
 };
 
