@@ -12,7 +12,7 @@
 namespace mts {
 
 // Raised whenever a message or its meaning changes; nodes of another version are refused.
-constexpr std::int64_t cluster_protocol_version = 1;
+constexpr std::int64_t cluster_protocol_version = 2; // 2: the hello says what the collector reaches
 // CAF refuses, at its handshake, a peer whose application identifier differs.
 std::string cluster_app_identifier();
 

@@ -4,6 +4,16 @@
 #include <spdlog/spdlog.h>
 
 namespace mts {
+namespace {
+
+test_runner_actor spawn_runner(executor_actor::stateful_pointer<executor_state> self) {
+  auto runner = self->spawn<caf::linked>(test_runner, self->state.config);
+  self->state.spawned += 1;
+  self->state.runners.insert(runner.address());
+  return runner;
+}
+
+} // namespace
 
 executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor_state> self,
                                        test_runner_config config) {
@@ -20,10 +30,11 @@ executor_actor::behavior_type executor(executor_actor::stateful_pointer<executor
   });
   return {
     [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::delegated<test_outcome> {
-      auto runner = self->spawn<caf::linked>(test_runner, self->state.config);
-      self->state.spawned += 1;
-      self->state.runners.insert(runner.address());
-      return self->delegate(runner, run_atom::value, std::move(rec), std::move(broker));
+      return self->delegate(spawn_runner(self), run_atom::value, std::move(rec), std::move(broker));
+    },
+    [self](run_atom, test_record& rec, modem_broker_actor& broker,
+           std::int64_t attempts_used) -> caf::delegated<test_outcome> {
+      return self->delegate(spawn_runner(self), run_atom::value, std::move(rec), std::move(broker), attempts_used);
     },
     [self](reload_atom, const std::shared_ptr<const test_runner_config>& next) {
       auto& c = self->state.config;

@@ -5,6 +5,7 @@
 // (unserialised) message types instead of carrying inspect() boilerplate.
 #include "actors/wire_types.hpp"
 #include "common/model.hpp"
+#include "common/reach.hpp"
 #include "config/settings.hpp" // modem_settings
 
 #include <caf/allowed_unsafe_message_type.hpp>
@@ -84,6 +85,14 @@ struct batch_inserted {
 struct started_test {
   bool started = false;
   test_record record;
+};
+
+// A joined collector as the scheduler sees it: what it offers, its secret left out.
+struct node_offer {
+  std::string name;
+  std::int64_t tcp_sessions = 0;
+  std::vector<modem_settings> modems;
+  reach_rules reach;
 };
 
 struct scheduler_stats {
@@ -174,6 +183,9 @@ using executor_actor = caf::typed_actor<
   // Run the test (all attempts) with modems from the broker, and answer its outcome; the
   // scheduler records it.
   caf::replies_to<run_atom, test_record, modem_broker_actor>::with<test_outcome>,
+  // The same for a test whose earlier run was lost with its collector after this many
+  // connection attempts: its attempts count on from there (the scheduler runs it again).
+  caf::replies_to<run_atom, test_record, modem_broker_actor, std::int64_t>::with<test_outcome>,
   // A configuration reload: tests started from now on get these settings (meter types,
   // attempts, timeouts); the connection factory and the modems stay. Running tests keep theirs.
   caf::reacts_to<reload_atom, std::shared_ptr<const test_runner_config>>,
@@ -215,6 +227,8 @@ using test_runner_actor = link_client_actor::extend<
   // Run the test (all attempts) with modems from the broker, and answer its outcome; the actor
   // quits afterwards.
   caf::replies_to<run_atom, test_record, modem_broker_actor>::with<test_outcome>,
+  // The same, continuing after this many connection attempts (executor_actor).
+  caf::replies_to<run_atom, test_record, modem_broker_actor, std::int64_t>::with<test_outcome>,
   // The driver's timer expired: (attempt, timer id); stale ones are ignored.
   caf::reacts_to<timer_atom, std::int64_t, std::uint64_t>,
   // The retry delay is over: start attempt number n.
@@ -224,9 +238,23 @@ using test_runner_actor = link_client_actor::extend<
   // The whole-test deadline passed.
   caf::reacts_to<deadline_atom>>;
 
+// What the registrar tells the scheduler (the scheduler implements it).
+using node_registry_actor = caf::typed_actor<
+  // A collector joined: the scheduler monitors its executor, adds its capacity and modems, and
+  // gives it tests it reaches until it is lost.
+  caf::reacts_to<join_atom, node_offer, executor_actor>>;
+
 // The SCHEDULER owns the queue and the modem pool, and decides what runs when; it is the
-// test actors' modem broker.
-using scheduler_actor = modem_broker_actor::extend<
+// test actors' modem broker (the head's own directly, a collector's through that node's
+// NODE BROKER, actors/node_broker.hpp).
+using scheduler_actor = modem_broker_actor::extend_with<node_registry_actor>::extend<
+  // A collector's test asks for its modem (modem_broker_actor), through its node's broker,
+  // which adds the node's number: answered only for a test running on that node.
+  caf::replies_to<modem_atom, get_atom, test_id, std::uint64_t>::with<modem_grant>,
+  // A collector's test reports its modem's fault, the same way.
+  caf::reacts_to<modem_atom, fault_atom, test_id, std::string, std::uint64_t>,
+  // Internal: the test, taken from a lost node, may run again (its dispatch generation).
+  caf::reacts_to<retry_atom, test_id, std::uint64_t>,
   // test-request: store the test, queue it; answers its id once it is durable.
   caf::replies_to<submit_atom, test_request, unix_seconds>::with<test_id>,
   // batch-request: store all tests in one transaction, queue them; answers the batch id.
@@ -251,6 +279,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::search_page)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_cancel_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::batch_inserted)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::scheduler_stats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::node_offer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mts::started_test)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<mts::queued_test>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const mts::scheduler_config>)

@@ -11,16 +11,6 @@
 
 namespace mts {
 
-void collector_board::publish(std::vector<collector_status> collectors) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  collectors_ = std::move(collectors);
-}
-
-std::vector<collector_status> collector_board::read() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return collectors_;
-}
-
 namespace {
 
 using self_ptr = registrar_actor::stateful_pointer<registrar_state>;
@@ -107,6 +97,10 @@ registrar_actor::behavior_type registrar(registrar_actor::stateful_pointer<regis
         return refuse(self, hello, "wrong secret");
       if (!executor)
         return refuse(self, hello, "it named no executor");
+      std::string reach_error;
+      auto reach = parse_reach(hello.reach_networks, hello.reach_prefixes, &reach_error);
+      if (!reach)
+        return refuse(self, hello, "its reach is not valid: " + printable(reach_error));
       for (const auto& [addr, name] : st.joined)
         if (name == hello.name)
           return refuse(self, hello, "a collector of that name is joined already (the head notices a lost one within "
@@ -128,6 +122,9 @@ registrar_actor::behavior_type registrar(registrar_actor::stateful_pointer<regis
       spdlog::info("cluster: collector {} joined: {} TCP sessions, {} modem(s){}{}", c.name, c.tcp_sessions,
                    c.modems.size(), modems.empty() ? "" : ": ", modems);
       publish(self);
+      if (st.config.scheduler)
+        self->send(st.config.scheduler, join_atom::value,
+                   node_offer{c.name, hello.tcp_sessions, std::move(hello.modems), std::move(*reach)}, executor);
       return {true, {}};
     },
   };

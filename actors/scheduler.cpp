@@ -1,5 +1,7 @@
 #include "actors/scheduler.hpp"
 
+#include "actors/node_broker.hpp"
+
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -17,13 +19,103 @@ constexpr unix_seconds max_tick_interval = 300;
 
 void dispatch(self_ptr self);
 
-// The test left the running set (finished, recorded, or never started): its address, TCP
-// session or modem frees.
-void release(self_ptr self, test_id id) {
+scheduler_node* find_node(self_ptr self, std::uint64_t id) {
+  for (auto& n : self->state.nodes)
+    if (n.id == id)
+      return &n;
+  return nullptr;
+}
+
+// A node's bit in the queue's reach masks (its place among the nodes; at most 64, which
+// cluster.collectors keeps to).
+std::uint64_t node_bit(self_ptr self, const scheduler_node& node) {
+  auto slot = static_cast<std::size_t>(&node - self->state.nodes.data());
+  return slot < 64 ? std::uint64_t{1} << slot : 0;
+}
+
+void publish_usage(self_ptr self, const scheduler_node& node) {
+  if (node.id != modem_pool::head_node && self->state.config.collectors)
+    self->state.config.collectors->set_usage(node.name, node.running, node.tcp_in_use);
+}
+
+// The test no longer holds room on its node: its TCP session or modem frees, and tests
+// waiting for room there may go.
+void vacate(self_ptr self, test_id id) {
   auto& st = self->state;
-  auto tcp = st.queue.finish(id);
-  if (tcp && !*tcp)
+  auto it = st.running.find(id);
+  if (it == st.running.end())
+    return;
+  if (auto* node = it->second.lost ? nullptr : find_node(self, it->second.node)) {
+    node->running -= 1;
+    if (it->second.tcp)
+      node->tcp_in_use -= 1;
+    publish_usage(self, *node);
+    st.queue.wake(node_bit(self, *node));
+  }
+  if (!it->second.tcp)
     st.modems->release(id);
+  st.running.erase(it);
+}
+
+// The test left the running set (finished, recorded, or never started): its address frees too.
+void release(self_ptr self, test_id id) {
+  self->state.queue.finish(id);
+  vacate(self, id);
+}
+
+// Whether an answer for the test's dispatch `generation` is the current one.
+bool current(self_ptr self, test_id id, std::uint64_t generation) {
+  auto it = self->state.running.find(id);
+  return it != self->state.running.end() && it->second.generation == generation && !it->second.lost;
+}
+
+// Whether the node can ever take the test (it reaches the address and has the kind of room).
+bool can_take(self_ptr self, const scheduler_node& node, const std::string& address, bool tcp) {
+  if (tcp ? node.tcp_capacity <= 0 : self->state.modems->count(node.id) == 0)
+    return false;
+  return node.reach.reaches(address);
+}
+
+std::uint64_t reach_mask(self_ptr self, const std::string& address, bool tcp) {
+  std::uint64_t mask = 0;
+  for (const auto& n : self->state.nodes)
+    if (can_take(self, n, address, tcp))
+      mask |= node_bit(self, n);
+  return mask;
+}
+
+// The node to run the test on now: a TCP test on the one with the most free sessions (the
+// first on a tie), a number on the first with a free modem; none if no node with room
+// reaches it.
+scheduler_node* choose_node(self_ptr self, const std::string& address, bool tcp) {
+  scheduler_node* best = nullptr;
+  for (auto& n : self->state.nodes) {
+    if (!can_take(self, n, address, tcp))
+      continue;
+    if (tcp) {
+      const auto room = n.tcp_capacity - n.tcp_in_use;
+      if (room > 0 && (!best || room > best->tcp_capacity - best->tcp_in_use))
+        best = &n;
+    } else if (self->state.modems->available(n.id)) {
+      return &n;
+    }
+  }
+  return best;
+}
+
+// Takes the room for the test on the node (a TCP session, or the node's modem).
+void occupy(self_ptr self, scheduler_node& node, test_id id, bool tcp) {
+  auto& entry = self->state.running[id];
+  entry.node = node.id;
+  entry.generation = self->state.next_generation++;
+  entry.tcp = tcp;
+  entry.lost = false;
+  node.running += 1;
+  if (tcp)
+    node.tcp_in_use += 1;
+  else
+    self->state.modems->acquire(id, node.id); // choose_node saw one free on the node
+  publish_usage(self, node);
 }
 
 // Queues a test by its keys; can_run is asked here, once (scheduler.hpp).
@@ -42,7 +134,7 @@ bool in_window(self_ptr self) {
 // Also wakes it when a modem out of service comes back while tests are queued.
 void arm_tick(self_ptr self) {
   auto& st = self->state;
-  if (st.tick_armed || !st.executor)
+  if (st.tick_armed || st.nodes.empty())
     return;
   const auto now = st.config.clock();
   std::optional<unix_seconds> wait;
@@ -79,8 +171,10 @@ void record_outcome(self_ptr self, test_outcome outcome) {
       });
 }
 
+void send_run(self_ptr self, test_id id, test_record rec);
+
 // Marks the test RUNNING in the database, which answers its whole record, and hands that to
-// the executor.
+// the node chosen for it.
 void run(self_ptr self, test_id id) {
   auto started = self->state.config.clock();
   self->request(self->state.persistence, storage_timeout, start_atom::value, get_atom::value, id, started)
@@ -91,53 +185,189 @@ void run(self_ptr self, test_id id) {
           dispatch(self);
           return;
         }
-        auto& rec = st.record;
-        spdlog::info("scheduler: test {} started ({} {})", id, rec.request.meter_type,
-                     rec.request.immediate ? "immediate" : "overnight");
-        auto deadline = self->state.config.test_deadline;
-        self->request(self->state.executor, deadline, run_atom::value, std::move(rec),
-                      caf::actor_cast<modem_broker_actor>(self))
-          .then([self](test_outcome& outcome) { record_outcome(self, std::move(outcome)); },
-                [self, id](caf::error& err) {
-                  test_outcome outcome;
-                  outcome.id = id;
-                  outcome.test_end_time = self->state.config.clock();
-                  outcome.result = err == caf::sec::request_timeout
-                                     ? "ERROR: test deadline exceeded"
-                                     : "ERROR: test could not be run";
-                  spdlog::warn("scheduler: test {} failed in the executor: {}", id, to_string(err));
-                  record_outcome(self, std::move(outcome));
-                });
+        send_run(self, id, std::move(st.record));
       },
       [self, id](caf::error& err) {
         // Not started: it is still PENDING in the database, so it goes back into the queue
         // (and stays cancellable); the next dispatch tries again.
         spdlog::error("scheduler: starting test {} failed: {}", id, to_string(err));
-        auto& st = self->state;
-        auto tcp = st.queue.requeue(id);
-        if (tcp && !*tcp)
-          st.modems->release(id);
+        self->state.queue.requeue(id);
+        vacate(self, id);
       });
+}
+
+// Hands the running test to its node's executor; the answer is taken only if it is for this
+// dispatch (a lost node's late one is not).
+void send_run(self_ptr self, test_id id, test_record rec) {
+  auto& st = self->state;
+  auto& entry = st.running[id];
+  auto* node = entry.lost ? nullptr : find_node(self, entry.node);
+  if (!node) { // its node was lost while the test was being started: it runs again after the grace
+    entry.record = std::move(rec);
+    dispatch(self);
+    return;
+  }
+  const auto generation = entry.generation;
+  spdlog::info("scheduler: test {} started on {} ({} {}){}", id, node ? node->name : "?", rec.request.meter_type,
+               rec.request.immediate ? "immediate" : "overnight",
+               entry.attempts_lost ? " again, after " + std::to_string(entry.attempts_lost) + " lost run(s)" : "");
+  if (node->id != modem_pool::head_node)
+    entry.record = rec;
+  self->request(node->executor, st.config.test_deadline, run_atom::value, std::move(rec), node->broker,
+                entry.attempts_lost)
+    .then(
+      [self, id, generation](test_outcome& outcome) {
+        if (!current(self, id, generation)) {
+          spdlog::warn("scheduler: discarded a late outcome of test {} (its node was lost; it was given to "
+                       "another)",
+                       id);
+          return;
+        }
+        self->state.running[id].finishing = true;
+        record_outcome(self, std::move(outcome));
+      },
+      [self, id, generation](caf::error& err) {
+        if (!current(self, id, generation))
+          return; // an older dispatch's request ending: the test is another's now
+        self->state.running[id].finishing = true;
+        test_outcome outcome;
+        outcome.id = id;
+        outcome.test_end_time = self->state.config.clock();
+        outcome.result = err == caf::sec::request_timeout ? "ERROR: test deadline exceeded"
+                                                          : "ERROR: test could not be run";
+        spdlog::warn("scheduler: test {} failed in the executor: {}", id, to_string(err));
+        record_outcome(self, std::move(outcome));
+      });
+}
+
+// Lost tests whose grace is over run again, oldest first, where there is room.
+void run_lost_again(self_ptr self) {
+  auto& st = self->state;
+  for (std::size_t n = st.to_run_again.size(); n-- > 0;) {
+    auto id = st.to_run_again.front();
+    st.to_run_again.pop_front();
+    auto it = st.running.find(id);
+    if (it == st.running.end() || !it->second.lost)
+      continue;
+    if (!it->second.record) { // still being started when its node was lost
+      st.to_run_again.push_back(id);
+      continue;
+    }
+    const auto& address = it->second.record->request.remote_address;
+    auto* node = choose_node(self, address, it->second.tcp);
+    if (!node) {
+      st.to_run_again.push_back(id); // waits for room on a node that reaches it
+      continue;
+    }
+    auto rec = std::move(*it->second.record);
+    occupy(self, *node, id, it->second.tcp);
+    send_run(self, id, std::move(rec));
+  }
+}
+
+// A collector's executor went down: its tests wait out the grace, then run again elsewhere.
+void node_lost(self_ptr self, const caf::actor_addr& executor, const caf::error& reason) {
+  auto& st = self->state;
+  auto node = std::find_if(st.nodes.begin(), st.nodes.end(),
+                           [&](const scheduler_node& n) { return n.executor.address() == executor; });
+  if (node == st.nodes.end())
+    return;
+  const auto grace = std::max(st.config.node_loss_grace, st.config.retry_delay);
+  std::int64_t lost = 0;
+  for (auto& [id, entry] : st.running) {
+    if (entry.node != node->id || entry.lost || entry.finishing)
+      continue;
+    entry.lost = true;
+    entry.attempts_lost += 1;
+    entry.generation = st.next_generation++; // whatever the lost node still answers is late
+    if (!entry.tcp)
+      st.modems->release(id);
+    self->delayed_send(self, grace, retry_atom::value, id, entry.generation);
+    ++lost;
+  }
+  spdlog::warn("scheduler: collector {} lost ({}) with {} running test(s); they run again elsewhere after {} s",
+               node->name, to_string(reason), lost, grace.count());
+  st.modems->remove_node(node->id);
+  if (st.config.collectors)
+    st.config.collectors->clear_usage(node->name);
+  self->unlink_from(node->broker);
+  self->send_exit(node->broker, caf::exit_reason::user_shutdown);
+  st.nodes.erase(node);
+  st.queue.wake_all(); // the nodes' bits moved
+  dispatch(self);
 }
 
 void dispatch(self_ptr self) {
   auto& st = self->state;
-  if (!st.executor)
+  if (st.nodes.empty())
     return;
+  run_lost_again(self);
   while (st.queue.running() < st.config.max_concurrent_tests) {
-    const bool tcp_free = st.queue.tcp_running() < st.config.max_tcp_sessions;
+    const bool tcp_free = std::any_of(st.nodes.begin(), st.nodes.end(),
+                                      [](const scheduler_node& n) { return n.tcp_in_use < n.tcp_capacity; });
     const bool modem_free = st.modems->available();
     const bool overnight_open = st.queue.queued_overnight() > 0 && in_window(self);
     auto next = st.queue.next(tcp_free, modem_free, overnight_open);
     if (!next)
       break;
-    if (!next->tcp && !st.modems->acquire(next->id)) { // cannot happen: modem_free said one is
-      st.queue.requeue(next->id);
-      break;
+    auto* node = choose_node(self, *next->address, next->tcp);
+    if (!node) { // room is on nodes that do not reach it
+      st.queue.wait(next->id, reach_mask(self, *next->address, next->tcp));
+      continue;
     }
+    occupy(self, *node, next->id, next->tcp);
     run(self, next->id);
   }
   arm_tick(self);
+}
+
+// A test's request for a modem, from its node (the head's own tests, or a collector's through
+// its node broker): answered only for a test running there.
+modem_grant grant_modem(self_ptr self, test_id id, std::uint64_t node) {
+  auto& st = self->state;
+  auto it = st.running.find(id);
+  if (it == st.running.end() || it->second.node != node || it->second.lost) {
+    spdlog::warn("scheduler: test {} asked for a modem but is not running on that node; none given", id);
+    return {};
+  }
+  return {st.modems->acquire(id, node)};
+}
+
+void modem_fault(self_ptr self, test_id id, const std::string& reason, std::uint64_t node) {
+  auto& st = self->state;
+  auto it = st.running.find(id);
+  if (it == st.running.end() || it->second.node != node || it->second.lost)
+    return;
+  st.modems->fault(id, reason);
+  if (auto* n = find_node(self, node))
+    st.queue.wake(node_bit(self, *n)); // its other modems may take a waiting test
+  dispatch(self); // re-arms the tick for the modem's return
+}
+
+void node_joined(self_ptr self, node_offer offer, const executor_actor& executor) {
+  auto& st = self->state;
+  if (!executor)
+    return;
+  if (st.nodes.size() >= 64) {
+    spdlog::error("scheduler: collector {} joined, but 64 nodes take tests already; it gets none", offer.name);
+    return;
+  }
+  scheduler_node node;
+  node.id = st.next_node++;
+  node.name = offer.name;
+  node.executor = executor;
+  node.broker = self->spawn<caf::linked>(node_broker, caf::actor_cast<scheduler_actor>(self), node.id);
+  node.tcp_capacity = offer.tcp_sessions;
+  node.reach = std::move(offer.reach);
+  self->monitor(executor);
+  spdlog::info("scheduler: collector {} takes tests: {} TCP session(s), {} modem(s){}{}", node.name,
+               node.tcp_capacity, offer.modems.size(), node.reach.networks.empty() ? "" : ", some networks only",
+               node.reach.prefixes.empty() ? "" : ", some numbers only");
+  st.modems->add_node(node.id, node.name, std::move(offer.modems));
+  st.nodes.push_back(std::move(node));
+  publish_usage(self, st.nodes.back());
+  st.queue.wake_all(); // tests no node reached, or waiting for room, may go there
+  dispatch(self);
 }
 
 } // namespace
@@ -153,6 +383,17 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
   st.executor = std::move(executor);
   st.modems = std::make_unique<modem_pool>(st.config.modems, st.config.modem_cooldown, st.config.clock,
                                            st.config.board);
+  if (st.executor && st.config.head_runs_tests) {
+    scheduler_node head;
+    head.id = modem_pool::head_node;
+    head.name = "head";
+    head.executor = st.executor;
+    head.broker = caf::actor_cast<modem_broker_actor>(self);
+    head.tcp_capacity = st.config.max_tcp_sessions;
+    st.nodes.push_back(std::move(head));
+  }
+  // The collectors' executors are monitored: one going down is a lost node.
+  self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm.source, dm.reason); });
 
   // Recovery first: the persistence actor answers in order, so every test inserted later is
   // not in this list (and enqueue ignores duplicates anyway).
@@ -264,6 +505,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     },
     [self](tick_atom) {
       self->state.tick_armed = false;
+      self->state.queue.wake(~std::uint64_t{0}); // a modem may be back in service
       dispatch(self);
     },
     [self](reload_atom, const std::shared_ptr<const scheduler_config>& next) {
@@ -271,6 +513,10 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       c.overnight_window = next->overnight_window;
       c.max_concurrent_tests = next->max_concurrent_tests;
       c.max_tcp_sessions = next->max_tcp_sessions;
+      if (auto* head = find_node(self, modem_pool::head_node))
+        head->tcp_capacity = c.max_tcp_sessions;
+      c.max_attempts = next->max_attempts;
+      c.retry_delay = next->retry_delay;
       c.test_deadline = next->test_deadline;
       c.can_run = next->can_run;
       for (const auto& note : self->state.modems->reconfigure(next->modems, next->modem_cooldown))
@@ -296,17 +542,36 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       self->state.tick_armed = false;
       dispatch(self);
     },
-    [self](modem_atom, get_atom, test_id id) -> modem_grant {
-      auto& st = self->state;
-      if (!st.queue.is_running(id)) {
-        spdlog::warn("scheduler: test {} asked for a modem but is not running; none given", id);
-        return {};
-      }
-      return {st.modems->acquire(id)};
+    [self](modem_atom, get_atom, test_id id) -> modem_grant { return grant_modem(self, id, modem_pool::head_node); },
+    [self](modem_atom, get_atom, test_id id, std::uint64_t node) -> modem_grant {
+      return grant_modem(self, id, node);
     },
     [self](modem_atom, fault_atom, test_id id, const std::string& reason) {
-      self->state.modems->fault(id, reason);
-      dispatch(self); // re-arms the tick for the modem's return
+      modem_fault(self, id, reason, modem_pool::head_node);
+    },
+    [self](modem_atom, fault_atom, test_id id, const std::string& reason, std::uint64_t node) {
+      modem_fault(self, id, reason, node);
+    },
+    [self](join_atom, node_offer& offer, executor_actor& executor) { node_joined(self, std::move(offer), executor); },
+    [self](retry_atom, test_id id, std::uint64_t generation) {
+      auto& st = self->state;
+      auto it = st.running.find(id);
+      if (it == st.running.end() || !it->second.lost || it->second.generation != generation)
+        return;
+      if (it->second.attempts_lost >= st.config.max_attempts) {
+        test_outcome outcome;
+        outcome.id = id;
+        outcome.test_end_time = st.config.clock();
+        outcome.result = "ERROR: its collector was lost during the test";
+        outcome.connection_attempts = it->second.attempts_lost;
+        spdlog::warn("scheduler: test {} ends: its collector was lost during each of its {} attempt(s)", id,
+                     it->second.attempts_lost);
+        it->second.finishing = true;
+        record_outcome(self, std::move(outcome));
+        return;
+      }
+      st.to_run_again.push_back(id);
+      dispatch(self);
     },
     [self](stats_atom) -> scheduler_stats {
       auto& st = self->state;

@@ -238,6 +238,34 @@ void start_attempt(self_ptr self, std::int64_t attempt) {
   self->delayed_send(self, st.config.connect_timeout + connect_guard_grace, deadline_atom::value, attempt);
 }
 
+// Runs the test; a run that continues one lost with its node starts at attempt
+// attempts_used + 1, so the attempts of both count against max_attempts.
+caf::result<test_outcome> run(self_ptr self, test_record rec, modem_broker_actor broker, std::int64_t attempts_used) {
+  auto& st = self->state;
+  if (st.started)
+    return caf::make_error(caf::sec::invalid_argument, "a test actor runs one test");
+  st.started = true;
+  st.record = std::move(rec);
+  st.broker = std::move(broker);
+  st.promise = self->make_response_promise<test_outcome>();
+  const bool have_modems = st.broker && st.config.open_modem_link;
+  if (auto why = why_not_runnable(st.record.request, st.config.types.get(), have_modems)) {
+    st.request = make_session_request(st.record.request, now_s(self));
+    st.last_finish = {drivers::failure_kind::permanent, *why};
+    complete(self);
+    return st.promise;
+  }
+  st.type = st.config.types->find(st.record.request.meter_type);
+  if (auto tcp = parse_tcp_address(st.record.request.remote_address))
+    st.target = *tcp;
+  else
+    st.dial_up = true;
+  if (st.config.test_deadline.count() > 0)
+    self->delayed_send(self, st.config.test_deadline, deadline_atom::value);
+  start_attempt(self, std::max<std::int64_t>(attempts_used, 0) + 1);
+  return st.promise;
+}
+
 } // namespace
 
 drivers::session_request make_session_request(const test_request& request, unix_seconds now) {
@@ -312,29 +340,11 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
   });
   return {
     [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::result<test_outcome> {
-      auto& st = self->state;
-      if (st.started)
-        return caf::make_error(caf::sec::invalid_argument, "a test actor runs one test");
-      st.started = true;
-      st.record = std::move(rec);
-      st.broker = std::move(broker);
-      st.promise = self->make_response_promise<test_outcome>();
-      const bool have_modems = st.broker && st.config.open_modem_link;
-      if (auto why = why_not_runnable(st.record.request, st.config.types.get(), have_modems)) {
-        st.request = make_session_request(st.record.request, now_s(self));
-        st.last_finish = {drivers::failure_kind::permanent, *why};
-        complete(self);
-        return st.promise;
-      }
-      st.type = st.config.types->find(st.record.request.meter_type);
-      if (auto tcp = parse_tcp_address(st.record.request.remote_address))
-        st.target = *tcp;
-      else
-        st.dial_up = true;
-      if (st.config.test_deadline.count() > 0)
-        self->delayed_send(self, st.config.test_deadline, deadline_atom::value);
-      start_attempt(self, 1);
-      return st.promise;
+      return run(self, std::move(rec), std::move(broker), 0);
+    },
+    [self](run_atom, test_record& rec, modem_broker_actor& broker,
+           std::int64_t attempts_used) -> caf::result<test_outcome> {
+      return run(self, std::move(rec), std::move(broker), attempts_used);
     },
     [self](link_up_atom, std::uint64_t tag) {
       auto& st = self->state;

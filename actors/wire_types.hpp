@@ -37,6 +37,10 @@ struct collector_hello {
   std::int64_t protocol_version = 0;
   std::int64_t tcp_sessions = 0;       // TCP meter sessions it can hold at once
   std::vector<modem_settings> modems;  // its modems
+  // What it reaches (common/reach.hpp), as collector.reach_networks / reach_prefixes have it;
+  // the head parses them (empty: everything).
+  std::string reach_networks;
+  std::string reach_prefixes;
 };
 
 // The head's answer to a join.
@@ -130,7 +134,7 @@ typename Inspector::result_type inspect(Inspector& f, modem_grant& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, collector_hello& x) {
   return f(caf::meta::type_name("mts.collector_hello"), x.name, x.secret, x.protocol_version, x.tcp_sessions,
-           x.modems);
+           x.modems, x.reach_networks, x.reach_prefixes);
 }
 
 template <class Inspector>

@@ -98,7 +98,8 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   c.max_tcp_sessions = s.scheduler.max_tcp_sessions;
   // Tests this server cannot run yet (no driver for the meter type, a modem number without
   // modems) stay queued and PENDING; a later version (or configuration) runs them.
-  const bool have_modems = !s.modem.empty();
+  // A head with collectors may get modems when one joins: its numbers wait for that.
+  const bool have_modems = !s.modem.empty() || (s.cluster.port != 0 && !s.cluster.collectors.empty());
   c.can_run = [types, have_modems](const test_record& rec) {
     return !why_not_runnable(rec.request, types.get(), have_modems);
   };
@@ -106,6 +107,12 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   c.modems = s.modem;
   c.modem_cooldown = std::chrono::seconds(s.modems.cooldown_seconds);
   c.board = board;
+  // Nodes (issue 16): a lost collector's tests keep their address as long as the head took to
+  // notice, so the collector, which ends its tests when it loses the head, has hung up first.
+  c.head_runs_tests = s.cluster.port == 0 || s.cluster.head_runs_tests;
+  c.node_loss_grace = std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
+  c.max_attempts = s.scheduler.max_attempts;
+  c.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
   return c;
 }
 
@@ -273,7 +280,10 @@ int serve(const settings& s, const std::function<settings()>& reload) {
   auto types = meter_types_of(s);
   // The modem pool is the scheduler's; service-status reads what it publishes here.
   auto modems = std::make_shared<modem_board>();
+  // A head's collectors: the registrar publishes who is joined, the scheduler what they run.
+  auto collectors = head ? std::make_shared<collector_board>() : nullptr;
   auto sched_cfg = scheduler_settings(s, types, modems);
+  sched_cfg.collectors = collectors;
   auto engine = start_test_engine(sys, s, types);
   auto& reactor = engine.reactor;
   auto executor_hdl = engine.executor;
@@ -286,16 +296,15 @@ int serve(const settings& s, const std::function<settings()>& reload) {
                           caf::anon_send(persistence_hdl, touch_atom::value, id, when);
                         });
   // A head: collectors join through the registrar, published on the cluster port.
-  std::shared_ptr<collector_board> collectors;
   registrar_actor registrar_hdl;
   std::string accepted_names; // for the log line once the port is open
   if (head) {
-    collectors = std::make_shared<collector_board>();
     registrar_config rc;
     rc.accepted = accepted_collectors(s.cluster.collectors);
     for (const auto& c : rc.accepted)
       accepted_names += (accepted_names.empty() ? "" : ", ") + c.name;
     rc.board = collectors;
+    rc.scheduler = scheduler_hdl;
     registrar_hdl = sys.spawn(registrar, std::move(rc));
   }
   auto shutdown_actors = [&] {
@@ -490,7 +499,8 @@ int collect(const settings& s) {
   auto executor_hdl = engine.executor;
 
   collector_link_config link_cfg;
-  link_cfg.hello = {s.collector.name, secret, cluster_protocol_version, s.collector.max_tcp_sessions, s.modem};
+  link_cfg.hello = {s.collector.name, secret,       cluster_protocol_version, s.collector.max_tcp_sessions,
+                    s.modem,          s.collector.reach_networks, s.collector.reach_prefixes};
   link_cfg.head_host = head->host;
   link_cfg.head_port = head->port;
   link_cfg.reconnect_max = std::chrono::seconds(s.collector.reconnect_max_seconds);

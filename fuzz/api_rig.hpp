@@ -58,6 +58,10 @@ inline scheduler_actor::behavior_type scheduler_stand_in(scheduler_actor::pointe
     [](stats_atom) { return scheduler_stats{}; },
     [](modem_atom, get_atom, test_id) { return modem_grant{}; },
     [](modem_atom, fault_atom, test_id, const std::string&) {},
+    [](modem_atom, get_atom, test_id, std::uint64_t) { return modem_grant{}; },
+    [](modem_atom, fault_atom, test_id, const std::string&, std::uint64_t) {},
+    [](join_atom, const node_offer&, const executor_actor&) {},
+    [](retry_atom, test_id, std::uint64_t) {},
   };
 }
 

@@ -717,6 +717,8 @@ void api_server::service_status(call& c) {
     bj::array modems;
     for (const auto& m : modem_states) {
       bj::object o{{"name", m.name}, {"state", m.state}};
+      if (!m.collector.empty())
+        o["collector"] = m.collector;
       if (m.test)
         o["testId"] = *m.test;
       if (m.until) {
@@ -736,6 +738,8 @@ void api_server::service_status(call& c) {
         o["since"] = format_utc(*col.since);
       if (col.connected) {
         o["tcpSessions"] = col.tcp_sessions;
+        o["tcpSessionsInUse"] = col.tcp_sessions_in_use;
+        o["testsRunning"] = col.tests_running;
         bj::array names;
         for (const auto& m : col.modems)
           names.push_back(bj::value(m));

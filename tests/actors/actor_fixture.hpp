@@ -56,6 +56,7 @@ struct mock_executor_state {
   static inline const char* name = "mock_executor";
   std::vector<test_record> received;
   std::vector<modem_broker_actor> brokers; // each run's broker
+  std::vector<std::int64_t> attempts_used; // each run's connection attempts already used
   std::vector<caf::typed_response_promise<test_outcome>> open;
   int reloads = 0;
   int closes = 0;
@@ -85,15 +86,25 @@ inline modem_broker_actor::behavior_type pool_broker(modem_broker_actor::statefu
 // the actor that made them).
 using mock_executor_actor = executor_actor::extend<caf::reacts_to<finish_atom, std::size_t, test_outcome>>;
 
+inline caf::result<test_outcome> mock_run(mock_executor_actor::stateful_pointer<mock_executor_state> self,
+                                          test_record rec, modem_broker_actor broker, std::int64_t attempts_used) {
+  self->state.received.push_back(std::move(rec));
+  self->state.brokers.push_back(std::move(broker));
+  self->state.attempts_used.push_back(attempts_used);
+  auto rp = self->make_response_promise<test_outcome>();
+  self->state.open.push_back(rp);
+  return rp;
+}
+
 inline mock_executor_actor::behavior_type
 mock_executor(mock_executor_actor::stateful_pointer<mock_executor_state> self) {
   return {
     [self](run_atom, test_record& rec, modem_broker_actor& broker) -> caf::result<test_outcome> {
-      self->state.received.push_back(rec);
-      self->state.brokers.push_back(broker);
-      auto rp = self->make_response_promise<test_outcome>();
-      self->state.open.push_back(rp);
-      return rp;
+      return mock_run(self, std::move(rec), std::move(broker), 0);
+    },
+    [self](run_atom, test_record& rec, modem_broker_actor& broker,
+           std::int64_t attempts_used) -> caf::result<test_outcome> {
+      return mock_run(self, std::move(rec), std::move(broker), attempts_used);
     },
     [self](finish_atom, std::size_t index, test_outcome& outcome) {
       self->state.open.at(index).deliver(std::move(outcome));

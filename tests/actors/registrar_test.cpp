@@ -11,23 +11,49 @@
 using namespace mts;
 using namespace mts::testing;
 
+// The scheduler's part: what the registrar tells it of each accepted collector. (A named
+// namespace and a named function: the sanitizer suite's CAF suppression, docs/testing.md.)
+namespace registrar_test {
+
+struct registry_state {
+  static inline const char* name = "registry_stand_in";
+  std::vector<node_offer> offers;
+};
+
+inline node_registry_actor::behavior_type registry_stand_in(node_registry_actor::stateful_pointer<registry_state> self) {
+  return {
+    [self](join_atom, node_offer& offer, const executor_actor&) { self->state.offers.push_back(std::move(offer)); },
+  };
+}
+
+} // namespace registrar_test
+
 namespace {
 
 struct registrar_fixture : actor_fixture {
   std::shared_ptr<collector_board> board = std::make_shared<collector_board>();
   registrar_actor reg;
+  node_registry_actor registry;
 
   registrar_fixture() {
+    registry = sys.spawn(registrar_test::registry_stand_in);
     registrar_config c;
     c.accepted = {{"site-a", hash_token("secret-of-a")}, {"site-b", hash_token("secret-of-b")}};
     c.board = board;
     c.clock = [this] { return fake_now; };
+    c.scheduler = registry;
     reg = sys.spawn(registrar, c);
     sched.run();
   }
   ~registrar_fixture() {
     self->send_exit(reg, caf::exit_reason::user_shutdown);
+    self->send_exit(registry, caf::exit_reason::user_shutdown);
     sched.run();
+  }
+
+  std::vector<node_offer>& offers() {
+    auto ptr = caf::actor_cast<caf::abstract_actor*>(registry);
+    return dynamic_cast<node_registry_actor::stateful_base<registrar_test::registry_state>&>(*ptr).state.offers;
   }
 
   static collector_hello hello(const std::string& name, const std::string& secret) {
@@ -127,5 +153,32 @@ TEST_CASE_METHOD(registrar_fixture, "a joined collector that is lost is shown as
   CHECK(join(hello("site-b", "secret-of-b"), second).accepted);
   CHECK(status("site-b").connected);
   self->send_exit(second, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(registrar_fixture, "an accepted collector's offer and reach go to the scheduler; a bad reach is refused",
+                 "[actors][cluster][registrar][nodes]") {
+  auto exec_a = caf::actor_cast<executor_actor>(spawn_executor());
+  auto bad = hello("site-a", "secret-of-a");
+  bad.reach_networks = "10.1.0.0/16, 10.2.0.0/99";
+  auto refused = join(bad, exec_a);
+  CHECK_FALSE(refused.accepted);
+  CHECK(refused.reason.find("10.2.0.0/99") != std::string::npos);
+  CHECK(offers().empty());
+
+  auto good = hello("site-a", "secret-of-a");
+  good.reach_networks = "10.1.0.0/16";
+  good.reach_prefixes = "+44";
+  REQUIRE(join(good, exec_a).accepted);
+  REQUIRE(offers().size() == 1);
+  const auto& offer = offers().front();
+  CHECK(offer.name == "site-a");
+  CHECK(offer.tcp_sessions == 40);
+  CHECK(offer.modems == modem_list(2));
+  CHECK(offer.reach.reaches("10.1.2.3:4059"));
+  CHECK_FALSE(offer.reach.reaches("10.2.2.3:4059"));
+  CHECK(offer.reach.reaches("+441632960000"));
+  CHECK_FALSE(offer.reach.reaches("+331234"));
+  self->send_exit(exec_a, caf::exit_reason::user_shutdown);
   sched.run();
 }

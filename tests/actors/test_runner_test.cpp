@@ -526,6 +526,24 @@ TEST_CASE_METHOD(runner_fixture, "refused on every attempt: ERROR naming the rea
   CHECK_FALSE(out->connection_end_time);
 }
 
+TEST_CASE_METHOD(runner_fixture, "a run continuing one lost with its collector has only the attempts left",
+                 "[actors][runner][nodes]") {
+  fake_link refused;
+  refused.refuse = true;
+  links = {refused};
+  auto runner = sys.spawn(test_runner, runner_config(3));
+  // Two attempts were counted for runs lost with their node: one is left.
+  auto h = self->request(runner, caf::infinite, run_atom::value, make_record(), modem_broker_actor{}, std::int64_t{2});
+  run_to_quiescence();
+  caf::expected<test_outcome> out{caf::error{}};
+  h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
+  REQUIRE(out);
+  CHECK(out->result == "ERROR: cannot connect: connection refused");
+  CHECK(tags.size() == 1);
+  CHECK(tags.at(0) == 3); // the attempt's number goes on from the lost ones
+  CHECK(out->connection_attempts == std::optional<std::int64_t>(3));
+}
+
 TEST_CASE_METHOD(runner_fixture, "a test the executor cannot run ends at once, without a connection",
                  "[actors][runner]") {
   auto runner = sys.spawn(test_runner, runner_config());

@@ -172,9 +172,12 @@ TEST_CASE_METHOD(wire_fixture, "every wire type survives a round trip through CA
     hello.protocol_version = 1;
     hello.tcp_sessions = 250;
     hello.modems = {full_modem(), modem_settings{}};
+    hello.reach_networks = "10.1.0.0/16, 2001:db8::/32";
+    hello.reach_prefixes = "+4420";
     auto back = round_trip(hello);
-    CHECK(std::tie(back.name, back.secret, back.protocol_version, back.tcp_sessions, back.modems) ==
-          std::tie(hello.name, hello.secret, hello.protocol_version, hello.tcp_sessions, hello.modems));
+    CHECK(std::tie(back.name, back.secret, back.protocol_version, back.tcp_sessions, back.modems, back.reach_networks,
+                   back.reach_prefixes) == std::tie(hello.name, hello.secret, hello.protocol_version, hello.tcp_sessions,
+                                                    hello.modems, hello.reach_networks, hello.reach_prefixes));
     join_verdict refused{false, "wrong secret"};
     auto v = round_trip(refused);
     CHECK_FALSE(v.accepted);
@@ -228,6 +231,10 @@ TEST_CASE_METHOD(wire_fixture, "a run request, its answer and the modem messages
   REQUIRE((run.match_elements<run_atom, test_record, modem_broker_actor>()));
   CHECK(fields(run.get_as<test_record>(1)) == fields(full_record()));
   CHECK(run.get_as<modem_broker_actor>(2).address() == broker.address());
+  // What the head sends: the run with the connection attempts already used by a lost run.
+  auto run_again = rebuilt(caf::make_message(run_atom::value, full_record(), broker, std::int64_t{2}));
+  REQUIRE((run_again.match_elements<run_atom, test_record, modem_broker_actor, std::int64_t>()));
+  CHECK(run_again.get_as<std::int64_t>(3) == 2);
 
   auto answer = rebuilt(caf::make_message(full_outcome()));
   REQUIRE(answer.match_elements<test_outcome>());
