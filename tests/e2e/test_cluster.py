@@ -6,6 +6,7 @@ Heartbeats are 2 s and a collector is lost after 3 missed ones (6 s), so each wa
 by a few of those (with room for a loaded machine); no test measures a duration.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,9 @@ import time
 import unittest
 
 from harness import MTS_BIN, Server, free_port, run_mts, wait_until
+from test_engine import START, SimulatedMeters, comparable, days_before_today, predicted, request_for, wait_all_done, \
+    wait_done
+from test_modem import GUARD_MS
 
 HEARTBEAT = ["--cluster.heartbeat_seconds=2", "--cluster.missed_heartbeats=3"]
 WAIT = 30.0  # bound of each wait for a log line or a state
@@ -203,6 +207,125 @@ class ClusterTest(unittest.TestCase):
         self.head.restart()
         wait_for("site-a to join the new head", self.joined)
         self.assertIn("joined the head at 127.0.0.1:%d again" % self.cluster_port, c.log())
+
+
+class ClusterDispatchTest(unittest.TestCase):
+    """A head that runs no test itself (cluster.head_runs_tests = false) and two collectors, each
+    with simulated meters of its own and one with a simulated modem: the tests go where the
+    meters are reachable, give the results `mts-sim expect` predicts, and a collector killed
+    mid-test leaves its test to the other, with one result and the meter never in two sessions."""
+
+    def setUp(self):
+        self.pki = Pki()
+        ca, cert, key = self.pki.node("head")
+        self.files = {n: self.pki.node(n) for n in ("site-a", "site-b")}
+        self.secrets = {n: self.pki.secret(n) for n in ("site-a", "site-b")}
+        self.cluster_port = free_port()
+        self.head = Server(overrides=["--cluster.port=%d" % self.cluster_port, "--cluster.address=127.0.0.1",
+                                      "--cluster.ca_file=" + ca, "--cluster.certificate_file=" + cert,
+                                      "--cluster.key_file=" + key, "--cluster.head_runs_tests=false",
+                                      "--scheduler.retry_delay_seconds=1",
+                                      "--cluster.collectors=%s,%s" % (self.pki.entries["site-a"],
+                                                                      self.pki.entries["site-b"])] + HEARTBEAT)
+        self.collectors = {}
+        self.sims = []
+
+    def tearDown(self):
+        for c in self.collectors.values():
+            c.stop()
+        for sim in self.sims:
+            sim.stop()
+        self.head.close()
+        self.pki.close()
+
+    def sim(self, count, seed, address, extra=(), faults=()):
+        sim = SimulatedMeters(count, seed=seed, start_time=START, faults=faults,
+                              extra_args=["--address", address] + list(extra))
+        self.sims.append(sim)
+        return sim
+
+    def collector(self, name, extra=(), modems=()):
+        """`mts collector` with a configuration file holding its [[modem]] tables."""
+        config = self.pki.path(name + ".toml")
+        with open(config, "w") as f:
+            f.write("[modems]\ncooldown_seconds = 600\ncommand_timeout_seconds = 2\n"
+                    "connect_timeout_seconds = 10\nguard_time_ms = %d\n" % GUARD_MS)
+            for m in modems:
+                f.write("\n[[modem]]\n")
+                for k, v in m.items():
+                    f.write("%s = %s\n" % (k, json.dumps(v)))
+        c = Collector(name, self.cluster_port, self.files[name], self.secrets[name], self.pki.dir,
+                      extra=["--config", config, "--scheduler.retry_delay_seconds=1"] + list(extra))
+        self.collectors[name] = c
+        return c
+
+    def status(self):
+        r = self.head.request("GET", "service-status")
+        self.assertEqual(r.status, 200)
+        return r.json
+
+    def wait_joined(self, *names):
+        wait_for("collectors %s to join" % ", ".join(names),
+                 lambda: all(c["connected"] for c in self.status()["collectors"] if c["name"] in names))
+
+    def test_tests_go_to_the_collector_that_reaches_their_meter(self):
+        near_a = self.sim(2, seed=41, address="127.0.0.2")
+        near_b = self.sim(2, seed=42, address="127.0.0.3",
+                          extra=["--modem-port", "0", "--guard-time-ms", str(GUARD_MS), "--connect-delay-ms", "200"])
+        modem = json.loads(near_b.proc.stdout.readline())["modem"]
+        self.collector("site-a", extra=["--collector.reach_networks=127.0.0.2/32"])
+        self.collector("site-b", extra=["--collector.reach_networks=127.0.0.3/32", "--collector.reach_prefixes=010"],
+                       modems=[{"name": "b-gw", "gateway": "127.0.0.3:%d" % modem["tcpPort"], "init": ["ATE0"]}])
+        self.wait_joined("site-a", "site-b")
+        cases = {}
+        for i, meter in enumerate(near_a.meters):
+            cases["a%d" % i] = (near_a, meter, request_for(meter, surveyDays=1, surveyDate=days_before_today(1)))
+        cases["b-tcp"] = (near_b, near_b.meters[0],
+                          request_for(near_b.meters[0], surveyDays=1, surveyDate=days_before_today(1)))
+        phone = request_for(near_b.meters[1], surveyDays=1, surveyDate=days_before_today(1),
+                            remoteAddress=modem["numbers"][1])
+        cases["b-phone"] = (near_b, near_b.meters[1], phone)
+        ids = {name: self.head.test_request(req) for name, (_, _, req) in cases.items()}
+        statuses = wait_all_done(self.head, ids, 120)
+        self.assertEqual(set(statuses), set(cases))
+        for name, (sim, meter, req) in cases.items():
+            with self.subTest(case=name):
+                self.assertEqual(comparable(statuses[name]), predicted(sim.expect(meter, req)))
+        head_log = self.head.log()
+        for name, test_id in ids.items():
+            node = "site-a" if name.startswith("a") else "site-b"
+            self.assertIn("scheduler: test %d started on %s" % (test_id, node), head_log)
+        # The modem is listed with its collector; what each collector runs is shown.
+        status = self.status()
+        self.assertIn({"name": "b-gw", "collector": "site-b", "state": "free"}, status["modems"])
+        for c in status["collectors"]:
+            self.assertEqual((c["testsRunning"], c["tcpSessionsInUse"]), (0, 0))
+
+    def test_a_collector_killed_mid_test_leaves_it_to_the_other_with_one_result(self):
+        # Paced at 1200 baud, a session with a day of survey lasts several seconds.
+        slow = self.sim(1, seed=43, address="127.0.0.1", faults=["pace_baud=1200"])
+        self.collector("site-a", extra=["--collector.max_tcp_sessions=1"])
+        self.collector("site-b", extra=["--collector.max_tcp_sessions=1"])
+        self.wait_joined("site-a", "site-b")
+        meter = slow.meters[0]
+        req = request_for(meter, surveyDays=1, surveyDate=days_before_today(1))
+        test_id = self.head.test_request(req)
+        wait_for("the session to start", lambda: slow.counters()["sessionsNow"] == 1)
+        first = "site-a" if "test %d started on site-a" % test_id in self.head.log() else "site-b"
+        other = "site-b" if first == "site-a" else "site-a"
+        self.assertIn("scheduler: test %d started on %s" % (test_id, first), self.head.log())
+        self.collectors[first].kill9()
+        st = wait_done(self.head, test_id)
+        self.assertEqual(comparable(st), predicted(slow.expect(meter, req)))
+        self.assertEqual(st["attempts"], 2)  # the lost run counts as one
+        head_log = self.head.log()
+        self.assertIn("scheduler: collector %s lost" % first, head_log)
+        self.assertIn("scheduler: test %d started on %s (IEC62056-21 immediate) again, after 1 lost run(s)"
+                      % (test_id, other), head_log)
+        self.assertEqual(head_log.count("scheduler: test %d started on" % test_id), 2)
+        counters = slow.stop()
+        self.assertEqual(counters["meters"][0]["sessionsPeak"], 1)  # never two sessions at once
+        self.assertEqual(counters["meters"][0]["sessionsTotal"], 2)
 
 
 class ClusterCliTest(unittest.TestCase):
