@@ -17,6 +17,8 @@ using self_ptr = test_runner_actor::stateful_pointer<test_runner_state>;
 constexpr auto connect_guard_grace = std::chrono::seconds(5);
 // Extra time the bound on a hang-up after the test deadline gives the modem driver's timers.
 constexpr auto hangup_guard_grace = std::chrono::seconds(1);
+// Longest wait for the last link to close before the outcome is answered anyway.
+constexpr auto close_guard = std::chrono::seconds(5);
 
 drivers::unix_ms now_ms(self_ptr self) { return self->state.config.clock(); }
 unix_seconds now_s(self_ptr self) { return now_ms(self) / 1000; }
@@ -36,6 +38,16 @@ void note(self_ptr self, std::string event, std::string detail = {}) {
     t->event(now_ms(self), std::move(event), std::move(detail));
 }
 
+// Answers the outcome complete() made, once, and ends the actor.
+void answer(self_ptr self) {
+  auto& st = self->state;
+  if (!st.outcome)
+    return;
+  st.promise.deliver(std::move(*st.outcome));
+  st.outcome.reset();
+  self->quit();
+}
+
 void complete(self_ptr self) {
   auto& st = self->state;
   if (st.done)
@@ -50,8 +62,17 @@ void complete(self_ptr self) {
   // ending at once would make it compress a thousand results in a row).
   packed_json::pack_outcome(outcome);
   spdlog::info("test {}: {} after {} attempt(s)", st.record.id, outcome.result, st.attempt);
-  st.promise.deliver(std::move(outcome));
-  self->quit();
+  st.outcome = std::move(outcome);
+  // The answer frees the meter's address (and a modem) for the next test, perhaps on another
+  // node, so it leaves only once the link is closed: otherwise the meter could see the next
+  // session's connection before this one's close. A close is graceful (queued bytes first) and
+  // bounded here.
+  if (!st.conn || st.conn_ended) {
+    answer(self);
+    return;
+  }
+  self->send(st.conn, close_atom::value); // ignored if it is closing already
+  self->delayed_send(self, close_guard, deadline_atom::value);
 }
 
 // A dial-up attempt's connection times are its call's (not the link to the modem's).
@@ -176,6 +197,7 @@ void dial(self_ptr self, std::int64_t attempt, const modem_settings& modem) {
   st.driver = std::move(dialer);
   const auto port_format = on_port ? format : drivers::line_settings{format.baud, 8, 'N', 1};
   spdlog::info("test {}: attempt {} dials {} on modem {}", st.record.id, attempt, cfg.number, modem.name);
+  st.conn_ended = false;
   st.conn = st.config.open_modem_link(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
                                       modem, port_format, st.config.connect_timeout);
   self->monitor(st.conn);
@@ -232,6 +254,7 @@ void start_attempt(self_ptr self, std::int64_t attempt) {
     return;
   }
   note(self, "connecting", st.target.host + ":" + std::to_string(st.target.port));
+  st.conn_ended = false;
   st.conn = st.config.connect(self->system(), link_client_actor{self}, static_cast<std::uint64_t>(attempt),
                               st.target, st.config.connect_timeout);
   self->monitor(st.conn);
@@ -304,7 +327,14 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
   // A connection actor that ends without its terminal event: the line dropped.
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
-    if (!st.active || dm.source != st.conn.address())
+    if (!st.conn || dm.source != st.conn.address())
+      return;
+    st.conn_ended = true;
+    if (st.done) { // the outcome was waiting for this link to close
+      answer(self);
+      return;
+    }
+    if (!st.active)
       return;
     note(self, "link down", "the connection ended");
     if (!st.link_up) {
@@ -414,8 +444,10 @@ test_runner_actor::behavior_type test_runner(test_runner_actor::stateful_pointer
     },
     [self](deadline_atom) {
       auto& st = self->state;
-      if (st.done)
+      if (st.done) { // the close guard: the link did not report its end in time
+        answer(self);
         return;
+      }
       if (st.active && st.dialer && st.link_up && !st.past_deadline) {
         // A call (or a dialling) is hung up as on every other path, then the test completes
         // with what it read; the hang-up is bounded: this message comes again after it.

@@ -125,6 +125,9 @@ struct test_runner_state {
   caf::typed_response_promise<test_outcome> promise;
   bool started = false;
   bool done = false;
+  // The outcome waits until the last link has closed (test_runner.cpp, complete()).
+  std::optional<test_outcome> outcome;
+  bool conn_ended = false; // the current connection actor has ended (its socket is closed)
   const meter_type* type = nullptr; // in config.types
   tcp_address target;
 

@@ -25,6 +25,10 @@ namespace {
 struct fake_link {
   bool refuse = false;          // the connect fails ("connection refused")
   sim::meter_faults faults;     // otherwise: a meter with these faults answers
+  // A close asked for by the test actor takes this long (a slow flush); `closed` is set when
+  // the link has ended.
+  std::chrono::milliseconds close_delay{0};
+  std::shared_ptr<bool> closed = std::make_shared<bool>(false);
 };
 
 // The fake connection's interface: the real one's plus the hosted meter's timer.
@@ -37,6 +41,8 @@ struct fake_connection_state {
   std::uint64_t tag = 0;
   std::function<drivers::unix_ms()> clock;
   bool closed = false;
+  bool closing = false; // a slow close under way
+  fake_link link;
 };
 
 using fake_ptr = fake_connection_actor::stateful_pointer<fake_connection_state>;
@@ -45,8 +51,23 @@ void fake_close(fake_ptr self, const std::string& reason) {
   if (self->state.closed)
     return;
   self->state.closed = true;
+  *self->state.link.closed = true;
   self->send(self->state.owner, link_down_atom::value, self->state.tag, reason);
   self->quit();
+}
+
+// The timer id of a slow close (the hosted meter's are small numbers).
+constexpr std::uint64_t slow_close_timer = ~std::uint64_t{0};
+
+// Either side ends the link: at once, or after the link's close_delay.
+void begin_close(fake_ptr self, const std::string& reason) {
+  auto& st = self->state;
+  if (st.link.close_delay.count() == 0) {
+    fake_close(self, reason);
+  } else if (!st.closed && !st.closing) {
+    st.closing = true;
+    self->delayed_send(self, st.link.close_delay, timer_atom::value, std::int64_t{0}, slow_close_timer);
+  }
 }
 
 void fake_execute(fake_ptr self, drivers::actions acts) {
@@ -58,7 +79,7 @@ void fake_execute(fake_ptr self, drivers::actions acts) {
     else if (auto* arm = std::get_if<drivers::arm_timer>(&act))
       self->delayed_send(self, arm->after, timer_atom::value, std::int64_t{0}, arm->id);
     else if (std::holds_alternative<drivers::finish>(act))
-      fake_close(self, "closed by peer");
+      begin_close(self, "closed by peer");
   }
 }
 
@@ -70,6 +91,7 @@ fake_connection_actor::behavior_type fake_connection(fake_ptr self, link_client_
   st.owner = owner;
   st.tag = tag;
   st.clock = clock;
+  st.link = link;
   if (link.refuse) {
     st.closed = true;
     self->send(owner, conn_fail_atom::value, tag, std::string("connection refused"));
@@ -84,12 +106,14 @@ fake_connection_actor::behavior_type fake_connection(fake_ptr self, link_client_
   }
   return {
     [self](send_atom, std::string& bytes) {
-      if (!self->state.closed)
+      if (!self->state.closed && !self->state.closing)
         fake_execute(self, self->state.meter->on_bytes(bytes, self->state.clock()));
     },
-    [self](close_atom) { fake_close(self, "closed"); },
+    [self](close_atom) { begin_close(self, "closed"); },
     [self](timer_atom, std::int64_t, std::uint64_t id) {
-      if (!self->state.closed)
+      if (id == slow_close_timer)
+        fake_close(self, "closed");
+      else if (!self->state.closed && !self->state.closing)
         fake_execute(self, self->state.meter->on_timer(id, self->state.clock()));
     },
   };
@@ -524,6 +548,53 @@ TEST_CASE_METHOD(runner_fixture, "refused on every attempt: ERROR naming the rea
   CHECK(out->connection_attempts == std::optional<std::int64_t>(2));
   CHECK_FALSE(out->connection_start_time);
   CHECK_FALSE(out->connection_end_time);
+}
+
+TEST_CASE_METHOD(runner_fixture, "the outcome is answered only once the link has closed",
+                 "[actors][runner][nodes]") {
+  // The answer frees the meter for the next test, perhaps on another node: the meter must not
+  // see that test's connection before this one's close. The link here takes 3 s (of the test
+  // coordinator's clock; the guard is 5 s) to close.
+  fake_link slow;
+  slow.close_delay = std::chrono::seconds(3);
+  links = {slow};
+  auto runner = sys.spawn(test_runner, runner_config());
+  auto h = self->request(runner, caf::infinite, run_atom::value, make_record(), modem_broker_actor{});
+  bool answered_before_closed = false;
+  for (int i = 0; i < 100000; ++i) {
+    sched.run();
+    if (!self->mailbox().empty() && !*slow.closed)
+      answered_before_closed = true;
+    if (!sched.trigger_timeout())
+      break;
+  }
+  sched.run();
+  CHECK(*slow.closed);
+  CHECK_FALSE(answered_before_closed);
+  caf::expected<test_outcome> out{caf::error{}};
+  h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS");
+}
+
+TEST_CASE_METHOD(runner_fixture, "a link that never reports its close holds the outcome back for the guard only",
+                 "[actors][runner][nodes]") {
+  fake_link stuck;
+  stuck.close_delay = std::chrono::hours(1); // far beyond the 5 s guard
+  links = {stuck};
+  auto runner = sys.spawn(test_runner, runner_config());
+  auto h = self->request(runner, caf::infinite, run_atom::value, make_record(), modem_broker_actor{});
+  for (int i = 0; i < 100000 && self->mailbox().empty(); ++i) {
+    sched.run();
+    if (self->mailbox().empty() && !sched.trigger_timeout())
+      break;
+  }
+  CHECK_FALSE(*stuck.closed); // answered by the guard, not by the close
+  caf::expected<test_outcome> out{caf::error{}};
+  h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
+  REQUIRE(out);
+  CHECK(out->result == "SUCCESS");
+  run_to_quiescence(); // the stuck link's own timer, so that it ends with the test
 }
 
 TEST_CASE_METHOD(runner_fixture, "a run continuing one lost with its collector has only the attempts left",
