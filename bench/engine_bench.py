@@ -172,6 +172,19 @@ class Sampler(threading.Thread):
         self.sample()
 
 
+def stop_processes(procs):
+    """SIGTERM to each (the last started first), then wait; SIGKILL after 30 s."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in reversed(procs):
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
 class Rig:
     """A fresh `mts serve` and `mts-sim serve`, stopped (by PID) on close()."""
 
@@ -233,15 +246,7 @@ class Rig:
         raise RuntimeError("mts-sim printed no counters")
 
     def close(self, keep):
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+        stop_processes(self.procs)
         if keep:
             print("logs kept in", self.work)
         else:

@@ -261,9 +261,13 @@ struct runner_fixture : actor_fixture {
     sched.run();
   }
 
+  // attempts_used > 0: the run continues one lost with its collector (the head's request).
   template <class Handle>
-  caf::expected<test_outcome> run_test(const Handle& hdl, test_record rec, modem_broker_actor broker = {}) {
-    auto h = self->request(hdl, caf::infinite, run_atom::value, std::move(rec), std::move(broker));
+  caf::expected<test_outcome> run_test(const Handle& hdl, test_record rec, modem_broker_actor broker = {},
+                                       std::int64_t attempts_used = 0) {
+    auto h = attempts_used > 0
+               ? self->request(hdl, caf::infinite, run_atom::value, std::move(rec), std::move(broker), attempts_used)
+               : self->request(hdl, caf::infinite, run_atom::value, std::move(rec), std::move(broker));
     run_to_quiescence();
     caf::expected<test_outcome> out{caf::error{}};
     h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
@@ -604,10 +608,7 @@ TEST_CASE_METHOD(runner_fixture, "a run continuing one lost with its collector h
   links = {refused};
   auto runner = sys.spawn(test_runner, runner_config(3));
   // Two attempts were counted for runs lost with their node: one is left.
-  auto h = self->request(runner, caf::infinite, run_atom::value, make_record(), modem_broker_actor{}, std::int64_t{2});
-  run_to_quiescence();
-  caf::expected<test_outcome> out{caf::error{}};
-  h.receive([&](test_outcome& o) { out = std::move(o); }, [&](caf::error& err) { out = std::move(err); });
+  auto out = run_test(runner, make_record(), {}, 2);
   REQUIRE(out);
   CHECK(out->result == "ERROR: cannot connect: connection refused");
   CHECK(tags.size() == 1);
