@@ -22,6 +22,18 @@ void try_again(self_ptr self) {
   st.pause = std::min(st.pause * 2, st.config.reconnect_max);
 }
 
+// The head is lost (its link closed, or it did not answer a ping): end the running tests
+// first, then join again.
+void head_lost(self_ptr self, const std::string& why) {
+  auto& st = self->state;
+  st.head = nullptr;
+  spdlog::warn("collector {}: lost the head at {} ({}); ending its running tests, then joining again",
+               st.config.hello.name, head_of(self), why);
+  // Before anything else: the head gives those tests to another node.
+  self->send(st.config.executor, close_atom::value);
+  try_again(self);
+}
+
 void join(self_ptr self, registrar_actor head) {
   auto& st = self->state;
   self->request(head, st.config.request_timeout, join_atom::value, st.config.hello, st.config.executor)
@@ -37,6 +49,8 @@ void join(self_ptr self, registrar_actor head) {
         st.head = head;
         st.pause = std::chrono::seconds(1);
         self->monitor(head);
+        st.joins += 1;
+        self->delayed_send(self, st.config.ping_interval, ping_atom::value, st.joins);
         spdlog::info("collector {}: joined the head at {}{}", st.config.hello.name, head_of(self),
                      st.joined_once ? " again" : "");
         st.joined_once = true;
@@ -81,18 +95,30 @@ collector_link_actor::behavior_type collector_link(collector_link_actor::statefu
     auto& st = self->state;
     if (!st.head || dm.source != st.head.address())
       return;
-    st.head = nullptr;
-    spdlog::warn("collector {}: lost the head at {} ({}); ending its running tests, then joining again",
-                 st.config.hello.name, head_of(self), to_string(dm.reason));
-    // Before anything else: the head gives those tests to another node.
-    self->send(st.config.executor, close_atom::value);
-    try_again(self);
+    head_lost(self, to_string(dm.reason));
   });
   self->send(self, tick_atom::value);
   return {
     [self](tick_atom) {
       if (!self->state.head)
         reach(self);
+    },
+    [self](ping_atom, std::uint64_t join) {
+      auto& st = self->state;
+      if (!st.head || join != st.joins)
+        return;
+      self->request(st.head, st.config.ping_timeout, ping_atom::value)
+        .then(
+          [self, join](bool) {
+            if (self->state.head && join == self->state.joins)
+              self->delayed_send(self, self->state.config.ping_interval, ping_atom::value, join);
+          },
+          [self, join](caf::error& err) {
+            if (!self->state.head || join != self->state.joins)
+              return;
+            head_lost(self, "no answer to a ping within " +
+                              std::to_string(self->state.config.ping_timeout.count()) + " ms: " + to_string(err));
+          });
     },
   };
 }

@@ -63,6 +63,7 @@ using space_atom = caf::atom_constant<caf::atom("space")>;
 using modem_atom = caf::atom_constant<caf::atom("modem")>;
 using fault_atom = caf::atom_constant<caf::atom("fault")>;
 using join_atom = caf::atom_constant<caf::atom("join")>;
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
 
 // ---- errors the actors answer with ----
 enum class app_errc : std::uint8_t {
@@ -198,7 +199,10 @@ using executor_actor = caf::typed_actor<
 using registrar_actor = caf::typed_actor<
   // A collector joins with its offer and its executor (which will run tests for the head);
   // answers whether it was accepted and, if not, why.
-  caf::replies_to<join_atom, collector_hello, executor_actor>::with<join_verdict>>;
+  caf::replies_to<join_atom, collector_hello, executor_actor>::with<join_verdict>,
+  // A joined collector's liveness check (every heartbeat): answers true at once. A collector
+  // whose pings go unanswered takes the head for lost, as CAF would not tell it.
+  caf::replies_to<ping_atom>::with<bool>>;
 
 // The OWNER side of a link: what a CONNECTION actor tells the actor that opened it. Every
 // event carries the tag the owner gave the connection (the attempt number), so an owner can

@@ -101,12 +101,19 @@ registrar_actor::behavior_type registrar(registrar_actor::stateful_pointer<regis
       auto reach = parse_reach(hello.reach_networks, hello.reach_prefixes, &reach_error);
       if (!reach)
         return refuse(self, hello, "its reach is not valid: " + printable(reach_error));
-      for (const auto& [addr, name] : st.joined)
-        if (name == hello.name)
-          return refuse(self, hello, "a collector of that name is joined already (the head notices a lost one within "
-                                     "cluster.missed_heartbeats heartbeats)");
-      self->monitor(executor);
-      st.joined.emplace(executor.address(), hello.name);
+      // The same collector again (the same executor, so the same process: it took the head for
+      // lost while the head still had its link, e.g. the head was frozen): it ended its tests
+      // before joining again, and the scheduler hears of it as a new join.
+      const bool again = st.joined.count(executor.address()) && st.joined[executor.address()] == hello.name;
+      if (!again) {
+        for (const auto& [addr, name] : st.joined)
+          if (name == hello.name)
+            return refuse(self, hello,
+                          "a collector of that name is joined already (the head notices a lost one within "
+                          "cluster.missed_heartbeats heartbeats)");
+        self->monitor(executor);
+        st.joined.emplace(executor.address(), hello.name);
+      }
       auto& c = *std::find_if(st.collectors.begin(), st.collectors.end(),
                               [&](const auto& x) { return x.name == hello.name; });
       c.connected = true;
@@ -119,14 +126,16 @@ registrar_actor::behavior_type registrar(registrar_actor::stateful_pointer<regis
       std::string modems;
       for (const auto& m : c.modems)
         modems += (modems.empty() ? "" : ", ") + printable(m);
-      spdlog::info("cluster: collector {} joined: {} TCP sessions, {} modem(s){}{}", c.name, c.tcp_sessions,
-                   c.modems.size(), modems.empty() ? "" : ": ", modems);
+      spdlog::info("cluster: collector {} joined{}: {} TCP sessions, {} modem(s){}{}", c.name,
+                   again ? " again over the link it had (it took the head for lost; its tests run elsewhere)" : "",
+                   c.tcp_sessions, c.modems.size(), modems.empty() ? "" : ": ", modems);
       publish(self);
       if (st.config.scheduler)
         self->send(st.config.scheduler, join_atom::value,
                    node_offer{c.name, hello.tcp_sessions, std::move(hello.modems), std::move(*reach)}, executor);
       return {true, {}};
     },
+    [](ping_atom) { return true; },
   };
 }
 

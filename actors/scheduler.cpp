@@ -266,7 +266,7 @@ void run_lost_again(self_ptr self) {
 }
 
 // A collector's executor went down: its tests wait out the grace, then run again elsewhere.
-void node_lost(self_ptr self, const caf::actor_addr& executor, const caf::error& reason) {
+void node_lost(self_ptr self, const caf::actor_addr& executor, const std::string& why) {
   auto& st = self->state;
   auto node = std::find_if(st.nodes.begin(), st.nodes.end(),
                            [&](const scheduler_node& n) { return n.executor.address() == executor; });
@@ -286,7 +286,7 @@ void node_lost(self_ptr self, const caf::actor_addr& executor, const caf::error&
     ++lost;
   }
   spdlog::warn("scheduler: collector {} lost ({}) with {} running test(s); they run again elsewhere after {} s",
-               node->name, to_string(reason), lost, grace.count());
+               node->name, why, lost, grace.count());
   st.modems->remove_node(node->id);
   if (st.config.collectors)
     st.config.collectors->clear_usage(node->name);
@@ -348,6 +348,12 @@ void node_joined(self_ptr self, node_offer offer, const executor_actor& executor
   auto& st = self->state;
   if (!executor)
     return;
+  // The same collector joining again while its node is still here (it took the head for lost
+  // and ended its tests; the head had not noticed): its node is lost first.
+  auto same = std::find_if(st.nodes.begin(), st.nodes.end(),
+                           [&](const scheduler_node& n) { return n.executor.address() == executor.address(); });
+  if (same != st.nodes.end())
+    node_lost(self, executor.address(), "it joined again: it had taken the head for lost and ended its tests");
   if (st.nodes.size() >= 64) {
     spdlog::error("scheduler: collector {} joined, but 64 nodes take tests already; it gets none", offer.name);
     return;
@@ -393,7 +399,7 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
     st.nodes.push_back(std::move(head));
   }
   // The collectors' executors are monitored: one going down is a lost node.
-  self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm.source, dm.reason); });
+  self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm.source, to_string(dm.reason)); });
 
   // Recovery first: the persistence actor answers in order, so every test inserted later is
   // not in this list (and enqueue ignores duplicates anyway).

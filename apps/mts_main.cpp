@@ -107,10 +107,12 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   c.modems = s.modem;
   c.modem_cooldown = std::chrono::seconds(s.modems.cooldown_seconds);
   c.board = board;
-  // Nodes (issue 16): a lost collector's tests keep their address as long as the head took to
-  // notice, so the collector, which ends its tests when it loses the head, has hung up first.
+  // Nodes (issue 16): a lost collector's tests keep their address for twice the time the head
+  // takes to notice. A collector notices a lost head within a heartbeat plus that time (its
+  // unanswered ping, actors/collector_link.hpp) and then ends its tests, so it has hung up
+  // before another node dials the meter.
   c.head_runs_tests = s.cluster.port == 0 || s.cluster.head_runs_tests;
-  c.node_loss_grace = std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
+  c.node_loss_grace = std::chrono::seconds(2 * s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
   c.max_attempts = s.scheduler.max_attempts;
   c.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
   return c;
@@ -506,6 +508,8 @@ int collect(const settings& s) {
   link_cfg.reconnect_max = std::chrono::seconds(s.collector.reconnect_max_seconds);
   link_cfg.executor = executor_hdl;
   link_cfg.network = sys.openssl_manager().actor_handle();
+  link_cfg.ping_interval = std::chrono::seconds(s.cluster.heartbeat_seconds);
+  link_cfg.ping_timeout = std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
   auto link_hdl = sys.spawn(collector_link, std::move(link_cfg));
 
   for (;;) {

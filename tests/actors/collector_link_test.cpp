@@ -56,17 +56,30 @@ caf::io::middleman_actor::behavior_type fake_network(caf::io::middleman_actor::s
 struct head_state {
   static inline const char* name = "fake_registrar";
   bool accept = true;
+  bool answer_pings = true; // false: a head the network no longer reaches
+  int pings = 0;
   std::vector<std::string> joins; // names, in order
+  std::vector<caf::typed_response_promise<bool>> unanswered;
 };
 
 registrar_actor::behavior_type fake_registrar(registrar_actor::stateful_pointer<head_state> self, bool accept) {
   self->state.accept = accept;
-  return {[self](join_atom, collector_hello& hello, executor_actor&) -> join_verdict {
-    self->state.joins.push_back(hello.name);
-    if (self->state.accept)
-      return {true, {}};
-    return {false, "wrong secret"};
-  }};
+  return {
+    [self](join_atom, collector_hello& hello, executor_actor&) -> join_verdict {
+      self->state.joins.push_back(hello.name);
+      if (self->state.accept)
+        return {true, {}};
+      return {false, "wrong secret"};
+    },
+    [self](ping_atom) -> caf::result<bool> {
+      auto& st = self->state;
+      st.pings += 1;
+      if (st.answer_pings)
+        return true;
+      st.unanswered.push_back(self->make_response_promise<bool>());
+      return st.unanswered.back();
+    },
+  };
 }
 
 struct link_fixture : actor_fixture {
@@ -94,6 +107,8 @@ struct link_fixture : actor_fixture {
     // Far beyond every pause tested: a request's timeout stays scheduled on the coordinator's
     // clock after its answer, and must not be the timer next_pause() fires.
     c.request_timeout = std::chrono::hours(1);
+    c.ping_interval = std::chrono::seconds(2);
+    c.ping_timeout = std::chrono::seconds(6);
     c.executor = caf::actor_cast<executor_actor>(exec);
     c.network = network;
     auto link = sys.spawn(collector_link, c);
@@ -189,4 +204,37 @@ TEST_CASE_METHOD(link_fixture, "something else published on the head's port is n
   CHECK(net().connects == 3);
   shut({caf::actor_cast<caf::actor>(link), caf::actor_cast<caf::actor>(network), caf::actor_cast<caf::actor>(exec),
         caf::actor_cast<caf::actor>(other)});
+}
+
+TEST_CASE_METHOD(link_fixture, "a head that stops answering pings is taken for lost: the tests end, then a new join",
+                 "[actors][cluster][link]") {
+  // A silent network: CAF closes nothing, so only the pings tell. Timers are the coordinator's.
+  auto head = sys.spawn(fake_registrar, true);
+  net().answers = {caf::actor_cast<caf::strong_actor_ptr>(head), caf::actor_cast<caf::strong_actor_ptr>(head)};
+  auto link = start_link();
+  REQUIRE(head_of(head).joins.size() == 1);
+  // Answered pings every 2 s: nothing happens.
+  CHECK(next_pause() == std::chrono::seconds(2));
+  CHECK(next_pause() == std::chrono::seconds(2));
+  CHECK(head_of(head).pings == 2);
+  CHECK(executor_state(exec).closes == 0);
+  // The head goes silent: the next ping is sent 2 s later and given up 6 s after that.
+  head_of(head).answer_pings = false;
+  CHECK(next_pause() == std::chrono::seconds(2));
+  CHECK(head_of(head).pings == 3);
+  // The timeouts of answered pings stay scheduled and fire harmlessly on the way: count the
+  // time until the tests are ended.
+  std::chrono::milliseconds silent{0};
+  for (int i = 0; i < 10 && executor_state(exec).closes == 0; ++i)
+    silent += next_pause();
+  CHECK(silent == std::chrono::seconds(6));
+  CHECK(executor_state(exec).closes == 1); // the tests end first
+  CHECK(net().connects == 1);
+  // Then it joins again (here the head answers again).
+  head_of(head).answer_pings = true;
+  CHECK(next_pause() == std::chrono::seconds(1));
+  CHECK(net().connects == 2);
+  CHECK(head_of(head).joins.size() == 2);
+  shut({caf::actor_cast<caf::actor>(link), caf::actor_cast<caf::actor>(network), caf::actor_cast<caf::actor>(exec),
+        caf::actor_cast<caf::actor>(head)});
 }

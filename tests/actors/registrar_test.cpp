@@ -131,6 +131,12 @@ TEST_CASE_METHOD(registrar_fixture, "a wrong secret, an unknown name, another ve
   CHECK_FALSE(v.accepted);
   CHECK(v.reason.rfind("a collector of that name is joined already", 0) == 0);
   CHECK(status("site-a").connected); // the first one stays
+  // The first one itself joining again (it took the head for lost over a link the head still
+  // had) is accepted, and the scheduler hears of it again (it then runs its tests elsewhere).
+  REQUIRE(offers().size() == 1);
+  CHECK(join(hello("site-a", "secret-of-a"), exec).accepted);
+  CHECK(offers().size() == 2);
+  CHECK(status("site-a").connected);
   for (auto* e : {&exec, &other})
     self->send_exit(*e, caf::exit_reason::user_shutdown);
   sched.run();

@@ -248,3 +248,26 @@ TEST_CASE_METHOD(nodes_fixture, "a test whose collector is lost on its last atte
   CHECK(done->connection_attempts == 2);
   stop({caf::actor_cast<caf::actor>(head)});
 }
+
+TEST_CASE_METHOD(nodes_fixture, "a collector joining again over the link it had: its tests run again after the grace",
+                 "[actors][scheduler][nodes]") {
+  // It took the head for lost (its pings went unanswered: the head was frozen, say) and ended
+  // its tests, which will never answer; the head still had its link.
+  auto head = spawn_head();
+  auto a = join(head, "a", 1);
+  auto test = submit(head, "10.0.0.1:1");
+  REQUIRE(ids_of(executor_state(a).received) == std::vector<test_id>{test});
+  std::string error;
+  self->send(head, join_atom::value, node_offer{"a", 1, {}, *parse_reach("", "", &error)},
+             caf::actor_cast<executor_actor>(a));
+  sched.run();
+  CHECK(executor_state(a).received.size() == 1); // not before the grace
+  sched.trigger_timeouts();
+  sched.run();
+  REQUIRE(ids_of(executor_state(a).received) == std::vector<test_id>{test, test});
+  CHECK(executor_state(a).attempts_used.at(1) == 1);
+  complete(a, 1, "SUCCESS", fake_now + 30);
+  sched.run();
+  CHECK(inspect->find_test(test)->result == "SUCCESS");
+  stop({caf::actor_cast<caf::actor>(head), caf::actor_cast<caf::actor>(a)});
+}

@@ -327,6 +327,31 @@ class ClusterDispatchTest(unittest.TestCase):
         self.assertEqual(counters["meters"][0]["sessionsPeak"], 1)  # never two sessions at once
         self.assertEqual(counters["meters"][0]["sessionsTotal"], 2)
 
+    def test_a_frozen_head_its_collector_ends_the_test_and_it_runs_again_once(self):
+        # The collector's pings (every 2 s, given up after 6 s) tell it the head is gone; CAF
+        # would not, as a frozen peer closes nothing.
+        slow = self.sim(1, seed=44, address="127.0.0.1", faults=["pace_baud=1200"])
+        c = self.collector("site-a", extra=["--collector.max_tcp_sessions=1"])
+        self.wait_joined("site-a")
+        meter = slow.meters[0]
+        req = request_for(meter, surveyDays=1, surveyDate=days_before_today(1))
+        test_id = self.head.test_request(req)
+        wait_for("the session to start", lambda: slow.counters()["sessionsNow"] == 1)
+        self.head.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for("the collector to give the head up", lambda: "collector site-a: lost the head" in c.log())
+            self.assertIn("no answer to a ping within 6000 ms", c.log())
+            wait_for("the collector to close the meter's session", lambda: slow.counters()["sessionsNow"] == 0)
+        finally:
+            self.head.proc.send_signal(signal.SIGCONT)
+        st = wait_done(self.head, test_id)
+        self.assertEqual(comparable(st), predicted(slow.expect(meter, req)))
+        self.assertEqual(st["attempts"], 2)  # the lost run counts as one
+        self.assertEqual(self.head.log().count("scheduler: test %d started on site-a" % test_id), 2)
+        counters = slow.stop()
+        self.assertEqual(counters["meters"][0]["sessionsPeak"], 1)
+        self.assertEqual(counters["meters"][0]["sessionsTotal"], 2)
+
 
 class ClusterCliTest(unittest.TestCase):
     def setUp(self):
