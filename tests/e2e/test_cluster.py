@@ -269,22 +269,28 @@ class ClusterDispatchTest(unittest.TestCase):
                  lambda: all(c["connected"] for c in self.status()["collectors"] if c["name"] in names))
 
     def test_tests_go_to_the_collector_that_reaches_their_meter(self):
-        near_a = self.sim(2, seed=41, address="127.0.0.2")
-        near_b = self.sim(2, seed=42, address="127.0.0.3",
-                          extra=["--modem-port", "0", "--guard-time-ms", str(GUARD_MS), "--connect-delay-ms", "200"])
-        modem = json.loads(near_b.proc.stdout.readline())["modem"]
-        self.collector("site-a", extra=["--collector.reach_networks=127.0.0.2/32"])
-        self.collector("site-b", extra=["--collector.reach_networks=127.0.0.3/32", "--collector.reach_prefixes=010"],
-                       modems=[{"name": "b-gw", "gateway": "127.0.0.3:%d" % modem["tcpPort"], "init": ["ATE0"]}])
+        # Each collector has two meters and a modem of its own. Both simulated modems answer
+        # the same numbers, so each collector's reach names the one number it is to dial.
+        modem_args = ["--modem-port", "0", "--guard-time-ms", str(GUARD_MS), "--connect-delay-ms", "200"]
+        near_a = self.sim(2, seed=41, address="127.0.0.2", extra=modem_args)
+        modem_a = json.loads(near_a.proc.stdout.readline())["modem"]
+        near_b = self.sim(2, seed=42, address="127.0.0.3", extra=modem_args)
+        modem_b = json.loads(near_b.proc.stdout.readline())["modem"]
+        self.collector("site-a", extra=["--collector.reach_networks=127.0.0.2/32",
+                                        "--collector.reach_prefixes=" + modem_a["numbers"][0]],
+                       modems=[{"name": "a-gw", "gateway": "127.0.0.2:%d" % modem_a["tcpPort"], "init": ["ATE0"]}])
+        self.collector("site-b", extra=["--collector.reach_networks=127.0.0.3/32",
+                                        "--collector.reach_prefixes=" + modem_b["numbers"][1]],
+                       modems=[{"name": "b-gw", "gateway": "127.0.0.3:%d" % modem_b["tcpPort"], "init": ["ATE0"]}])
         self.wait_joined("site-a", "site-b")
-        cases = {}
-        for i, meter in enumerate(near_a.meters):
-            cases["a%d" % i] = (near_a, meter, request_for(meter, surveyDays=1, surveyDate=days_before_today(1)))
-        cases["b-tcp"] = (near_b, near_b.meters[0],
-                          request_for(near_b.meters[0], surveyDays=1, surveyDate=days_before_today(1)))
-        phone = request_for(near_b.meters[1], surveyDays=1, surveyDate=days_before_today(1),
-                            remoteAddress=modem["numbers"][1])
-        cases["b-phone"] = (near_b, near_b.meters[1], phone)
+
+        def case(sim, index, number=None):
+            req = request_for(sim.meters[index], surveyDays=1, surveyDate=days_before_today(1))
+            if number:
+                req["remoteAddress"] = number
+            return sim, sim.meters[index], req
+        cases = {"a-tcp": case(near_a, 1), "a-phone": case(near_a, 0, modem_a["numbers"][0]),
+                 "b-tcp": case(near_b, 0), "b-phone": case(near_b, 1, modem_b["numbers"][1])}
         ids = {name: self.head.test_request(req) for name, (_, _, req) in cases.items()}
         statuses = wait_all_done(self.head, ids, 120)
         self.assertEqual(set(statuses), set(cases))
@@ -295,8 +301,9 @@ class ClusterDispatchTest(unittest.TestCase):
         for name, test_id in ids.items():
             node = "site-a" if name.startswith("a") else "site-b"
             self.assertIn("scheduler: test %d started on %s" % (test_id, node), head_log)
-        # The modem is listed with its collector; what each collector runs is shown.
+        # The modems are listed with their collectors; what each collector runs is shown.
         status = self.status()
+        self.assertIn({"name": "a-gw", "collector": "site-a", "state": "free"}, status["modems"])
         self.assertIn({"name": "b-gw", "collector": "site-b", "state": "free"}, status["modems"])
         for c in status["collectors"]:
             self.assertEqual((c["testsRunning"], c["tcpSessionsInUse"]), (0, 0))
