@@ -241,7 +241,10 @@ void edge_process::start(int timeout_seconds) {
     throw std::runtime_error(std::string("cannot start the edge: fork: ") + std::strerror(errno));
   if (pid == 0) {
     // Only async-signal-safe calls until exec. The edge dies with the server; the server's
-    // blocked signals must not stay blocked in nginx.
+    // blocked signals must not stay blocked in nginx. Its own process group, which its workers
+    // inherit: if the master dies (SIGKILL, the OOM killer), its workers would live on holding
+    // the port, so the server kills the group (below).
+    ::setpgid(0, 0);
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent)
       ::_exit(127);
@@ -252,10 +255,13 @@ void edge_process::start(int timeout_seconds) {
     ::_exit(127);
   }
   pid_ = pid;
+  ::setpgid(pid, pid); // as the child does: whichever runs first
   monitor_ = std::thread([this, pid] {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    // Workers the master left behind (it was killed, or did not wait for them).
+    ::kill(-pid, SIGKILL);
     exited_ = true;
     if (!stopping_) {
       spdlog::critical("edge: nginx exited unexpectedly ({}); the server stops with it", describe_wait_status(status));

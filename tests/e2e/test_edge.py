@@ -470,10 +470,14 @@ class LifecycleTest(unittest.TestCase):
         srv = Server(edge=True)
         self.addCleanup(srv.close)
         master = self.nginx_master(srv)
+        workers = children_of(master)
+        self.assertTrue(workers)
         os.kill(master, signal.SIGKILL)
         self.assertTrue(wait_for(lambda: srv.proc.poll() is not None, 15), "mts kept running without its edge")
         self.assertEqual(srv.proc.returncode, 1)
         self.assertIn("nginx exited unexpectedly", srv.log())
+        # Its workers do not live on holding the port (a restarted server could not bind it).
+        self.assertTrue(wait_for(lambda: not any(alive(w) for w in workers), 10), "nginx workers outlived their master")
 
 
 if __name__ == "__main__":
