@@ -104,7 +104,8 @@ registrar_actor::behavior_type registrar(registrar_actor::stateful_pointer<regis
       // The same collector again (the same executor, so the same process: it took the head for
       // lost while the head still had its link, e.g. the head was frozen): it ended its tests
       // before joining again, and the scheduler hears of it as a new join.
-      const bool again = st.joined.count(executor.address()) && st.joined[executor.address()] == hello.name;
+      const auto joined = st.joined.find(executor.address());
+      const bool again = joined != st.joined.end() && joined->second == hello.name;
       if (!again) {
         for (const auto& [addr, name] : st.joined)
           if (name == hello.name)

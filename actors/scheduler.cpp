@@ -323,20 +323,23 @@ void dispatch(self_ptr self) {
 
 // A test's request for a modem, from its node (the head's own tests, or a collector's through
 // its node broker): answered only for a test running there.
+// Whether the test is running on that node now (not lost with it).
+bool runs_on(self_ptr self, test_id id, std::uint64_t node) {
+  auto it = self->state.running.find(id);
+  return it != self->state.running.end() && it->second.node == node && !it->second.lost;
+}
+
 modem_grant grant_modem(self_ptr self, test_id id, std::uint64_t node) {
-  auto& st = self->state;
-  auto it = st.running.find(id);
-  if (it == st.running.end() || it->second.node != node || it->second.lost) {
+  if (!runs_on(self, id, node)) {
     spdlog::warn("scheduler: test {} asked for a modem but is not running on that node; none given", id);
     return {};
   }
-  return {st.modems->acquire(id, node)};
+  return {self->state.modems->acquire(id, node)};
 }
 
 void modem_fault(self_ptr self, test_id id, const std::string& reason, std::uint64_t node) {
   auto& st = self->state;
-  auto it = st.running.find(id);
-  if (it == st.running.end() || it->second.node != node || it->second.lost)
+  if (!runs_on(self, id, node))
     return;
   st.modems->fault(id, reason);
   if (auto* n = find_node(self, node))
@@ -349,11 +352,8 @@ void node_joined(self_ptr self, node_offer offer, const executor_actor& executor
   if (!executor)
     return;
   // The same collector joining again while its node is still here (it took the head for lost
-  // and ended its tests; the head had not noticed): its node is lost first.
-  auto same = std::find_if(st.nodes.begin(), st.nodes.end(),
-                           [&](const scheduler_node& n) { return n.executor.address() == executor.address(); });
-  if (same != st.nodes.end())
-    node_lost(self, executor.address(), "it joined again: it had taken the head for lost and ended its tests");
+  // and ended its tests; the head had not noticed): its node is lost first (nothing otherwise).
+  node_lost(self, executor.address(), "it joined again: it had taken the head for lost and ended its tests");
   if (st.nodes.size() >= 64) {
     spdlog::error("scheduler: collector {} joined, but 64 nodes take tests already; it gets none", offer.name);
     return;
