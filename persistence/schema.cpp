@@ -135,6 +135,25 @@ CREATE INDEX tests_state_received_time ON tests (state, received_time);
 DROP INDEX tests_state;
 )SQL";
 
+// Version 7: a count of the changes to the tokens, kept by triggers whoever writes (the server,
+// an `mts token` command, a maintenance shell). A reader remembers the token rows it has
+// looked up for as long as the count has not moved (store::find_token_by_hash): every request
+// checks a token, tokens change rarely, and a deleted token must stop working at once, also
+// when another process deleted it. Only a token's last use (last_used_time) changes nothing.
+const char* const migration_token_changes = R"SQL(
+CREATE TABLE token_changes (
+  id    INTEGER PRIMARY KEY CHECK (id = 1),
+  count INTEGER NOT NULL
+);
+INSERT INTO token_changes (id, count) VALUES (1, 0);
+CREATE TRIGGER tokens_inserted AFTER INSERT ON tokens
+  BEGIN UPDATE token_changes SET count = count + 1; END;
+CREATE TRIGGER tokens_deleted AFTER DELETE ON tokens
+  BEGIN UPDATE token_changes SET count = count + 1; END;
+CREATE TRIGGER tokens_updated AFTER UPDATE OF id, name, scope, token_hash, created_time, expires_time ON tokens
+  BEGIN UPDATE token_changes SET count = count + 1; END;
+)SQL";
+
 const char* const all_migrations[] = {
     migration_1,
     migration_2,
@@ -142,6 +161,7 @@ const char* const all_migrations[] = {
     migration_service_probe,
     migration_packed,
     migration_state_time,
+    migration_token_changes,
 };
 
 } // namespace

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -222,6 +223,13 @@ struct store::impl {
   std::unique_ptr<SQLite::Statement> insert_transcript_st;
   std::unique_ptr<SQLite::Statement> begin_read_st;
   std::unique_ptr<SQLite::Statement> end_read_st;
+  std::unique_ptr<SQLite::Statement> token_changes_st;
+
+  // The token rows this connection has looked up, by hash, while token_changes.count was
+  // token_count (schema.cpp, version 7). Bounded: cleared when it would pass max_known_tokens.
+  std::unordered_map<std::string, token_match> known_tokens;
+  std::int64_t token_count = -1;
+  static constexpr std::size_t max_known_tokens = 256;
 
   impl(const std::string& path, store_mode m, int flags, std::int64_t busy_timeout_ms)
       : db(path, flags, clamp_timeout(busy_timeout_ms)), mode(m) {}
@@ -782,6 +790,20 @@ bool store::delete_token(const std::string& name) {
 
 std::optional<store::token_match> store::find_token_by_hash(const std::string& token_hash) {
   return guarded("find token", [&]() -> std::optional<token_match> {
+    // The count is read before the row: a change committed in between moves it, so a row
+    // remembered here is never used after a change that could have touched it.
+    std::int64_t count = 0;
+    {
+      statement_use changes(impl_->cached(impl_->token_changes_st, "SELECT count FROM token_changes"));
+      if (!changes->executeStep()) throw store_error("find token: the token_changes row is missing");
+      count = changes->getColumn(0).getInt64();
+    }
+    if (count != impl_->token_count) {
+      impl_->known_tokens.clear();
+      impl_->token_count = count;
+    }
+    if (auto known = impl_->known_tokens.find(token_hash); known != impl_->known_tokens.end())
+      return known->second;
     statement_use st(impl_->cached(
         impl_->find_token_st,
         "SELECT id, name, scope, created_time, expires_time, last_used_time, token_hash "
@@ -791,6 +813,9 @@ std::optional<store::token_match> store::find_token_by_hash(const std::string& t
     token_match m;
     m.info = read_token_row(*st);
     m.token_hash = column_bytes(st->getColumn(6));
+    if (impl_->known_tokens.size() >= impl::max_known_tokens)
+      impl_->known_tokens.clear();
+    impl_->known_tokens.emplace(token_hash, m);
     return m;
   });
 }

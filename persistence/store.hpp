@@ -102,6 +102,10 @@ public:
   // Deletes by name; false when there is no such token.
   bool delete_token(const std::string& name);
   // Looks up a token by its hash; the caller compares the returned hash in constant time.
+  // A found row is remembered on this connection until a token changes (any insert, delete or
+  // change other than the last use, by any process: schema version 7), so that the check on
+  // every request costs one read of a one-row table; info.last_used_time may then be older
+  // than the row's.
   struct token_match {
     token_info info;
     std::string token_hash;

@@ -100,14 +100,17 @@ class CompactStorageTest(unittest.TestCase):
             db.execute("DROP TABLE storage_conversion")
             db.execute("DROP INDEX tests_state_received_time")  # version 6's index
             db.execute("CREATE INDEX tests_state ON tests (state)")
+            for trigger in ("tokens_inserted", "tokens_deleted", "tokens_updated"):  # version 7's
+                db.execute("DROP TRIGGER %s" % trigger)
+            db.execute("DROP TABLE token_changes")
             with db:
                 db.execute("DELETE FROM schema_migrations WHERE version >= 5")
 
-            srv.restart()  # migrates to version 6 and converts in the background
+            srv.restart()  # migrates to version 7 and converts in the background
             self.assertEqual(self.answers(srv, ids), before)
             wait_for("the conversion", lambda: "conversion to the compact encoding complete" in srv.log(), srv)
             self.assertEqual(self.answers(srv, ids), before)
-            self.assertIn("database ready (schema version 6", srv.log())
+            self.assertIn("database ready (schema version 7", srv.log())
             self.assertEqual(db.execute("SELECT COUNT(*) FROM tests WHERE readings_json IS NOT NULL "
                                         "OR readings IS NULL").fetchone()[0], 0)
             self.assertEqual(db.execute("SELECT COUNT(*) FROM test_transcripts WHERE transcript IS NULL "

@@ -112,15 +112,15 @@ TEST_CASE("a fresh database is created with the latest schema, WAL and integrity
   temp_dir dir;
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(store::latest_schema_version() == 6);
-    CHECK(s.schema_version() == 6);
+    CHECK(store::latest_schema_version() == 7);
+    CHECK(s.schema_version() == 7);
     CHECK(s.quick_check() == "ok");
     CHECK(fs::exists(dir.path / "data" / "mts.db"));
   }
   SQLite::Database raw(dir.db(), SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
-  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 6);
-  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 6);
+  CHECK(raw.execAndGet("SELECT COUNT(*) FROM schema_migrations").getInt64() == 7);
+  CHECK(raw.execAndGet("SELECT MAX(version) FROM schema_migrations").getInt64() == 7);
   CHECK(raw.tableExists("test_transcripts"));
   CHECK(raw.tableExists("tokens"));
   CHECK(raw.tableExists("batches"));
@@ -138,14 +138,14 @@ TEST_CASE("reopening a database keeps its data and does not re-run migrations", 
   }
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 6);
+    CHECK(s.schema_version() == 7);
     auto t = s.find_test(1);
     REQUIRE(t);
     CHECK(t->received_time == 1000);
     CHECK(t->request.meter_type == "ELSTER_A1700");
     CHECK(s.insert_test(simple_request(), 1001) == 2);
   }
-  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 6);
+  CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM schema_migrations") == 7);
 }
 
 TEST_CASE("a version 1 database is migrated: old results keep no connection attempts", "[store]") {
@@ -162,7 +162,7 @@ TEST_CASE("a version 1 database is migrated: old results keep no connection atte
              "VALUES (10, 1, 'IEC62056-21', '127.0.0.1:4059', 0, 'COMPLETED', 'SUCCESS', 1, 20)");
   }
   store s(dir.db(), store_mode::read_write, busy_ms);
-  CHECK(s.schema_version() == 6);
+  CHECK(s.schema_version() == 7);
   auto old = s.find_test(1);
   REQUIRE(old);
   CHECK(old->result == "SUCCESS");
@@ -181,14 +181,14 @@ TEST_CASE("a database with a newer schema version is refused", "[store]") {
   { store s(dir.db(), store_mode::read_write, busy_ms); }
   {
     SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE);
-    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (7, 0)");
+    raw.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (8, 0)");
   }
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_write, busy_ms), store_error,
-      Catch::Message("database schema version 7 is newer than this build supports (6)"));
+      Catch::Message("database schema version 8 is newer than this build supports (7)"));
   REQUIRE_THROWS_MATCHES(
       store(dir.db(), store_mode::read_only, busy_ms), store_error,
-      Catch::Message("database schema version 7 is newer than this build supports (6)"));
+      Catch::Message("database schema version 8 is newer than this build supports (7)"));
 }
 
 TEST_CASE("writers racing to create and migrate the same database all succeed", "[store]") {
@@ -201,7 +201,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
     threads.emplace_back([&, i] {
       try {
         store s(path, store_mode::read_write, busy_ms);
-        if (s.schema_version() == 6) ++ok;
+        if (s.schema_version() == 7) ++ok;
       } catch (const std::exception& e) {
         errors[static_cast<std::size_t>(i)] = e.what();
       }
@@ -210,7 +210,7 @@ TEST_CASE("writers racing to create and migrate the same database all succeed", 
   for (auto& t : threads) t.join();
   for (const auto& e : errors) CHECK(e == "");
   CHECK(ok == 6);
-  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 6);
+  CHECK(count_rows(path, "SELECT COUNT(*) FROM schema_migrations") == 7);
 }
 
 TEST_CASE("read-only open of a missing file fails with a clear message", "[store]") {
@@ -229,7 +229,7 @@ TEST_CASE("read-only open of a database that was never migrated is refused", "[s
   { std::ofstream(path).flush(); } // an empty file is a valid, empty SQLite database
   REQUIRE_THROWS_MATCHES(store(path, store_mode::read_only, busy_ms), store_error,
                          Catch::Message("database schema version 0 is older than this build "
-                                        "expects (6); start the server once to upgrade it"));
+                                        "expects (7); start the server once to upgrade it"));
 }
 
 TEST_CASE("insert and find round-trip every field, embedded NULs included", "[store]") {
@@ -791,13 +791,20 @@ TEST_CASE("tokens: insert, list, find by hash, touch, delete", "[store]") {
                          Catch::Message("insert token: the token hash must be 32 bytes"));
   CHECK(s.list_tokens().size() == 3);
 
+  // The last use as the operator sees it (token list); a token check may remember a row with
+  // an older last use (the next test case).
+  auto last_used = [&](const std::string& name) {
+    for (const auto& t : s.list_tokens())
+      if (t.name == name) return t.last_used_time;
+    throw std::runtime_error("no token " + name);
+  };
   s.touch_token(2, 1500);
-  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1500});
+  CHECK(last_used("alpha") == unix_seconds{1500});
   s.touch_token(2, 1400); // never moves backwards
-  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1500});
+  CHECK(last_used("alpha") == unix_seconds{1500});
   s.touch_token(2, 1600);
-  CHECK(s.find_token_by_hash(ha)->info.last_used_time == unix_seconds{1600});
-  CHECK_FALSE(s.find_token_by_hash(hz)->info.last_used_time.has_value());
+  CHECK(last_used("alpha") == unix_seconds{1600});
+  CHECK_FALSE(last_used("zeta").has_value());
 
   CHECK(s.delete_token("mid"));
   CHECK_FALSE(s.delete_token("mid"));
@@ -812,7 +819,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   temp_dir dir;
   store w(dir.db(), store_mode::read_write, busy_ms);
   store r(dir.db(), store_mode::read_only, busy_ms);
-  CHECK(r.schema_version() == 6);
+  CHECK(r.schema_version() == 7);
 
   CHECK_FALSE(r.find_test(1).has_value());
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
@@ -829,7 +836,7 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   REQUIRE(w.mark_running(1, 200));
   CHECK(r.find_test(1)->state == test_state::running);
   w.touch_token(1, 50);
-  CHECK(r.find_token_by_hash(hash_of(1))->info.last_used_time == unix_seconds{50});
+  CHECK(r.list_tokens()[0].last_used_time == unix_seconds{50});
   CHECK(w.delete_token("t"));
   CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
 
@@ -840,6 +847,61 @@ TEST_CASE("a read-only store sees the writer's commits and cannot write", "[stor
   CHECK(count_rows(dir.db(), "SELECT COUNT(*) FROM service_probe WHERE id = 1 AND written_time = 301") == 1);
   REQUIRE_THROWS_WITH(r.delete_token("t"), Catch::StartsWith("delete token: "));
   CHECK(r.quick_check() == "ok");
+}
+
+TEST_CASE("a token row a reader remembers is dropped as soon as any process changes a token", "[store]") {
+  temp_dir dir;
+  store w(dir.db(), store_mode::read_write, busy_ms);
+  store r(dir.db(), store_mode::read_only, busy_ms);
+  w.insert_token("t", token_scope::full, hash_of(1), 1, 1000);
+  w.insert_token("u", token_scope::full, hash_of(2), 1, 1000);
+  REQUIRE(r.find_token_by_hash(hash_of(1)));
+  REQUIRE(r.find_token_by_hash(hash_of(2)));
+
+  // Another writer, as `mts token delete` in another process.
+  {
+    store other(dir.db(), store_mode::read_write, busy_ms);
+    CHECK(other.delete_token("t"));
+  }
+  CHECK_FALSE(r.find_token_by_hash(hash_of(1)).has_value());
+  CHECK(r.find_token_by_hash(hash_of(2))->info.name == "u");
+
+  // Plain SQL, as from a maintenance shell: the triggers count it too.
+  auto raw_exec = [&](const char* sql) {
+    SQLite::Database raw(dir.db(), SQLite::OPEN_READWRITE, 5000);
+    raw.exec(sql);
+  };
+  raw_exec("UPDATE tokens SET expires_time = 5 WHERE name = 'u'");
+  CHECK(r.find_token_by_hash(hash_of(2))->info.expires_time == 5);
+  raw_exec("UPDATE tokens SET scope = 'MTS API read-only' WHERE name = 'u'");
+  CHECK(r.find_token_by_hash(hash_of(2))->info.scope == token_scope::read_only);
+  raw_exec("UPDATE tokens SET token_hash = zeroblob(32) WHERE name = 'u'");
+  CHECK_FALSE(r.find_token_by_hash(hash_of(2)).has_value());
+  w.insert_token("v", token_scope::full, hash_of(3), 1, 1000);
+  CHECK(r.find_token_by_hash(hash_of(3))->info.name == "v");
+
+  // A token's last use is no change: one a minute per token would empty every reader's rows.
+  const auto changes = count_rows(dir.db(), "SELECT count FROM token_changes");
+  CHECK(changes == 7); // two inserts, a delete, three updates, an insert
+  w.touch_token(3, 60);
+  CHECK(count_rows(dir.db(), "SELECT count FROM token_changes") == changes);
+
+  // More tokens than a reader keeps (256): each is still found, and a deleted one is not.
+  auto many = [](int n) {
+    std::string h(32, '\x01');
+    h[0] = static_cast<char>(n & 0xff);
+    h[1] = static_cast<char>(n >> 8);
+    h[3] = '\x7f'; // hash_of() has 0 there
+    return h;
+  };
+  for (int i = 0; i < 600; ++i)
+    w.insert_token("n" + std::to_string(i), token_scope::full, many(i), 1, 1000);
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 600; ++i)
+      REQUIRE(r.find_token_by_hash(many(i))->info.name == "n" + std::to_string(i));
+  CHECK(w.delete_token("n150"));
+  CHECK_FALSE(r.find_token_by_hash(many(150)).has_value());
+  CHECK(r.find_token_by_hash(many(151))->info.name == "n151");
 }
 
 TEST_CASE("a read-only store opens a database whose writer has closed", "[store]") {
@@ -1087,7 +1149,7 @@ TEST_CASE("a version 4 database is served as before, then converted in steps tha
   };
   {
     store s(dir.db(), store_mode::read_write, busy_ms);
-    CHECK(s.schema_version() == 6);
+    CHECK(s.schema_version() == 7);
     CHECK(s.conversion().converted_to == 0);
     CHECK(s.conversion().last_test_id == 5);
     served_as_before(s);
