@@ -127,6 +127,31 @@ TEST_CASE("elster record stream: markers and records by hand", "[sim][elster]") 
   CHECK(sel::encode_profile(items) == want);
 }
 
+TEST_CASE("elster profile days: 551 and 554 ranges, clipped to the data and to 4,000 days", "[sim][elster]") {
+  // The fuzz harness (fuzz/sim_meters.cpp) keeps its meters in their first 60 days of data,
+  // where neither cap is reached; these ranges are checked here. Meter time 2023-11-14
+  // 22:13:20: that day starts at 1,699,920,000.
+  constexpr unix_seconds t = 1'700'000'000, today = 1'699'920'000, day = 86'400;
+  const auto same = [](sel::day_range a, sel::day_range b) { return a.first == b.first && a.last == b.last; };
+  CHECK(sel::days_551(0, t).last < sel::days_551(0, t).first); // no days
+  CHECK(same(sel::days_551(1, t), {today, today}));
+  CHECK(same(sel::days_551(10, t), {today - 9 * day, today}));
+  CHECK(same(sel::days_551(4000, t), {today - 3999 * day, today}));
+  CHECK(same(sel::days_551(4001, t), {today - 3999 * day, today})); // capped
+  CHECK(same(sel::days_551(0xFFFF, t), {today - 3999 * day, today})); // "all"
+  // A meter whose data starts 2000-01-01 (946,684,800) and is 10 days old: all it has.
+  const unix_seconds young = 946'684'800 + 10 * day + 5 * 3600;
+  CHECK(same(sel::days_551(0xFFFF, young), {946'684'800, 946'684'800 + 10 * day}));
+  CHECK(same(sel::days_551(30, young), {946'684'800, 946'684'800 + 10 * day}));
+
+  CHECK(sel::days_554(t, t, t).last < sel::days_554(t, t, t).first); // to <= from: no days
+  CHECK(same(sel::days_554(today - 2 * day + 7, today - day + 1, t), {today - 2 * day, today - day}));
+  CHECK(same(sel::days_554(today - 2 * day, today - day, t), {today - 2 * day, today - 2 * day})); // to exclusive
+  CHECK(same(sel::days_554(today - day, t + 10 * day, t), {today - day, today})); // not past the meter's today
+  CHECK(same(sel::days_554(0, t, t), {today - 3999 * day, today}));               // the last 4,000 days
+  CHECK(same(sel::days_554(0, young, young), {946'684'800, 946'684'800 + 10 * day})); // not before the data
+}
+
 TEST_CASE("elster record stream: a day with a gap and a power failure", "[sim][elster]") {
   meter_faults f;
   f.survey_gaps = {day0 + 3600, day0 + 5400};
