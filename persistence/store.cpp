@@ -10,10 +10,10 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
-#include <thread>
-#include <unordered_map>
 #include <string_view>
 #include <system_error>
+#include <thread>
+#include <unordered_map>
 #include <utility>
 
 namespace mts {
