@@ -34,6 +34,11 @@ void head_lost(self_ptr self, const std::string& why) {
   try_again(self);
 }
 
+// Whether the join numbered `join` is the current one (a ping of an earlier join is dropped).
+bool still_joined(self_ptr self, std::uint64_t join) {
+  return self->state.head && join == self->state.joins;
+}
+
 void join(self_ptr self, registrar_actor head) {
   auto& st = self->state;
   self->request(head, st.config.request_timeout, join_atom::value, st.config.hello, st.config.executor)
@@ -105,19 +110,18 @@ collector_link_actor::behavior_type collector_link(collector_link_actor::statefu
     },
     [self](ping_atom, std::uint64_t join) {
       auto& st = self->state;
-      if (!st.head || join != st.joins)
+      if (!still_joined(self, join))
         return;
       self->request(st.head, st.config.ping_timeout, ping_atom::value)
         .then(
           [self, join](bool) {
-            if (self->state.head && join == self->state.joins)
+            if (still_joined(self, join))
               self->delayed_send(self, self->state.config.ping_interval, ping_atom::value, join);
           },
           [self, join](caf::error& err) {
-            if (!self->state.head || join != self->state.joins)
-              return;
-            head_lost(self, "no answer to a ping within " +
-                              std::to_string(self->state.config.ping_timeout.count()) + " ms: " + to_string(err));
+            if (still_joined(self, join))
+              head_lost(self, "no answer to a ping within " +
+                                std::to_string(self->state.config.ping_timeout.count()) + " ms: " + to_string(err));
           });
     },
   };

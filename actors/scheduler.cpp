@@ -321,14 +321,14 @@ void dispatch(self_ptr self) {
   arm_tick(self);
 }
 
-// A test's request for a modem, from its node (the head's own tests, or a collector's through
-// its node broker): answered only for a test running there.
 // Whether the test is running on that node now (not lost with it).
 bool runs_on(self_ptr self, test_id id, std::uint64_t node) {
   auto it = self->state.running.find(id);
   return it != self->state.running.end() && it->second.node == node && !it->second.lost;
 }
 
+// A test's request for a modem, from its node (the head's own tests, or a collector's through
+// its node broker): answered only for a test running there.
 modem_grant grant_modem(self_ptr self, test_id id, std::uint64_t node) {
   if (!runs_on(self, id, node)) {
     spdlog::warn("scheduler: test {} asked for a modem but is not running on that node; none given", id);

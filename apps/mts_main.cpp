@@ -89,6 +89,12 @@ std::string storage_dir(const settings& s) {
   return dir.empty() ? "." : dir;
 }
 
+// How long a missing peer takes to count as lost: CAF's heartbeat check of a connection, and
+// a collector's unanswered ping to the head.
+std::chrono::seconds loss_detection_time(const settings& s) {
+  return std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
+}
+
 // The scheduler's settings that a reload may change (is_reloadable), from `s`.
 scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<const meter_type_registry>& types,
                                     const std::shared_ptr<modem_board>& board) {
@@ -113,7 +119,7 @@ scheduler_config scheduler_settings(const settings& s, const std::shared_ptr<con
   // unanswered ping, actors/collector_link.hpp) and then ends its tests, so it has hung up
   // before another node dials the meter.
   c.head_runs_tests = s.cluster.port == 0 || s.cluster.head_runs_tests;
-  c.node_loss_grace = std::chrono::seconds(2 * s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
+  c.node_loss_grace = 2 * loss_detection_time(s);
   c.max_attempts = s.scheduler.max_attempts;
   c.retry_delay = std::chrono::seconds(s.scheduler.retry_delay_seconds);
   return c;
@@ -181,7 +187,7 @@ test_engine start_test_engine(caf::actor_system& sys, const settings& s,
 void configure_cluster(caf::actor_system_config& cfg, const settings& s, cluster_role role) {
   const auto heartbeat = std::chrono::seconds(s.cluster.heartbeat_seconds);
   configure_cluster_node(cfg, {s.cluster.ca_file, s.cluster.certificate_file, s.cluster.key_file}, role, heartbeat,
-                         heartbeat * s.cluster.missed_heartbeats);
+                         loss_detection_time(s));
 }
 
 // Why this node's cluster files cannot serve (checked at start: CAF reads them only at the
@@ -510,7 +516,7 @@ int collect(const settings& s) {
   link_cfg.executor = executor_hdl;
   link_cfg.network = sys.openssl_manager().actor_handle();
   link_cfg.ping_interval = std::chrono::seconds(s.cluster.heartbeat_seconds);
-  link_cfg.ping_timeout = std::chrono::seconds(s.cluster.heartbeat_seconds * s.cluster.missed_heartbeats);
+  link_cfg.ping_timeout = loss_detection_time(s);
   auto link_hdl = sys.spawn(collector_link, std::move(link_cfg));
 
   for (;;) {

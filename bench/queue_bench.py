@@ -210,13 +210,12 @@ def run_target(server, target, seconds, connections):
         r = wrk(seconds, connections, base + "test-request", script=write_post_script(server))
     elif target == "test-status":
         r = wrk(seconds, connections, base + "test-status?testId=1", header="Authorization: Bearer " + server.token)
-    elif target == "unknown-url-404-auth":
-        # The 404 with test-status's request headers: cpp-httplib reads a request's header
-        # lines one SSL_read per byte, so the bare 404 (no Authorization line) is also a
-        # shorter request to read, not only a cheaper handler.
-        return wrk(seconds, connections, base + "unknown-url", header="Authorization: Bearer " + server.token)
     else:
-        return wrk(seconds, connections, base + "unknown-url")
+        # unknown-url-404-auth: with test-status's request headers. cpp-httplib reads a
+        # request's header lines one SSL_read per byte, so the bare 404 (no Authorization
+        # line) is also a shorter request to read, not only a cheaper handler.
+        auth = "Authorization: Bearer " + server.token if target.endswith("-auth") else None
+        return wrk(seconds, connections, base + "unknown-url", header=auth)
     if r["non_2xx"]:
         print("bench: %d non-2xx answers to %s on %s" % (r["non_2xx"], target, server.name), file=sys.stderr)
     return r
