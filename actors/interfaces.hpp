@@ -40,7 +40,7 @@ using get_atom = caf::atom_constant<caf::atom("get")>;
 using batch_atom = caf::atom_constant<caf::atom("batch")>;
 using search_atom = caf::atom_constant<caf::atom("search")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
-using submit_atom = caf::atom_constant<caf::atom("submit")>;
+using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using run_atom = caf::atom_constant<caf::atom("run")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
@@ -104,13 +104,19 @@ struct scheduler_stats {
 
 // ---- interfaces ----
 
+// Where the persistence actor reports new tests once they are committed: the scheduler.
+using queue_sink_actor = caf::typed_actor<
+  // Tests just stored (one message per commit), in id order: queue them.
+  caf::reacts_to<queued_atom, std::vector<queued_test>>>;
+
 // The PERSISTENCE actor: the server's only writer to SQLite. Every reply is sent after the
 // change is committed. New tests, test starts and results are group-committed
 // (actors/persistence.hpp).
 using persistence_actor = caf::typed_actor<
-  // Store one test; answers its id.
+  // test-request: store one test; answers its id. The queue sink hears of it first.
   caf::replies_to<insert_atom, test_request, unix_seconds>::with<test_id>,
-  // Store a batch in one transaction; answers the batch id and test ids in request order.
+  // batch-request: store a batch in one transaction; answers the batch id and test ids in
+  // request order. The queue sink hears of them first.
   caf::replies_to<insert_atom, std::vector<test_request>, unix_seconds>::with<batch_inserted>,
   // Delete a test if it is still pending; answers whether it was deleted.
   caf::replies_to<delete_atom, test_id>::with<bool>,
@@ -126,8 +132,9 @@ using persistence_actor = caf::typed_actor<
   caf::replies_to<finish_atom, test_outcome>::with<bool>,
   // Start-up recovery: running tests back to pending; answers the whole pending queue.
   caf::replies_to<recover_atom>::with<std::vector<test_record>>,
-  // The same recovery, answering only the queued tests' ids and scheduling keys, in id order.
-  caf::replies_to<recover_atom, keys_atom>::with<std::vector<queued_test>>,
+  // The same recovery, answering only the queued tests' ids and scheduling keys, in id order;
+  // from then on every new test is told to the sink after its commit and before its answer.
+  caf::replies_to<recover_atom, keys_atom, queue_sink_actor>::with<std::vector<queued_test>>,
   // Note that a token was used (sent at most once a minute per token).
   caf::reacts_to<touch_atom, std::int64_t, unix_seconds>,
   // Probe: commit one tiny write, recording the result in the writer's health
@@ -250,8 +257,10 @@ using node_registry_actor = caf::typed_actor<
 
 // The SCHEDULER owns the queue and the modem pool, and decides what runs when; it is the
 // test actors' modem broker (the head's own directly, a collector's through that node's
-// NODE BROKER, actors/node_broker.hpp).
-using scheduler_actor = modem_broker_actor::extend_with<node_registry_actor>::extend<
+// NODE BROKER, actors/node_broker.hpp). New tests do not pass through it: the HTTP threads
+// give them to the persistence actor, which tells the scheduler after the commit
+// (queue_sink_actor).
+using scheduler_actor = modem_broker_actor::extend_with<node_registry_actor>::extend_with<queue_sink_actor>::extend<
   // A collector's test asks for its modem (modem_broker_actor), through its node's broker,
   // which adds the node's number: answered only for a test running on that node.
   caf::replies_to<modem_atom, get_atom, test_id, std::uint64_t>::with<modem_grant>,
@@ -259,10 +268,6 @@ using scheduler_actor = modem_broker_actor::extend_with<node_registry_actor>::ex
   caf::reacts_to<modem_atom, fault_atom, test_id, std::string, std::uint64_t>,
   // Internal: the test, taken from a lost node, may run again (its dispatch generation).
   caf::reacts_to<retry_atom, test_id, std::uint64_t>,
-  // test-request: store the test, queue it; answers its id once it is durable.
-  caf::replies_to<submit_atom, test_request, unix_seconds>::with<test_id>,
-  // batch-request: store all tests in one transaction, queue them; answers the batch id.
-  caf::replies_to<submit_atom, std::vector<test_request>, unix_seconds>::with<batch_id>,
   // test-cancel: remove the test if it has not started; answers its id (error unknown_test).
   caf::replies_to<cancel_atom, test_id>::with<test_id>,
   // batch-cancel: answers how many tests were removed (error unknown_batch).

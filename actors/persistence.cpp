@@ -83,6 +83,23 @@ void request_flush(persistence_ptr self) {
     self->send(self, flush_atom::value);
 }
 
+queued_test queue_key(test_id id, const test_request& r) {
+  return {id, r.immediate, r.meter_type, r.remote_address};
+}
+
+// Tells the queue sink of tests just committed, before anyone is answered (persistence.hpp).
+template <class KeyOf>
+void tell_sink(persistence_ptr self, std::size_t count, KeyOf&& key_of) {
+  auto& sink = self->state.sink;
+  if (!sink || count == 0)
+    return;
+  std::vector<queued_test> keys;
+  keys.reserve(count);
+  for (std::size_t i = 0; i < count; ++i)
+    keys.push_back(key_of(i));
+  self->send(sink, queued_atom::value, std::move(keys));
+}
+
 // Writes every waiting new test, start and result in one transaction and answers them.
 void flush(persistence_ptr self) {
   auto& st = self->state;
@@ -132,6 +149,7 @@ void flush(persistence_ptr self) {
     return;
   }
   ++st.group_commits;
+  tell_sink(self, inserts.size(), [&](std::size_t i) { return queue_key(inserted[i], inserts[i].request); });
   for (std::size_t i = 0; i < inserts.size(); ++i)
     inserts[i].promise.deliver(test_id{inserted[i]});
   for (std::size_t i = 0; i < starts.size(); ++i) {
@@ -164,6 +182,7 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
       flush(self); // the tests submitted before this batch get the lower ids
       return guarded_write(*wh, "insert batch", [&] {
         auto [batch, ids] = st->insert_batch(reqs, received);
+        tell_sink(self, ids.size(), [&](std::size_t i) { return queue_key(ids[i], reqs[i]); });
         return batch_inserted{batch, std::move(ids)};
       });
     },
@@ -203,8 +222,10 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     [st, wh](recover_atom) -> caf::result<std::vector<test_record>> {
       return guarded_write(*wh, "recover queue", [&] { return st->recover_queue(); });
     },
-    [st, wh](recover_atom, keys_atom) -> caf::result<std::vector<queued_test>> {
-      return guarded_write(*wh, "recover queue", [&] { return st->recover_queue_keys(); });
+    [self, st, wh](recover_atom, keys_atom, queue_sink_actor& sink) -> caf::result<std::vector<queued_test>> {
+      auto recovered = guarded_write(*wh, "recover queue", [&] { return st->recover_queue_keys(); });
+      self->state.sink = std::move(sink); // every later commit's new tests go to it
+      return recovered;
     },
     [st, wh](touch_atom, std::int64_t token, unix_seconds at) {
       try {

@@ -17,6 +17,12 @@
 // deletes the test (it is still pending) and the start then answers false, as for any test
 // cancelled before it started. A batch first writes the group waiting before it, so test ids
 // still follow the order in which the requests arrived.
+//
+// New tests come straight from the HTTP threads. Once the scheduler has recovered the queue
+// (recover, keys, sink), every commit that stores new tests sends it one message with their
+// keys, before any of them is answered. Whoever learns a test's id (to cancel it, say) can
+// therefore only reach the scheduler after that message: CAF keeps a mailbox in the order
+// messages were enqueued. Tests committed before the recovery are in its answer instead.
 #include "actors/interfaces.hpp"
 #include "actors/writer_health.hpp"
 #include "persistence/store.hpp"
@@ -54,6 +60,7 @@ struct persistence_state {
   std::vector<pending_insert> inserts;
   std::vector<pending_start> starts;
   std::vector<pending_finish> finishes;
+  queue_sink_actor sink; // the scheduler, once it has recovered the queue; told of new tests
   std::uint64_t group_commits = 0; // transactions written by flushes (for tests)
 };
 

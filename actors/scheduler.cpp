@@ -125,6 +125,18 @@ void enqueue(self_ptr self, const test_record& rec) {
   st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable, rec.request.meter_type);
 }
 
+// Queues tests known by their keys (recovered, or just committed).
+void enqueue_all(self_ptr self, std::vector<queued_test>& tests) {
+  test_record rec; // what can_run sees (scheduler.hpp)
+  for (auto& q : tests) {
+    rec.id = q.id;
+    rec.request.immediate = q.immediate;
+    rec.request.meter_type = std::move(q.meter_type);
+    rec.request.remote_address = std::move(q.remote_address);
+    enqueue(self, rec);
+  }
+}
+
 bool in_window(self_ptr self) {
   auto& cfg = self->state.config;
   return cfg.overnight_window.contains(seconds_of_day(cfg.clock()));
@@ -401,20 +413,14 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
   // The collectors' executors are monitored: one going down is a lost node.
   self->set_down_handler([self](caf::down_msg& dm) { node_lost(self, dm.source, to_string(dm.reason)); });
 
-  // Recovery first: the persistence actor answers in order, so every test inserted later is
-  // not in this list (and enqueue ignores duplicates anyway).
-  self->request(st.persistence, storage_timeout, recover_atom::value, keys_atom::value)
+  // Recovery first. The answer holds every test committed until then; the persistence actor
+  // tells this actor of every later one (queued_atom), after the answer.
+  self->request(st.persistence, storage_timeout, recover_atom::value, keys_atom::value,
+                caf::actor_cast<queue_sink_actor>(self))
     .then(
       [self](std::vector<queued_test>& pending) {
-        test_record rec; // what can_run sees (scheduler.hpp)
         self->state.queue.reserve(pending.size());
-        for (auto& q : pending) {
-          rec.id = q.id;
-          rec.request.immediate = q.immediate;
-          rec.request.meter_type = std::move(q.meter_type);
-          rec.request.remote_address = std::move(q.remote_address);
-          enqueue(self, rec);
-        }
+        enqueue_all(self, pending);
         auto& queue = self->state.queue;
         spdlog::info("scheduler: recovered {} queued tests ({} immediate, {} overnight)",
                      pending.size(), queue.queued_immediate(), queue.queued_overnight());
@@ -427,41 +433,10 @@ scheduler_actor::behavior_type scheduler(scheduler_actor::stateful_pointer<sched
       });
 
   return {
-    [self](submit_atom, test_request& req, unix_seconds received) -> caf::result<test_id> {
-      auto rp = self->make_response_promise<test_id>();
-      self->request(self->state.persistence, storage_timeout, insert_atom::value, req, received)
-        .then(
-          [self, rp, req, received](test_id id) mutable {
-            test_record rec;
-            rec.id = id;
-            rec.received_time = received;
-            rec.request = std::move(req);
-            enqueue(self, rec);
-            rp.deliver(id);
-            dispatch(self);
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
-    },
-    [self](submit_atom, std::vector<test_request>& reqs,
-           unix_seconds received) -> caf::result<batch_id> {
-      auto rp = self->make_response_promise<batch_id>();
-      self->request(self->state.persistence, storage_timeout, insert_atom::value, reqs, received)
-        .then(
-          [self, rp, reqs, received](batch_inserted& inserted) mutable {
-            for (size_t i = 0; i < inserted.tests.size() && i < reqs.size(); ++i) {
-              test_record rec;
-              rec.id = inserted.tests[i];
-              rec.batch = inserted.batch;
-              rec.received_time = received;
-              rec.request = std::move(reqs[i]);
-              enqueue(self, rec);
-            }
-            rp.deliver(inserted.batch);
-            dispatch(self);
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+    [self](queued_atom, std::vector<queued_test>& tests) {
+      // New tests, committed (persistence.hpp): this arrives before anyone knows their ids.
+      enqueue_all(self, tests);
+      dispatch(self);
     },
     [self](cancel_atom, test_id id) -> caf::result<test_id> {
       auto& st = self->state;

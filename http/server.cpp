@@ -594,7 +594,8 @@ void api_server::test_request(call& c) {
   auto request = validate_test_request(*c.body, ctx, details);
   if (!request)
     return send_error(c.res, 400, details);
-  if (auto id = ask<test_id>(*deps_.system, config_, c.res, deps_.scheduler, submit_atom::value,
+  // Straight to the writer: the scheduler hears of the test from it, after the commit.
+  if (auto id = ask<test_id>(*deps_.system, config_, c.res, deps_.persistence, insert_atom::value,
                              std::move(*request), c.now))
     send_json(c.res, 200, bj::object{{"testId", *id}});
 }
@@ -609,9 +610,9 @@ void api_server::batch_request(call& c) {
   auto requests = validate_batch_request(*c.body, ctx, details);
   if (!requests)
     return send_error(c.res, 400, details);
-  if (auto id = ask<batch_id>(*deps_.system, config_, c.res, deps_.scheduler, submit_atom::value,
-                              std::move(*requests), c.now))
-    send_json(c.res, 200, bj::object{{"batchId", *id}});
+  if (auto inserted = ask<batch_inserted>(*deps_.system, config_, c.res, deps_.persistence, insert_atom::value,
+                                          std::move(*requests), c.now))
+    send_json(c.res, 200, bj::object{{"batchId", inserted->batch}});
 }
 
 void api_server::test_cancel(call& c) {

@@ -33,12 +33,12 @@ namespace mts {
 
 struct api_dependencies {
   caf::actor_system* system = nullptr;
-  scheduler_actor scheduler;
+  scheduler_actor scheduler; // cancels
   std::vector<reader_actor> readers; // at least one: searches and batch-status
   token_verifier* tokens = nullptr;
   std::shared_ptr<thread_reader> reads; // the threads' own connections: test-status, test-transcript
   std::shared_ptr<const modem_board> modems; // the scheduler's pool as published; may be null: no "modems" in service-status
-  persistence_actor persistence;      // probed by service-status
+  persistence_actor persistence;      // stores new tests (test-request, batch-request); probed by service-status
   std::shared_ptr<writer_health> writer; // the writer's health, read by service-status
   std::shared_ptr<const meter_type_registry> types; // the meter types requests may name
   std::shared_ptr<storage_stats> storage; // the database's size and purges; may be null: no "storage" in service-status

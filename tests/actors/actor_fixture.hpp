@@ -191,6 +191,18 @@ struct actor_fixture {
     return out;
   }
 
+  // test-request and batch-request as the HTTP layer sends them: to the persistence actor,
+  // which tells the scheduler (once one has recovered the queue) after the commit.
+  caf::expected<test_id> submit(const test_request& req, unix_seconds received) {
+    return ask<test_id>(persist, insert_atom::value, req, received);
+  }
+  caf::expected<batch_id> submit_batch(const std::vector<test_request>& reqs, unix_seconds received) {
+    auto inserted = ask<batch_inserted>(persist, insert_atom::value, reqs, received);
+    if (!inserted)
+      return inserted.error();
+    return inserted->batch;
+  }
+
   // Each request gets its own remote address (the scheduler never runs two tests with the
   // same address at once); pass one to share it.
   int next_port = 4059;

@@ -78,13 +78,18 @@ TEST_CASE("respond: authentication, scope and verbs", "[http][respond]") {
   CHECK(res.status == 404);
 }
 
-TEST_CASE("respond: commands reach the scheduler and its errors map to statuses", "[http][respond]") {
+TEST_CASE("respond: new tests reach the writer, cancels the scheduler, and errors map to statuses",
+          "[http][respond]") {
   api_rig rig;
   auto res = rig.respond(request("POST", "/MTS/test-request",
                                  {{"Authorization", "Bearer $TOKEN"}, {"Content-Type", "application/json"}}, "",
                                  R"({"meterType":"IEC62056-21","remoteAddress":"127.0.0.1:4059","immediate":true})"));
   CHECK(res.status == 200);
-  CHECK(json_of(res).at("testId").as_int64() == 100); // the stand-in's first id
+  CHECK(json_of(res).at("testId").as_int64() == 4); // the rig's database held tests 1 to 3
+  res = rig.respond(request("GET", "/MTS/test-status", {{"Authorization", "Bearer $TOKEN"}}, "testId=4"));
+  REQUIRE(res.status == 200);
+  CHECK(json_of(res).at("result").as_string() == "PENDING");
+  CHECK(json_of(res).at("remoteAddress").as_string() == "127.0.0.1:4059");
   res = rig.respond(request("DELETE", "/MTS/test-cancel", {{"Authorization", "Bearer $TOKEN"}}, "testId=7"));
   CHECK(res.status == 400);
   CHECK(first_detail(res) == "testId: no such test");

@@ -8,6 +8,38 @@
 using namespace mts;
 using namespace mts::testing;
 
+namespace {
+
+// Stands in for the scheduler as the queue sink, and submits tests itself when told to (run),
+// so that what the persistence actor tells it and what it answers arrive in one mailbox, in
+// the order they were sent. Each line of `log` is "queued <ids>" or "answer <ids>".
+caf::behavior sink_probe(caf::event_based_actor* self, std::shared_ptr<std::vector<std::string>> log,
+                         persistence_actor persist, std::vector<test_request> singles, std::vector<test_request> batch) {
+  auto ids_of = [](const std::vector<test_id>& ids) {
+    std::string out;
+    for (auto id : ids)
+      out += (out.empty() ? "" : " ") + std::to_string(id);
+    return out;
+  };
+  return {
+    [log, ids_of](queued_atom, std::vector<queued_test>& tests) {
+      std::vector<test_id> ids;
+      for (const auto& t : tests)
+        ids.push_back(t.id);
+      log->push_back("queued " + ids_of(ids));
+    },
+    [self, log, ids_of, persist, singles, batch](run_atom) {
+      for (const auto& req : singles)
+        self->request(persist, caf::infinite, insert_atom::value, req, unix_seconds{1'700'000'000})
+          .then([log](test_id id) { log->push_back("answer " + std::to_string(id)); });
+      self->request(persist, caf::infinite, insert_atom::value, batch, unix_seconds{1'700'000'000})
+        .then([log, ids_of](batch_inserted& inserted) { log->push_back("answer " + ids_of(inserted.tests)); });
+    },
+  };
+}
+
+} // namespace
+
 TEST_CASE_METHOD(actor_fixture, "the persistence actor commits before it answers", "[actors][persistence]") {
   auto id = ask<test_id>(persist, insert_atom::value, make_request(true, "ref-1"), fake_now);
   REQUIRE(id);
@@ -238,7 +270,8 @@ TEST_CASE_METHOD(actor_fixture, "a start can answer the whole record; recovery c
   CHECK_FALSE(again->started); // no longer pending
 
   // The process dies with the first test running: recovery queues both again, keys only.
-  auto keys = ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value);
+  // (No queue sink: this test looks at the keys only.)
+  auto keys = ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value, queue_sink_actor{});
   REQUIRE(keys);
   REQUIRE(keys->size() == 2);
   CHECK((*keys)[0].id == *id);
@@ -251,4 +284,61 @@ TEST_CASE_METHOD(actor_fixture, "a start can answer the whole record; recovery c
   auto back = inspect->find_test(*id);
   CHECK(back->state == test_state::pending);
   CHECK(back->test_start_time == fake_now + 5); // the first start survives
+}
+
+TEST_CASE_METHOD(actor_fixture, "new tests reach the queue sink after their commit and before their answer",
+                 "[actors][persistence]") {
+  // Before any recovery there is no sink: the test is only in the recovery's answer.
+  auto early = ask<test_id>(persist, insert_atom::value, make_request(false, "early", "10.0.0.9:1"), fake_now);
+  REQUIRE(early);
+  auto log = std::make_shared<std::vector<std::string>>();
+  auto a = make_request(true, "a", "0111");
+  auto b = make_request(false, "b", "10.0.0.2:4059");
+  b.meter_type = "IEC62056-21";
+  auto probe = sys.spawn(sink_probe, log, persist, std::vector<test_request>{a, b},
+                         std::vector<test_request>{make_request(true, "c"), make_request(true, "d")});
+  auto keys = ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value,
+                                            caf::actor_cast<queue_sink_actor>(probe));
+  REQUIRE(keys);
+  REQUIRE(keys->size() == 1);
+  CHECK(keys->front().id == *early);
+  CHECK(log->empty()); // the recovered test is not told again
+
+  self->send(probe, run_atom::value);
+  sched.run();
+  // The two single tests share one commit (one message), written before the batch; each
+  // commit's message comes before any of its answers.
+  const std::vector<std::string> expected{"queued 2 3", "answer 2", "answer 3", "queued 4 5", "answer 4 5"};
+  CHECK(*log == expected);
+  for (test_id id = 2; id <= 5; ++id)
+    CHECK(inspect->find_test(id)->state == test_state::pending);
+  self->send_exit(probe, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST_CASE_METHOD(actor_fixture, "the queue sink hears each new test's scheduling keys", "[actors][persistence]") {
+  std::vector<std::vector<queued_test>> told;
+  auto sink = sys.spawn([&told](queue_sink_actor::pointer) -> queue_sink_actor::behavior_type {
+    return {[&told](queued_atom, std::vector<queued_test>& tests) { told.push_back(std::move(tests)); }};
+  });
+  REQUIRE(ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value, sink));
+  auto req = make_request(false, "keys", "+441632960001");
+  req.meter_type = "IEC62056-21";
+  auto id = ask<test_id>(persist, insert_atom::value, req, fake_now);
+  REQUIRE(id);
+  REQUIRE(told.size() == 1);
+  REQUIRE(told[0].size() == 1);
+  CHECK(told[0][0].id == *id);
+  CHECK_FALSE(told[0][0].immediate);
+  CHECK(told[0][0].meter_type == "IEC62056-21");
+  CHECK(told[0][0].remote_address == "+441632960001");
+  // A failed group commit tells nothing (nothing of it was stored).
+  {
+    SQLite::Database raw(db_path, SQLite::OPEN_READWRITE);
+    raw.exec("CREATE TRIGGER refuse_tests BEFORE INSERT ON tests BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  }
+  CHECK_FALSE(ask<test_id>(persist, insert_atom::value, make_request(true), fake_now));
+  CHECK(told.size() == 1);
+  self->send_exit(sink, caf::exit_reason::user_shutdown);
+  sched.run();
 }

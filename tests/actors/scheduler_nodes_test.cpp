@@ -44,8 +44,9 @@ struct nodes_fixture : actor_fixture {
     return exec;
   }
 
-  test_id submit(const scheduler_actor& head, const std::string& address) {
-    auto id = ask<test_id>(head, submit_atom::value, make_request(true, "", address), fake_now);
+  // An immediate test to `address`, stored and queued (the scheduler hears of it from the writer).
+  test_id submit_to(const std::string& address) {
+    auto id = submit(make_request(true, "", address), fake_now);
     REQUIRE(id);
     return *id;
   }
@@ -92,10 +93,10 @@ TEST_CASE_METHOD(nodes_fixture, "tests go to the collector with the most free se
   publish_joined({"a", "b"});
   auto a = join(head, "a", 1);
   auto b = join(head, "b", 2);
-  auto t1 = submit(head, "10.0.0.1:1");
-  auto t2 = submit(head, "10.0.0.2:1");
-  auto t3 = submit(head, "10.0.0.3:1");
-  auto t4 = submit(head, "10.0.0.4:1");
+  auto t1 = submit_to("10.0.0.1:1");
+  auto t2 = submit_to("10.0.0.2:1");
+  auto t3 = submit_to("10.0.0.3:1");
+  auto t4 = submit_to("10.0.0.4:1");
   // t1: b has 2 free, a 1. t2: a and b 1 each, the first joined wins. t3: b. t4: none free.
   CHECK(ids_of(executor_state(a).received) == std::vector<test_id>{t2});
   CHECK(ids_of(executor_state(b).received) == std::vector<test_id>{t1, t3});
@@ -120,9 +121,9 @@ TEST_CASE_METHOD(nodes_fixture, "a test goes only to a collector that reaches it
   auto head = spawn_head();
   auto site1 = join(head, "site1", 10, "10.1.0.0/16");
   auto site2 = join(head, "site2", 10, "10.2.0.0/16");
-  auto to_site2 = submit(head, "10.2.0.5:4059");
-  auto by_name = submit(head, "meter.example.net:4059"); // no node reaches a host name by network
-  auto to_site1 = submit(head, "10.1.0.5:4059");
+  auto to_site2 = submit_to("10.2.0.5:4059");
+  auto by_name = submit_to("meter.example.net:4059"); // no node reaches a host name by network
+  auto to_site1 = submit_to("10.1.0.5:4059");
   CHECK(ids_of(executor_state(site1).received) == std::vector<test_id>{to_site1});
   CHECK(ids_of(executor_state(site2).received) == std::vector<test_id>{to_site2});
   // The unreachable one waits, queued and PENDING, and did not hold back the test after it.
@@ -143,9 +144,9 @@ TEST_CASE_METHOD(nodes_fixture, "numbers go to a collector with a free modem tha
   auto head = spawn_head();
   auto uk = join(head, "uk", 0, "", "+44", {modem("uk1")});
   auto fr = join(head, "fr", 0, "", "+33", {modem("fr1")});
-  auto first_uk = submit(head, "+441632960001");
-  auto second_uk = submit(head, "+441632960002");
-  auto to_fr = submit(head, "+33123456789");
+  auto first_uk = submit_to("+441632960001");
+  auto second_uk = submit_to("+441632960002");
+  auto to_fr = submit_to("+33123456789");
   auto& uk_runs = executor_state(uk);
   CHECK(ids_of(uk_runs.received) == std::vector<test_id>{first_uk});
   CHECK(ids_of(executor_state(fr).received) == std::vector<test_id>{to_fr});
@@ -166,9 +167,8 @@ TEST_CASE_METHOD(nodes_fixture, "numbers go to a collector with a free modem tha
   auto other = ask<modem_grant>(broker, modem_atom::value, get_atom::value, to_fr);
   REQUIRE(other);
   CHECK_FALSE(other->modem);
-  auto as_scheduler = ask<test_id>(caf::actor_cast<caf::actor>(broker), submit_atom::value,
-                                   make_request(true), fake_now);
-  CHECK_FALSE(as_scheduler);
+  auto as_scheduler = ask<test_id>(caf::actor_cast<caf::actor>(broker), cancel_atom::value, first_uk);
+  CHECK_FALSE(as_scheduler); // the broker passes on modem requests only
 
   // The first call ends: the second uk number takes the modem.
   complete(uk, 0, "SUCCESS", fake_now + 60);
@@ -183,10 +183,10 @@ TEST_CASE_METHOD(nodes_fixture, "a collector lost mid-test: the test runs again 
   publish_joined({"a", "b"});
   auto a = join(head, "a", 1);
   auto b = join(head, "b", 1);
-  auto test = submit(head, "10.0.0.1:1");
+  auto test = submit_to("10.0.0.1:1");
   REQUIRE(ids_of(executor_state(a).received) == std::vector<test_id>{test});
   // b is busy with another test, so that a is the only place for the first one.
-  auto busy = submit(head, "10.0.0.2:1");
+  auto busy = submit_to("10.0.0.2:1");
   REQUIRE(ids_of(executor_state(b).received) == std::vector<test_id>{busy});
 
   // The head loses a (as CAF reports a dead link) while a's executor, on the far side, lives on
@@ -196,7 +196,7 @@ TEST_CASE_METHOD(nodes_fixture, "a collector lost mid-test: the test runs again 
   sched.run();
   CHECK(usage("a").tests_running == 0);
   // During the grace the test keeps its address: a second test to it does not start on b.
-  auto same_meter = submit(head, "10.0.0.1:1");
+  auto same_meter = submit_to("10.0.0.1:1");
   CHECK(inspect->find_test(test)->state == test_state::running);
   complete(b, 0, "SUCCESS", fake_now + 1);
   sched.run();
@@ -225,7 +225,7 @@ TEST_CASE_METHOD(nodes_fixture, "a test whose collector is lost on its last atte
                  "[actors][scheduler][nodes]") {
   auto head = spawn_head(); // max_attempts 2
   auto a = join(head, "a", 1);
-  auto test = submit(head, "10.0.0.1:1");
+  auto test = submit_to("10.0.0.1:1");
   REQUIRE(ids_of(executor_state(a).received) == std::vector<test_id>{test});
   // a dies (kill -9 on its machine looks the same to the head: its executor goes down).
   self->send_exit(a, caf::exit_reason::kill);
@@ -255,7 +255,7 @@ TEST_CASE_METHOD(nodes_fixture, "a collector joining again over the link it had:
   // its tests, which will never answer; the head still had its link.
   auto head = spawn_head();
   auto a = join(head, "a", 1);
-  auto test = submit(head, "10.0.0.1:1");
+  auto test = submit_to("10.0.0.1:1");
   REQUIRE(ids_of(executor_state(a).received) == std::vector<test_id>{test});
   std::string error;
   self->send(head, join_atom::value, node_offer{"a", 1, {}, *parse_reach("", "", &error)},

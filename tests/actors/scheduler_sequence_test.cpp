@@ -30,7 +30,7 @@ TEST_CASE_METHOD(actor_fixture, "the scheduler's decisions on a recorded sequenc
     req.meter_type = type;
     req.password = "pw" + std::to_string(submitted.size());
     req.serial_number = "SN" + std::to_string(submitted.size());
-    auto id = ask<test_id>(sched_hdl, submit_atom::value, req, fake_now);
+    auto id = this->submit(req, fake_now);
     REQUIRE(id);
     submitted.emplace(*id, req);
     return *id;
@@ -109,7 +109,7 @@ TEST_CASE_METHOD(actor_fixture, "the scheduler's decisions on a recorded sequenc
 
   std::vector<test_request> batch{make_request(true, "b0", G), make_request(true, "b1", H),
                                   make_request(false, "b2", A)};
-  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  auto bid = submit_batch(batch, fake_now);
   REQUIRE(bid);
   auto batch_ids = ids_of(*inspect->batch_tests(*bid));
   REQUIRE(batch_ids.size() == 3);

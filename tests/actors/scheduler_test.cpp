@@ -12,9 +12,9 @@ TEST_CASE_METHOD(actor_fixture, "immediate tests run before overnight ones, over
   auto exec = spawn_executor();
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto overnight = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
-  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
-  auto second = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b"), fake_now);
+  auto overnight = submit(make_request(false, "night"), fake_now);
+  auto first = submit(make_request(true, "a"), fake_now);
+  auto second = submit(make_request(true, "b"), fake_now);
   REQUIRE(overnight);
   REQUIRE(first);
   REQUIRE(second);
@@ -67,7 +67,7 @@ TEST_CASE_METHOD(actor_fixture, "a window that wraps midnight is open on both si
   auto& received = executor_state(exec).received;
 
   // Noon: closed; the scheduler sleeps towards the window.
-  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "before"), fake_now);
+  auto first = submit(make_request(false, "before"), fake_now);
   REQUIRE(first);
   CHECK(received.empty());
   REQUIRE(sched.has_pending_timeout());
@@ -82,7 +82,7 @@ TEST_CASE_METHOD(actor_fixture, "a window that wraps midnight is open on both si
 
   // 00:30 on 1 January: still open (the part after midnight); a new test runs at once.
   fake_now = *parse_utc("2027-01-01T00:30:00Z");
-  auto second = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "after"), fake_now);
+  auto second = submit(make_request(false, "after"), fake_now);
   REQUIRE(second);
   REQUIRE(ids_of(received) == std::vector<test_id>{*first, *second});
   complete(exec, 1, "SUCCESS", fake_now + 10);
@@ -90,7 +90,7 @@ TEST_CASE_METHOD(actor_fixture, "a window that wraps midnight is open on both si
 
   // 01:00: the end is not in the window; the test waits for 23:00.
   fake_now = *parse_utc("2027-01-01T01:00:00Z");
-  auto third = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "late"), fake_now);
+  auto third = submit(make_request(false, "late"), fake_now);
   REQUIRE(third);
   CHECK(received.size() == 2);
   CHECK(inspect->find_test(*third)->state == test_state::pending);
@@ -104,7 +104,7 @@ TEST_CASE_METHOD(actor_fixture, "an overnight test requested inside the window r
   auto exec = spawn_executor();
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(false), fake_now);
+  auto id = submit(make_request(false), fake_now);
   REQUIRE(id);
   REQUIRE(ids_of(executor_state(exec).received) == std::vector<test_id>{*id});
   self->send_exit(sched_hdl, caf::exit_reason::user_shutdown);
@@ -120,7 +120,7 @@ TEST_CASE_METHOD(actor_fixture, "capacity is never exceeded and freed capacity i
   std::vector<test_request> batch;
   for (int i = 0; i < 5; ++i)
     batch.push_back(make_request(true));
-  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  auto bid = submit_batch(batch, fake_now);
   REQUIRE(bid);
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 2);
@@ -142,8 +142,8 @@ TEST_CASE_METHOD(actor_fixture, "cancellation removes pending tests only", "[act
   auto exec = spawn_executor();
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto running = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
-  auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  auto running = submit(make_request(true), fake_now);
+  auto waiting = submit(make_request(true), fake_now);
   REQUIRE(running);
   REQUIRE(waiting);
   auto& ex = executor_state(exec);
@@ -186,7 +186,7 @@ TEST_CASE_METHOD(actor_fixture, "batch cancellation removes the batch's queued t
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(1), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   std::vector<test_request> batch(3, make_request(true));
-  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  auto bid = submit_batch(batch, fake_now);
   REQUIRE(bid);
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 1); // one running, two queued
@@ -247,8 +247,8 @@ TEST_CASE_METHOD(actor_fixture, "a test that outlives its deadline ends with an 
   cfg.test_deadline = std::chrono::seconds(60);
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
-  auto next = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  auto id = submit(make_request(true), fake_now);
+  auto next = submit(make_request(true), fake_now);
   REQUIRE(id);
   REQUIRE(next);
   sched.advance_time(std::chrono::seconds(61));
@@ -266,7 +266,7 @@ TEST_CASE_METHOD(actor_fixture, "a test that outlives its deadline ends with an 
 TEST_CASE_METHOD(actor_fixture, "without an executor tests stay pending", "[actors][scheduler]") {
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(), persist, executor_actor{});
   sched.run();
-  auto id = ask<test_id>(sched_hdl, submit_atom::value, make_request(true), fake_now);
+  auto id = submit(make_request(true), fake_now);
   REQUIRE(id);
   CHECK(inspect->find_test(*id)->state == test_state::pending);
   // Time passing (into the overnight window and beyond) changes nothing.
@@ -285,10 +285,10 @@ TEST_CASE_METHOD(actor_fixture, "never two running tests to the same remote addr
   auto sched_hdl = sys.spawn(scheduler, make_scheduler_config(4), persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
   const std::string shared = "127.0.0.1:5000";
-  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", shared), fake_now);
-  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", shared), fake_now);
-  auto c = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "c"), fake_now);
-  auto d = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "d", shared), fake_now);
+  auto a = submit(make_request(true, "a", shared), fake_now);
+  auto b = submit(make_request(true, "b", shared), fake_now);
+  auto c = submit(make_request(true, "c"), fake_now);
+  auto d = submit(make_request(true, "d", shared), fake_now);
   REQUIRE((a && b && c && d));
   auto& ex = executor_state(exec);
   // b and d wait for a's address; c (another address) is taken out of order.
@@ -320,7 +320,7 @@ TEST_CASE_METHOD(actor_fixture, "max_tcp_sessions bounds running TCP tests, and 
   for (int i = 0; i < 3; ++i)
     batch.push_back(make_request(true));
   batch.push_back(make_request(true, "modem", "07777000001"));
-  auto bid = ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now);
+  auto bid = submit_batch(batch, fake_now);
   REQUIRE(bid);
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 3); // two TCP tests and the modem test
@@ -345,10 +345,10 @@ TEST_CASE_METHOD(actor_fixture, "tests the executor cannot run stay queued and p
   cfg.can_run = [](const test_record& rec) { return rec.request.meter_type == "IEC62056-21"; };
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto elster = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "elster"), fake_now);
+  auto elster = submit(make_request(true, "elster"), fake_now);
   auto iec_req = make_request(true, "iec");
   iec_req.meter_type = "IEC62056-21";
-  auto iec = ask<test_id>(sched_hdl, submit_atom::value, iec_req, fake_now);
+  auto iec = submit(iec_req, fake_now);
   REQUIRE((elster && iec));
   auto& ex = executor_state(exec);
   REQUIRE(ids_of(ex.received) == std::vector<test_id>{*iec});
@@ -381,7 +381,7 @@ TEST_CASE_METHOD(actor_fixture, "phone-number tests wait for a free modem; never
   for (int i = 0; i < 4; ++i)
     batch.push_back(make_request(true, "phone", "0777700000" + std::to_string(i)));
   batch.push_back(make_request(true, "tcp")); // not held up by the modems
-  REQUIRE(ask<batch_id>(sched_hdl, submit_atom::value, batch, fake_now));
+  REQUIRE(submit_batch(batch, fake_now));
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 3);
   CHECK(ex.received[0].request.remote_address == "07777000000");
@@ -417,7 +417,7 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
   cfg.board = board;
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto first = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
+  auto first = submit(make_request(true, "a", "0111"), fake_now);
   REQUIRE(first);
   auto& ex = executor_state(exec);
   REQUIRE(ex.received.size() == 1);
@@ -427,8 +427,8 @@ TEST_CASE_METHOD(actor_fixture, "a modem out of service comes back after the coo
   CHECK(modem_states(*board) == std::vector<std::string>{"modem1 out of service"});
   complete(exec, 0, "ERROR: modem does not answer AT commands", fake_now + 1);
   sched.run();
-  auto waiting = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now + 2);
-  auto cancelled = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "c", "0333"), fake_now + 2);
+  auto waiting = submit(make_request(true, "b", "0222"), fake_now + 2);
+  auto cancelled = submit(make_request(true, "c", "0333"), fake_now + 2);
   REQUIRE((waiting && cancelled));
   CHECK(ex.received.size() == 1); // no modem in service
   REQUIRE(ask<test_id>(sched_hdl, cancel_atom::value, *cancelled));
@@ -455,8 +455,8 @@ TEST_CASE_METHOD(actor_fixture, "the scheduler is the test actors' modem broker:
   cfg.board = board;
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
-  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now);
+  auto a = submit(make_request(true, "a", "0111"), fake_now);
+  auto b = submit(make_request(true, "b", "0222"), fake_now);
   REQUIRE((a && b));
   auto& ex = executor_state(exec);
   REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a, *b});
@@ -510,8 +510,8 @@ TEST_CASE_METHOD(actor_fixture, "a reload gives the scheduler's pool new modems:
   cfg.board = board;
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a", "0111"), fake_now);
-  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b", "0222"), fake_now);
+  auto a = submit(make_request(true, "a", "0111"), fake_now);
+  auto b = submit(make_request(true, "b", "0222"), fake_now);
   REQUIRE((a && b));
   auto& ex = executor_state(exec);
   REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a});
@@ -534,12 +534,12 @@ TEST_CASE_METHOD(actor_fixture, "a reload changes capacity, window and can_run f
   cfg.can_run = [](const test_record& rec) { return rec.request.meter_type != "NEW-TYPE"; };
   auto sched_hdl = sys.spawn(scheduler, cfg, persist, caf::actor_cast<executor_actor>(exec));
   sched.run();
-  auto a = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "a"), fake_now);
-  auto b = ask<test_id>(sched_hdl, submit_atom::value, make_request(true, "b"), fake_now);
+  auto a = submit(make_request(true, "a"), fake_now);
+  auto b = submit(make_request(true, "b"), fake_now);
   auto newer = make_request(true, "c");
   newer.meter_type = "NEW-TYPE";
-  auto c = ask<test_id>(sched_hdl, submit_atom::value, newer, fake_now);
-  auto night = ask<test_id>(sched_hdl, submit_atom::value, make_request(false, "night"), fake_now);
+  auto c = submit(newer, fake_now);
+  auto night = submit(make_request(false, "night"), fake_now);
   REQUIRE((a && b && c && night));
   auto& ex = executor_state(exec);
   REQUIRE(ids_of(ex.received) == std::vector<test_id>{*a});
