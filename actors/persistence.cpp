@@ -170,8 +170,18 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
   self->state.health = std::move(health);
   store* st = self->state.db.get(); // owned by the state, which outlives the behavior
   writer_health* wh = self->state.health.get();
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (self->state.sink && dm.source == self->state.sink.address()) {
+      const bool shutdown = dm.reason == caf::exit_reason::user_shutdown;
+      spdlog::log(shutdown ? spdlog::level::debug : spdlog::level::err,
+                  "storage: the scheduler stopped ({}); new tests are refused", to_string(dm.reason));
+      self->state.sink_down = true;
+    }
+  });
   return {
     [self](insert_atom, test_request& req, unix_seconds received) -> caf::result<test_id> {
+      if (self->state.sink_down)
+        return caf::make_error(caf::sec::request_receiver_down);
       auto rp = self->make_response_promise<test_id>();
       self->state.inserts.push_back({std::move(req), received, rp});
       request_flush(self);
@@ -179,6 +189,8 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     },
     [self, st, wh](insert_atom, const std::vector<test_request>& reqs,
                    unix_seconds received) -> caf::result<batch_inserted> {
+      if (self->state.sink_down)
+        return caf::make_error(caf::sec::request_receiver_down);
       flush(self); // the tests submitted before this batch get the lower ids
       return guarded_write(*wh, "insert batch", [&] {
         auto [batch, ids] = st->insert_batch(reqs, received);
@@ -224,6 +236,8 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
     },
     [self, st, wh](recover_atom, keys_atom, queue_sink_actor& sink) -> caf::result<std::vector<queued_test>> {
       auto recovered = guarded_write(*wh, "recover queue", [&] { return st->recover_queue_keys(); });
+      if (sink)
+        self->monitor(sink);
       self->state.sink = std::move(sink); // every later commit's new tests go to it
       return recovered;
     },

@@ -23,6 +23,8 @@
 // keys, before any of them is answered. Whoever learns a test's id (to cancel it, say) can
 // therefore only reach the scheduler after that message: CAF keeps a mailbox in the order
 // messages were enqueued. Tests committed before the recovery are in its answer instead.
+// Should the scheduler stop (its recovery failed), new tests are refused from then on, as
+// they were when they went through it: stored, they would wait unseen until a restart.
 #include "actors/interfaces.hpp"
 #include "actors/writer_health.hpp"
 #include "persistence/store.hpp"
@@ -61,6 +63,7 @@ struct persistence_state {
   std::vector<pending_start> starts;
   std::vector<pending_finish> finishes;
   queue_sink_actor sink; // the scheduler, once it has recovered the queue; told of new tests
+  bool sink_down = false; // the scheduler stopped: new tests are refused, as nothing would queue them
   std::uint64_t group_commits = 0; // transactions written by flushes (for tests)
 };
 

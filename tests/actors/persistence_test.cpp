@@ -342,3 +342,22 @@ TEST_CASE_METHOD(actor_fixture, "the queue sink hears each new test's scheduling
   self->send_exit(sink, caf::exit_reason::user_shutdown);
   sched.run();
 }
+
+TEST_CASE_METHOD(actor_fixture, "once the queue sink has stopped, new tests are refused and not stored",
+                 "[actors][persistence]") {
+  auto sink = sys.spawn([](queue_sink_actor::pointer) -> queue_sink_actor::behavior_type {
+    return {[](queued_atom, std::vector<queued_test>&) {}};
+  });
+  REQUIRE(ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value, sink));
+  auto before = ask<test_id>(persist, insert_atom::value, make_request(true), fake_now);
+  REQUIRE(before);
+  self->send_exit(sink, caf::exit_reason::user_shutdown); // as when the scheduler's recovery fails
+  sched.run();
+  auto refused = ask<test_id>(persist, insert_atom::value, make_request(true), fake_now);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error() == caf::sec::request_receiver_down);
+  auto refused_batch = ask<batch_inserted>(persist, insert_atom::value, std::vector<test_request>{make_request(true)},
+                                           fake_now);
+  CHECK_FALSE(refused_batch);
+  CHECK_FALSE(inspect->find_test(*before + 1)); // nothing stored after the sink stopped
+}
