@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <tuple>
 #include <type_traits>
 
 namespace mts {
@@ -193,9 +194,11 @@ persistence_actor::behavior_type persistence(persistence_actor::stateful_pointer
         return caf::make_error(caf::sec::request_receiver_down);
       flush(self); // the tests submitted before this batch get the lower ids
       return guarded_write(*wh, "insert batch", [&] {
-        auto [batch, ids] = st->insert_batch(reqs, received);
+        batch_inserted inserted;
+        std::tie(inserted.batch, inserted.tests) = st->insert_batch(reqs, received);
+        const auto& ids = inserted.tests;
         tell_sink(self, ids.size(), [&](std::size_t i) { return queue_key(ids[i], reqs[i]); });
-        return batch_inserted{batch, std::move(ids)};
+        return inserted;
       });
     },
     [st, wh](delete_atom, test_id id) -> caf::result<bool> {
