@@ -18,6 +18,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <httplib.h>
 
@@ -37,11 +38,12 @@
 namespace mts::rig {
 
 // Answers like the scheduler without queueing anything: cancel of an even id succeeds and of
-// an odd one is unknown, a batch cancel is unknown for odd ids. (New tests go to the real
-// persistence actor, which never hears of a scheduler here: nothing asks it to recover.)
-inline scheduler_actor::behavior_type scheduler_stand_in(scheduler_actor::pointer) {
+// an odd one is unknown, a batch cancel is unknown for odd ids. It counts the new tests the
+// persistence actor tells it of (`told`).
+inline scheduler_actor::behavior_type scheduler_stand_in(scheduler_actor::pointer,
+                                                         std::shared_ptr<std::atomic<std::int64_t>> told) {
   return {
-    [](queued_atom, std::vector<queued_test>&) {},
+    [told](queued_atom, std::vector<queued_test>& tests) { *told += static_cast<std::int64_t>(tests.size()); },
     [](cancel_atom, test_id id) -> caf::result<test_id> {
       if (id % 2 == 1)
         return make_error(app_errc::unknown_test);
@@ -94,7 +96,6 @@ public:
       done.readings_json = R"({"serialNumber":"12345678","registerValues":[]})";
       done.transcript_json = R"([{"attempt":1,"events":[]}])";
       s.complete_test(done);
-      s.mark_running(3, 1'700'000'030);
     }
     settings config;
     config.storage.path = db;
@@ -104,7 +105,7 @@ public:
     tokens_ = std::make_unique<token_verifier>(reads, nullptr);
     api_dependencies deps;
     deps.system = &system_;
-    deps.scheduler = system_.spawn(scheduler_stand_in);
+    deps.scheduler = system_.spawn(scheduler_stand_in, told_);
     deps.readers.push_back(system_.spawn<caf::detached>(reader, std::make_shared<store>(db, store_mode::read_only, 5000)));
     deps.tokens = tokens_.get();
     deps.reads = reads;
@@ -115,6 +116,19 @@ public:
     deps.storage = std::make_shared<storage_stats>();
     actors_ = {caf::actor_cast<caf::actor>(deps.scheduler), caf::actor_cast<caf::actor>(deps.readers.front()),
                caf::actor_cast<caf::actor>(deps.persistence)};
+    // The stand-in takes the scheduler's place as the one told of new tests, as at start-up;
+    // test 3 is marked running only then, since the recovery puts running tests back.
+    {
+      caf::scoped_actor self{system_};
+      bool recovered = false;
+      self->request(deps.persistence, caf::infinite, recover_atom::value, keys_atom::value,
+                    caf::actor_cast<queue_sink_actor>(deps.scheduler))
+        .receive([&](std::vector<queued_test>&) { recovered = true; }, [](caf::error&) {});
+      if (!recovered)
+        std::abort();
+      store s(db, store_mode::read_write, 5000);
+      s.mark_running(3, 1'700'000'030);
+    }
     server_ = std::make_unique<api_server>(config, deps, address_set{});
     worker_ = std::thread([this] {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -168,6 +182,9 @@ public:
   std::string full_token;
   std::string read_only_token;
 
+  // How many new tests the persistence actor has told the scheduler stand-in of so far.
+  std::int64_t tests_told() const { return told_->load(); }
+
 private:
   static void replace_all(std::string& text, const std::string& from, const std::string& to) {
     for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
@@ -178,6 +195,7 @@ private:
   caf::actor_system system_;
   std::string dir_;
   std::vector<caf::actor> actors_;
+  std::shared_ptr<std::atomic<std::int64_t>> told_ = std::make_shared<std::atomic<std::int64_t>>(0);
   std::unique_ptr<token_verifier> tokens_;
   std::unique_ptr<api_server> server_;
   std::mutex mutex_;

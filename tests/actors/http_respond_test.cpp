@@ -8,6 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 namespace {
 
 using mts::rig::api_rig;
@@ -90,6 +93,12 @@ TEST_CASE("respond: new tests reach the writer, cancels the scheduler, and error
   REQUIRE(res.status == 200);
   CHECK(json_of(res).at("result").as_string() == "PENDING");
   CHECK(json_of(res).at("remoteAddress").as_string() == "127.0.0.1:4059");
+  // The scheduler (a stand-in here) is told of the new test by the writer, on the actors'
+  // threads: waited for, at most 10 s, however slow the machine.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (rig.tests_told() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(rig.tests_told() == 1);
   res = rig.respond(request("DELETE", "/MTS/test-cancel", {{"Authorization", "Bearer $TOKEN"}}, "testId=7"));
   CHECK(res.status == 400);
   CHECK(first_detail(res) == "testId: no such test");

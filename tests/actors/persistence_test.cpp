@@ -38,6 +38,12 @@ caf::behavior sink_probe(caf::event_based_actor* self, std::shared_ptr<std::vect
   };
 }
 
+// A queue sink that keeps what it is told, one entry per message.
+queue_sink_actor::behavior_type recording_sink(queue_sink_actor::pointer,
+                                               std::shared_ptr<std::vector<std::vector<queued_test>>> told) {
+  return {[told](queued_atom, std::vector<queued_test>& tests) { told->push_back(std::move(tests)); }};
+}
+
 } // namespace
 
 TEST_CASE_METHOD(actor_fixture, "the persistence actor commits before it answers", "[actors][persistence]") {
@@ -317,10 +323,9 @@ TEST_CASE_METHOD(actor_fixture, "new tests reach the queue sink after their comm
 }
 
 TEST_CASE_METHOD(actor_fixture, "the queue sink hears each new test's scheduling keys", "[actors][persistence]") {
-  std::vector<std::vector<queued_test>> told;
-  auto sink = sys.spawn([&told](queue_sink_actor::pointer) -> queue_sink_actor::behavior_type {
-    return {[&told](queued_atom, std::vector<queued_test>& tests) { told.push_back(std::move(tests)); }};
-  });
+  auto told_log = std::make_shared<std::vector<std::vector<queued_test>>>();
+  const auto& told = *told_log;
+  auto sink = sys.spawn(recording_sink, told_log);
   REQUIRE(ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value, sink));
   auto req = make_request(false, "keys", "+441632960001");
   req.meter_type = "IEC62056-21";
@@ -345,9 +350,7 @@ TEST_CASE_METHOD(actor_fixture, "the queue sink hears each new test's scheduling
 
 TEST_CASE_METHOD(actor_fixture, "once the queue sink has stopped, new tests are refused and not stored",
                  "[actors][persistence]") {
-  auto sink = sys.spawn([](queue_sink_actor::pointer) -> queue_sink_actor::behavior_type {
-    return {[](queued_atom, std::vector<queued_test>&) {}};
-  });
+  auto sink = sys.spawn(recording_sink, std::make_shared<std::vector<std::vector<queued_test>>>());
   REQUIRE(ask<std::vector<queued_test>>(persist, recover_atom::value, keys_atom::value, sink));
   auto before = ask<test_id>(persist, insert_atom::value, make_request(true), fake_now);
   REQUIRE(before);
