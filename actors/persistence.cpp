@@ -84,8 +84,9 @@ void request_flush(persistence_ptr self) {
     self->send(self, flush_atom::value);
 }
 
-queued_test queue_key(test_id id, const test_request& r) {
-  return {id, r.immediate, r.meter_type, r.remote_address};
+// A test's scheduling keys; the request is taken by value so a caller done with it moves it.
+queued_test queue_key(test_id id, test_request r) {
+  return {id, r.immediate, std::move(r.meter_type), std::move(r.remote_address)};
 }
 
 // Tells the queue sink of tests just committed, before anyone is answered (persistence.hpp).
@@ -150,7 +151,8 @@ void flush(persistence_ptr self) {
     return;
   }
   ++st.group_commits;
-  tell_sink(self, inserts.size(), [&](std::size_t i) { return queue_key(inserted[i], inserts[i].request); });
+  tell_sink(self, inserts.size(),
+            [&](std::size_t i) { return queue_key(inserted[i], std::move(inserts[i].request)); });
   for (std::size_t i = 0; i < inserts.size(); ++i)
     inserts[i].promise.deliver(test_id{inserted[i]});
   for (std::size_t i = 0; i < starts.size(); ++i) {

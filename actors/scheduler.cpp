@@ -118,22 +118,18 @@ void occupy(self_ptr self, scheduler_node& node, test_id id, bool tcp) {
   publish_usage(self, node);
 }
 
-// Queues a test by its keys; can_run is asked here, once (scheduler.hpp).
-void enqueue(self_ptr self, const test_record& rec) {
-  auto& st = self->state;
-  const bool runnable = !st.config.can_run || st.config.can_run(rec);
-  st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable, rec.request.meter_type);
-}
-
-// Queues tests known by their keys (recovered, or just committed).
+// Queues tests known by their keys (recovered, or just committed); can_run is asked here,
+// once per test (scheduler.hpp).
 void enqueue_all(self_ptr self, std::vector<queued_test>& tests) {
-  test_record rec; // what can_run sees (scheduler.hpp)
+  auto& st = self->state;
+  test_record rec; // what can_run sees
   for (auto& q : tests) {
     rec.id = q.id;
     rec.request.immediate = q.immediate;
     rec.request.meter_type = std::move(q.meter_type);
     rec.request.remote_address = std::move(q.remote_address);
-    enqueue(self, rec);
+    const bool runnable = !st.config.can_run || st.config.can_run(rec);
+    st.queue.add(rec.id, rec.request.immediate, rec.request.remote_address, runnable, rec.request.meter_type);
   }
 }
 
